@@ -1,0 +1,78 @@
+//! Anthropic's Messages API (`POST {base_url}/v1/messages`).
+//!
+//! Translation lives in free functions tested on fixtures: [`to_wire`] for the request,
+//! [`from_wire`] for a whole answer and [`StreamState`] for server-sent events.
+
+mod request;
+mod response;
+#[cfg(test)]
+mod tests;
+
+pub use request::{DEFAULT_MAX_TOKENS, to_wire};
+pub use response::{StreamState, finish_reason, from_wire, from_wire_event};
+
+use crate::framing::{self, SseFraming};
+use crate::http::{Upstream, read_body};
+use crate::{
+    ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
+    ProviderError, ProviderSettings,
+};
+
+/// The API version this adapter speaks.
+pub const API_VERSION: &str = "2023-06-01";
+
+#[derive(Debug, Clone)]
+pub struct Anthropic {
+    upstream: Upstream,
+}
+
+impl Anthropic {
+    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
+        Self {
+            upstream: Upstream::new(settings, client),
+        }
+    }
+
+    async fn post(&self, body: &serde_json::Value) -> Result<reqwest::Response, ProviderError> {
+        let url = self.upstream.url("/v1/messages");
+        let auth = self.upstream.key_header("x-api-key", "");
+        self.upstream
+            .post_json(&url, auth, &[("anthropic-version", API_VERSION)], body)
+            .await
+    }
+}
+
+impl Provider for Anthropic {
+    async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
+        let resp = self.post(&to_wire(req, model, false)?).await?;
+        let (body, usage) = from_wire(&read_body(resp).await?)?;
+        Ok(ChatResponse {
+            body,
+            usage: Some(usage),
+        })
+    }
+
+    async fn chat_stream(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> Result<ChatStream, ProviderError> {
+        let resp = self.post(&to_wire(req, model, true)?).await?;
+        let body = framing::body_chunks(resp, self.upstream.settings().idle_timeout);
+        Ok(framing::translate(
+            body,
+            SseFraming::default(),
+            StreamState::default(),
+        ))
+    }
+
+    async fn embeddings(
+        &self,
+        _req: &EmbeddingsRequest,
+        _model: &str,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        Err(ProviderError::Unsupported(
+            "Anthropic has no embeddings API".into(),
+        ))
+    }
+}

@@ -1,0 +1,377 @@
+//! Server-sent events and NDJSON over a response body, with bounded buffering, an idle deadline,
+//! and the loop that turns upstream frames into OpenAI chunks.
+//!
+//! We parse SSE ourselves rather than with `eventsource-stream` because that crate buffers an
+//! event of any size; an upstream that never sends a blank line would grow memory without end.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+
+use crate::{ChatStream, ProviderError, StreamEvent, TimeoutPhase};
+
+/// The largest SSE event or NDJSON line we hold in memory.
+pub(crate) const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+
+pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderError>> + Send>>;
+
+/// The response body as chunks; a chunk that takes longer than `idle` ends it with a timeout.
+pub(crate) fn body_chunks(resp: reqwest::Response, idle: Duration) -> ByteStream {
+    let body = Box::pin(resp.bytes_stream());
+    Box::pin(futures_util::stream::unfold(
+        Some(body),
+        move |body| async move {
+            let mut body = body?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Err(_) => Some((Err(idle_timeout(idle)), None)),
+                Ok(None) => None,
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+                Ok(Some(Err(err))) => Some((Err(ProviderError::from_read(err)), None)),
+            }
+        },
+    ))
+}
+
+fn idle_timeout(after: Duration) -> ProviderError {
+    ProviderError::Timeout {
+        phase: TimeoutPhase::Idle,
+        after,
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SseEvent {
+    /// The `event:` field; empty when the upstream sent none.
+    pub(crate) event: String,
+    pub(crate) data: String,
+}
+
+/// Turns lines into frames (events, JSON lines).
+pub(crate) trait Framing: Send {
+    type Frame: Send;
+    fn line(&mut self, line: &str) -> Result<Option<Self::Frame>, ProviderError>;
+    /// The body ended: whatever frame was still being assembled.
+    fn finish(&mut self) -> Option<Self::Frame>;
+}
+
+/// Whether the stream goes on after a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The upstream's end marker (`[DONE]`, `message_stop`, `done: true`).
+    Done,
+}
+
+/// Turns upstream frames into OpenAI chunks.
+pub(crate) trait Translate<F>: Send {
+    fn frame(&mut self, frame: F, out: &mut Vec<StreamEvent>) -> Result<Flow, ProviderError>;
+    /// The body ended without an end marker: emit what is owed, or fail if the answer was cut.
+    fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError>;
+}
+
+/// Drives `body → lines → frames → chunks`, yielding chunks as soon as they are made.
+/// Dropping the returned stream drops the body, which closes the upstream connection.
+pub(crate) fn translate<F, T>(body: ByteStream, framing: F, translator: T) -> ChatStream
+where
+    F: Framing + 'static,
+    T: Translate<F::Frame> + 'static,
+{
+    let state = Driver {
+        lines: LineReader::new(body),
+        framing,
+        translator,
+        out: VecDeque::new(),
+        finished: false,
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(event) = st.out.pop_front() {
+                return Some((Ok(event), st));
+            }
+            if st.finished {
+                return None;
+            }
+            if let Err(err) = st.advance().await {
+                st.finished = true;
+                return Some((Err(err), st));
+            }
+        }
+    }))
+}
+
+struct Driver<F, T> {
+    lines: LineReader,
+    framing: F,
+    translator: T,
+    out: VecDeque<StreamEvent>,
+    finished: bool,
+}
+
+impl<F: Framing, T: Translate<F::Frame>> Driver<F, T> {
+    /// Reads one line and translates whatever frame it completes.
+    async fn advance(&mut self) -> Result<(), ProviderError> {
+        let mut made = Vec::new();
+        match self.lines.next_line().await? {
+            Some(line) => {
+                if let Some(frame) = self.framing.line(&line)? {
+                    self.apply(frame, &mut made)?;
+                }
+            }
+            None => {
+                self.finished = true;
+                if let Some(frame) = self.framing.finish() {
+                    if self.apply(frame, &mut made)? == Flow::Done {
+                        self.out.extend(made);
+                        return Ok(());
+                    }
+                }
+                self.translator.end(&mut made)?;
+            }
+        }
+        self.out.extend(made);
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        frame: F::Frame,
+        made: &mut Vec<StreamEvent>,
+    ) -> Result<Flow, ProviderError> {
+        let flow = self.translator.frame(frame, made)?;
+        if flow == Flow::Done {
+            self.finished = true;
+        }
+        Ok(flow)
+    }
+}
+
+// === impl LineReader ===
+
+/// Splits a byte stream into UTF-8 lines without their `\n` / `\r\n`.
+struct LineReader {
+    body: ByteStream,
+    buf: BytesMut,
+    /// How much of `buf` is known to hold no `\n`, so a long line is scanned once.
+    scanned: usize,
+    eof: bool,
+}
+
+impl LineReader {
+    fn new(body: ByteStream) -> Self {
+        Self {
+            body,
+            buf: BytesMut::new(),
+            scanned: 0,
+            eof: false,
+        }
+    }
+
+    async fn next_line(&mut self) -> Result<Option<String>, ProviderError> {
+        loop {
+            if let Some(pos) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
+                let mut line = self.buf.split_to(self.scanned + pos + 1);
+                self.scanned = 0;
+                line.truncate(line.len() - 1);
+                if line.last() == Some(&b'\r') {
+                    line.truncate(line.len() - 1);
+                }
+                return utf8(line).map(Some);
+            }
+            self.scanned = self.buf.len();
+            if self.buf.len() > MAX_FRAME_BYTES {
+                return Err(too_big());
+            }
+            if self.eof {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                let line = self.buf.split();
+                self.scanned = 0;
+                return utf8(line).map(Some);
+            }
+            match self.body.next().await {
+                Some(chunk) => self.buf.extend_from_slice(&chunk?),
+                None => self.eof = true,
+            }
+        }
+    }
+}
+
+fn utf8(line: BytesMut) -> Result<String, ProviderError> {
+    String::from_utf8(line.to_vec())
+        .map_err(|_| ProviderError::InvalidResponse("stream is not valid UTF-8".into()))
+}
+
+fn too_big() -> ProviderError {
+    ProviderError::InvalidResponse(format!(
+        "a stream event exceeds {} MiB",
+        MAX_FRAME_BYTES / (1024 * 1024)
+    ))
+}
+
+// === impl SseFraming ===
+
+/// Assembles `event:` / `data:` lines into events at each blank line.
+#[derive(Debug, Default)]
+pub(crate) struct SseFraming {
+    event: String,
+    data: String,
+    has_data: bool,
+}
+
+impl Framing for SseFraming {
+    type Frame = SseEvent;
+
+    fn line(&mut self, line: &str) -> Result<Option<SseEvent>, ProviderError> {
+        if line.is_empty() {
+            return Ok(self.finish());
+        }
+        if line.starts_with(':') {
+            return Ok(None); // comment, e.g. OpenRouter's ": OPENROUTER PROCESSING" keep-alives
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => value.clone_into(&mut self.event),
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+                if self.data.len() > MAX_FRAME_BYTES {
+                    return Err(too_big());
+                }
+            }
+            _ => {} // id, retry and unknown fields carry nothing we use
+        }
+        Ok(None)
+    }
+
+    fn finish(&mut self) -> Option<SseEvent> {
+        let event = std::mem::take(&mut self.event);
+        if !std::mem::take(&mut self.has_data) {
+            return None;
+        }
+        Some(SseEvent {
+            event,
+            data: std::mem::take(&mut self.data),
+        })
+    }
+}
+
+// === impl NdjsonFraming ===
+
+/// One JSON document per non-empty line (Ollama).
+#[derive(Debug, Default)]
+pub(crate) struct NdjsonFraming;
+
+impl Framing for NdjsonFraming {
+    type Frame = String;
+
+    fn line(&mut self, line: &str) -> Result<Option<String>, ProviderError> {
+        let line = line.trim();
+        Ok((!line.is_empty()).then(|| line.to_owned()))
+    }
+
+    fn finish(&mut self) -> Option<String> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(chunks: &[&str]) -> ByteStream {
+        let chunks: Vec<Result<Bytes, ProviderError>> = chunks
+            .iter()
+            .map(|c| Ok(Bytes::copy_from_slice(c.as_bytes())))
+            .collect();
+        Box::pin(futures_util::stream::iter(chunks))
+    }
+
+    /// Emits each event's data as a chunk; `[DONE]` ends the stream; EOF without it fails.
+    struct Echo;
+    impl Translate<SseEvent> for Echo {
+        fn frame(
+            &mut self,
+            f: SseEvent,
+            out: &mut Vec<StreamEvent>,
+        ) -> Result<Flow, ProviderError> {
+            if f.data == "[DONE]" {
+                return Ok(Flow::Done);
+            }
+            out.push(StreamEvent::new(
+                format!("{}|{}", f.event, f.data).into(),
+                None,
+                false,
+            ));
+            Ok(Flow::Continue)
+        }
+        fn end(&mut self, _: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+            Err(ProviderError::InvalidResponse("cut".into()))
+        }
+    }
+
+    async fn collect(stream: ChatStream) -> Vec<Result<String, String>> {
+        stream
+            .map(|r| {
+                r.map(|e| String::from_utf8(e.data.to_vec()).unwrap())
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn events_split_across_chunks_and_crlf_are_reassembled() {
+        let s = translate(
+            body(&[
+                "event: a\r\ndata: {\"x\"",
+                ":1}\r\n\r\n: keep-alive\n\ndata: l1\ndata: l2\n",
+                "\ndata: [DONE]\n\n",
+            ]),
+            SseFraming::default(),
+            Echo,
+        );
+        assert_eq!(
+            collect(s).await,
+            vec![Ok("a|{\"x\":1}".to_owned()), Ok("|l1\nl2".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn end_without_marker_is_an_error_item() {
+        let s = translate(body(&["data: one\n\n"]), SseFraming::default(), Echo);
+        let items = collect(s).await;
+        assert_eq!(items.len(), 2);
+        assert!(items[1].as_ref().unwrap_err().contains("cut"));
+    }
+
+    #[tokio::test]
+    async fn an_endless_event_is_cut_off() {
+        let big = "x".repeat(1024 * 1024);
+        let mut chunks = vec!["data: "];
+        chunks.extend(std::iter::repeat_n(big.as_str(), 5));
+        let items = collect(translate(body(&chunks), SseFraming::default(), Echo)).await;
+        assert_eq!(items.len(), 1);
+        assert!(
+            items[0].as_ref().unwrap_err().contains("exceeds"),
+            "{items:?}"
+        );
+    }
+
+    #[test]
+    fn ndjson_skips_blank_lines() {
+        let mut f = NdjsonFraming;
+        assert_eq!(f.line("  ").unwrap(), None);
+        assert_eq!(f.line("{\"a\":1}").unwrap().as_deref(), Some("{\"a\":1}"));
+    }
+}

@@ -1,0 +1,312 @@
+//! OpenAI and every OpenAI-compatible server (vLLM, Mistral, Groq, DeepSeek, Together,
+//! OpenRouter, LM Studio): near pass-through with the model renamed.
+//!
+//! Response bytes are forwarded unchanged; we only peek at the fields we need (usage, finish).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::framing::{self, Flow, SseEvent, SseFraming, Translate};
+use crate::http::{Auth, Upstream, read_json};
+use crate::wire::{ChatMessage, OpenAiUsage, StreamOptions};
+use crate::{
+    ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
+    ProviderError, ProviderSettings, StreamEvent, Usage,
+};
+
+/// An OpenAI-compatible upstream: `POST {base_url}/chat/completions`, bearer auth.
+#[derive(Debug, Clone)]
+pub struct OpenAi {
+    upstream: Upstream,
+}
+
+impl OpenAi {
+    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
+        Self {
+            upstream: Upstream::new(settings, client),
+        }
+    }
+}
+
+impl Provider for OpenAi {
+    async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
+        let url = self.upstream.url("/chat/completions");
+        chat(&self.upstream, &url, self.upstream.bearer(), req, model).await
+    }
+
+    async fn chat_stream(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> Result<ChatStream, ProviderError> {
+        let url = self.upstream.url("/chat/completions");
+        chat_stream(&self.upstream, &url, self.upstream.bearer(), req, model).await
+    }
+
+    async fn embeddings(
+        &self,
+        req: &EmbeddingsRequest,
+        model: &str,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        let url = self.upstream.url("/embeddings");
+        embeddings(&self.upstream, &url, self.upstream.bearer(), req, model).await
+    }
+}
+
+// === shared with Azure ===
+
+pub(crate) async fn chat(
+    upstream: &Upstream,
+    url: &str,
+    auth: Auth,
+    req: &ChatRequest,
+    model: &str,
+) -> Result<ChatResponse, ProviderError> {
+    let resp = upstream
+        .post_json(url, auth, &[], &to_wire(req, model, false))
+        .await?;
+    let (body, peek) = read_json::<CompletionPeek>(resp, "chat completion").await?;
+    Ok(ChatResponse {
+        body,
+        usage: peek.usage.map(Usage::from),
+    })
+}
+
+pub(crate) async fn chat_stream(
+    upstream: &Upstream,
+    url: &str,
+    auth: Auth,
+    req: &ChatRequest,
+    model: &str,
+) -> Result<ChatStream, ProviderError> {
+    let resp = upstream
+        .post_json(url, auth, &[], &to_wire(req, model, true))
+        .await?;
+    let body = framing::body_chunks(resp, upstream.settings().idle_timeout);
+    Ok(framing::translate(
+        body,
+        SseFraming::default(),
+        PassThrough::default(),
+    ))
+}
+
+pub(crate) async fn embeddings(
+    upstream: &Upstream,
+    url: &str,
+    auth: Auth,
+    req: &EmbeddingsRequest,
+    model: &str,
+) -> Result<EmbeddingsResponse, ProviderError> {
+    let wire = WireEmbeddings {
+        model,
+        input: &req.input,
+        extra: &req.extra,
+    };
+    let resp = upstream.post_json(url, auth, &[], &wire).await?;
+    let (body, peek) = read_json::<CompletionPeek>(resp, "embeddings").await?;
+    Ok(EmbeddingsResponse {
+        body,
+        usage: peek.usage.map(Usage::from),
+    })
+}
+
+// === translation ===
+
+/// The request as sent upstream: the client's, borrowed, with the model replaced.
+///
+/// For a stream we always ask for usage: the gateway meters with it, and drops the extra chunk
+/// when the client did not ask. A non-streaming call never carries `stream_options` (OpenAI
+/// rejects them without `stream: true`).
+#[derive(Debug, Serialize)]
+pub(crate) struct WireChat<'a> {
+    model: &'a str,
+    messages: &'a [ChatMessage],
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<&'a Value>,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+pub(crate) fn to_wire<'a>(req: &'a ChatRequest, model: &'a str, stream: bool) -> WireChat<'a> {
+    let stream_options = stream.then(|| {
+        let mut options = req.stream_options.clone().unwrap_or_default();
+        options.include_usage = Some(true);
+        options
+    });
+    WireChat {
+        model,
+        messages: &req.messages,
+        stream,
+        stream_options,
+        max_tokens: req.max_tokens,
+        max_completion_tokens: req.max_completion_tokens,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop: req.stop.as_ref(),
+        tools: req.tools.as_ref(),
+        tool_choice: req.tool_choice.as_ref(),
+        response_format: req.response_format.as_ref(),
+        extra: &req.extra,
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct WireEmbeddings<'a> {
+    model: &'a str,
+    input: &'a Value,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+/// The only parts of a completion or embeddings body we read.
+#[derive(Debug, Deserialize)]
+struct CompletionPeek {
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+}
+
+/// The only parts of a chunk we read.
+#[derive(Debug, Deserialize)]
+struct ChunkPeek {
+    #[serde(default)]
+    choices: Vec<ChoicePeek>,
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChoicePeek {
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+/// Forwards each chunk's bytes as they came, noting usage and whether the answer finished.
+#[derive(Debug, Default)]
+pub(crate) struct PassThrough {
+    finished: bool,
+}
+
+impl Translate<SseEvent> for PassThrough {
+    fn frame(&mut self, ev: SseEvent, out: &mut Vec<StreamEvent>) -> Result<Flow, ProviderError> {
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            return Ok(Flow::Done);
+        }
+        if data.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        let peek: ChunkPeek =
+            serde_json::from_str(data).map_err(|e| ProviderError::decode("stream chunk", e))?;
+        if let Some(error) = peek.error {
+            return Err(ProviderError::StreamError(crate::error::truncate(
+                &error.to_string(),
+                300,
+            )));
+        }
+        self.finished |= peek.choices.iter().any(|c| c.finish_reason.is_some());
+        let usage_only = peek.choices.is_empty() && peek.usage.is_some();
+        out.push(StreamEvent::new(
+            ev.data.into(),
+            peek.usage.map(Usage::from),
+            usage_only,
+        ));
+        Ok(Flow::Continue)
+    }
+
+    /// A server that ends without `[DONE]` is tolerated once the answer has finished; before
+    /// that, the answer was cut short and the client must hear about it.
+    fn end(&mut self, _: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        if self.finished {
+            Ok(())
+        } else {
+            Err(ProviderError::InvalidResponse(
+                "stream ended before the answer was complete".into(),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wire_request_renames_model_and_keeps_unknown_fields() {
+        let req: ChatRequest = serde_json::from_value(json!({
+            "model": "alias",
+            "messages": [{"role": "user", "content": "hi"}],
+            "seed": 3,
+            "stream": true,
+            "stream_options": {"include_usage": false},
+            "temperature": 0.5
+        }))
+        .unwrap();
+        let streamed = serde_json::to_value(to_wire(&req, "real", true)).unwrap();
+        assert_eq!(streamed["model"], "real");
+        assert_eq!(streamed["seed"], 3);
+        assert_eq!(streamed["temperature"], 0.5);
+        assert_eq!(streamed["stream_options"]["include_usage"], true);
+
+        let plain = serde_json::to_value(to_wire(&req, "real", false)).unwrap();
+        assert_eq!(plain["stream"], false);
+        assert!(plain.get("stream_options").is_none());
+    }
+
+    /// Guards against a typed field being added to `ChatRequest` but forgotten in `WireChat`.
+    #[test]
+    fn wire_request_carries_every_field_of_the_client_request() {
+        let raw = json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": false,
+            "max_tokens": 1, "max_completion_tokens": 2, "temperature": 0.1, "top_p": 0.2,
+            "stop": ["x"], "tools": [{"type": "function", "function": {"name": "f"}}],
+            "tool_choice": "auto", "response_format": {"type": "json_object"}, "user": "u"
+        });
+        let req: ChatRequest = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(
+            serde_json::to_value(to_wire(&req, "m", false)).unwrap(),
+            raw
+        );
+    }
+
+    #[test]
+    fn pass_through_keeps_bytes_and_flags_the_usage_chunk() {
+        let mut t = PassThrough::default();
+        let mut out = Vec::new();
+        let chunk = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}],"usage":null}"#;
+        let usage = r#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+        for data in [chunk, usage] {
+            let ev = SseEvent {
+                event: String::new(),
+                data: data.into(),
+            };
+            assert_eq!(t.frame(ev, &mut out).unwrap(), Flow::Continue);
+        }
+        assert_eq!(out[0].data, chunk.as_bytes());
+        assert!(!out[0].usage_only);
+        assert!(out[1].usage_only);
+        assert_eq!(out[1].usage.unwrap().total_tokens, 4);
+        assert!(t.end(&mut out).is_ok());
+    }
+}

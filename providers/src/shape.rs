@@ -1,0 +1,177 @@
+//! OpenAI response shapes for adapters that synthesise them (Anthropic, Gemini, Ollama, mock).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::{StreamEvent, Usage};
+
+/// Seconds since the epoch, for `created`.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// An id unique within this process and unlikely to repeat across restarts, for upstreams
+/// that give none (Gemini tool calls, Ollama responses).
+pub(crate) fn fresh_id(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{:x}{nanos:08x}{n:x}", now_secs())
+}
+
+/// A `chat.completion` document with one choice.
+pub(crate) fn completion(
+    id: &str,
+    model: &str,
+    message: Value,
+    finish_reason: &str,
+    usage: Option<&Usage>,
+) -> Bytes {
+    let mut doc = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": now_secs(),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish_reason,
+        }],
+    });
+    if let Some(usage) = usage {
+        doc["usage"] = usage.to_openai_json();
+    }
+    Bytes::from(doc.to_string())
+}
+
+/// An assistant message with optional text and tool calls, as OpenAI writes it.
+pub(crate) fn assistant_message(text: &str, tool_calls: Vec<Value>) -> Value {
+    let mut message = json!({
+        "role": "assistant",
+        "content": if text.is_empty() && !tool_calls.is_empty() { Value::Null } else { Value::from(text) },
+    });
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = Value::Array(tool_calls);
+    }
+    message
+}
+
+/// One OpenAI tool call.
+pub(crate) fn tool_call(id: &str, name: &str, arguments: &str) -> Value {
+    json!({
+        "id": id,
+        "type": "function",
+        "function": { "name": name, "arguments": arguments },
+    })
+}
+
+/// An embeddings `list` document.
+pub(crate) fn embeddings(model: &str, vectors: Vec<Value>, usage: Option<&Usage>) -> Bytes {
+    let data: Vec<Value> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(index, embedding)| json!({"object": "embedding", "index": index, "embedding": embedding}))
+        .collect();
+    let mut doc = json!({"object": "list", "data": data, "model": model});
+    if let Some(usage) = usage {
+        doc["usage"] =
+            json!({"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens});
+    }
+    Bytes::from(doc.to_string())
+}
+
+/// Builds the `chat.completion.chunk`s of one streamed answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Chunks {
+    pub(crate) id: String,
+    pub(crate) model: String,
+    created: u64,
+}
+
+impl Chunks {
+    pub(crate) fn new(id: String, model: String) -> Self {
+        Self {
+            id,
+            model,
+            created: now_secs(),
+        }
+    }
+
+    /// A chunk with one choice carrying `delta`.
+    pub(crate) fn delta(&self, delta: Value, finish_reason: Option<&str>) -> StreamEvent {
+        let doc = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason }],
+        });
+        StreamEvent::new(Bytes::from(doc.to_string()), None, false)
+    }
+
+    /// The closing chunk: no choices, only usage (what OpenAI sends with `include_usage`).
+    pub(crate) fn usage(&self, usage: Usage) -> StreamEvent {
+        let doc = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": usage.to_openai_json(),
+        });
+        StreamEvent::new(Bytes::from(doc.to_string()), Some(usage), true)
+    }
+}
+
+/// Splits a `data:` URL into (media type, base64 payload).
+pub(crate) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media_type = meta.strip_suffix(";base64")?;
+    Some((media_type, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls_split_into_type_and_payload() {
+        assert_eq!(
+            parse_data_url("data:image/png;base64,AAA="),
+            Some(("image/png", "AAA="))
+        );
+        assert_eq!(parse_data_url("https://x/y.png"), None);
+    }
+
+    #[test]
+    fn fresh_ids_differ() {
+        assert_ne!(fresh_id("call_"), fresh_id("call_"));
+    }
+
+    #[test]
+    fn usage_chunk_has_no_choices() {
+        let c = Chunks::new("id".into(), "m".into());
+        let usage = Usage {
+            prompt_tokens: 3,
+            completion_tokens: 2,
+            total_tokens: 5,
+            ..Usage::default()
+        };
+        let ev = c.usage(usage);
+        let doc: Value = serde_json::from_slice(&ev.data).unwrap();
+        assert_eq!(doc["choices"], json!([]));
+        assert_eq!(doc["usage"]["total_tokens"], 5);
+        assert!(ev.usage_only);
+    }
+}
