@@ -123,11 +123,11 @@ impl<F: Framing, T: Translate<F::Frame>> Driver<F, T> {
             }
             None => {
                 self.finished = true;
-                if let Some(frame) = self.framing.finish() {
-                    if self.apply(frame, &mut made)? == Flow::Done {
-                        self.out.extend(made);
-                        return Ok(());
-                    }
+                if let Some(frame) = self.framing.finish()
+                    && self.apply(frame, &mut made)? == Flow::Done
+                {
+                    self.out.extend(made);
+                    return Ok(());
                 }
                 self.translator.end(&mut made)?;
             }

@@ -158,12 +158,10 @@ struct StartMessage {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Delta {
-    TextDelta {
-        text: String,
-    },
-    InputJsonDelta {
-        partial_json: String,
-    },
+    #[serde(rename = "text_delta")]
+    Text { text: String },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: String },
     #[serde(other)]
     Other, // thinking_delta, signature_delta, citations_delta
 }
@@ -230,10 +228,10 @@ pub fn from_wire_event(
             _ => {}
         },
         WireEvent::ContentBlockDelta { index, delta } => match delta {
-            Delta::TextDelta { text } => {
+            Delta::Text { text } => {
                 out.push(state.chunks().delta(json!({ "content": text }), None));
             }
-            Delta::InputJsonDelta { partial_json } => {
+            Delta::InputJson { partial_json } => {
                 let tool = state.tool_index.get(&index).copied().ok_or_else(|| {
                     ProviderError::InvalidResponse(format!(
                         "input_json_delta for unknown block {index}"
