@@ -1,0 +1,19 @@
+//! tollgate: a multi-tenant LLM gateway that works out who is calling — a tenant and a user,
+//! from a JWT or an API key, against its own user store — before it calls a model.
+//!
+//! The binary (`main.rs`) only parses arguments; everything lives here so tests and benches
+//! drive the same code.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+pub use server::Gateway;

@@ -1,1 +1,98 @@
-fn main() {}
+//! The `tollgate` command line. Parsing only: the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tollgate::config::Config;
+use tollgate::server::{Gateway, open_store};
+
+/// tollgate — a multi-tenant LLM gateway.
+///
+/// Applications send OpenAI-style requests to one endpoint. tollgate works out who is calling
+/// (a tenant and a user, from a JWT or an API key, checked against its own user store), then
+/// routes the request to a model provider and counts every token per user.
+///
+/// Start here:  tollgate serve            (no config needed: SQLite in ./tollgate.db,
+///                                          listening on 127.0.0.1:8080)
+#[derive(Parser)]
+#[command(name = "tollgate", version, about, long_about, verbatim_doc_comment)]
+struct Cli {
+    /// Configuration file (TOML). Any key can also be set with an environment variable
+    /// TOLLGATE__SECTION__KEY, e.g. TOLLGATE__DATABASE__URL=postgres://localhost/tollgate.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "TOLLGATE_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (applies database migrations first). Stops gracefully on SIGTERM/Ctrl-C.
+    ///
+    /// The admin API (/admin/v1) is enabled when the variable named by [admin] token_env
+    /// (default TOLLGATE_ADMIN_TOKEN) holds a token; send it as `Authorization: Bearer …`.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    tollgate::telemetry::init_logging(&config.log);
+    // reqwest, sqlx and redis all speak TLS through rustls; give them one crypto provider.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::Migrate => migrate(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let admin_token = std::env::var(&config.admin.token_env).ok();
+    let gateway = Gateway::start(config, admin_token)
+        .await
+        .map_err(|e| e.to_string())?;
+    gateway.run_until_signal().await.map_err(|e| e.to_string())
+}
+
+async fn migrate(config: Config) -> Result<(), String> {
+    let store = open_store(&config).await.map_err(|e| e.to_string())?;
+    store.close().await;
+    println!(
+        "migrations applied to {}",
+        tollgate::store::redact_url(&config.database.url)
+    );
+    Ok(())
+}

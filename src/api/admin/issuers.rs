@@ -1,0 +1,247 @@
+//! `/admin/v1/issuers`: the identity providers whose tokens are accepted.
+//!
+//! Everything about an issuer is checked here, before anything is written: a misconfigured
+//! issuer is a security hole or an outage, so it never reaches the store.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::api::json::ApiJson;
+use crate::auth::algorithms::{self, KeyFamily};
+use crate::clock::Timestamp;
+use crate::error::ApiError;
+use crate::ids;
+use crate::state::AppState;
+use crate::store::{Issuer, KeySource, SubjectCase};
+
+/// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
+const MIN_HS256_SECRET: usize = 32;
+const MAX_LEEWAY_SECONDS: i64 = 300;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewIssuerBody {
+    issuer: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    tenant_claim: Option<String>,
+    audiences: Vec<String>,
+    #[serde(default)]
+    jwks_url: Option<String>,
+    #[serde(default)]
+    public_key_pem: Option<String>,
+    #[serde(default)]
+    hs256_secret: Option<String>,
+    #[serde(default)]
+    algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    subject_claim: Option<String>,
+    #[serde(default)]
+    subject_case: SubjectCase,
+    #[serde(default)]
+    jit_provisioning: bool,
+    #[serde(default)]
+    leeway_seconds: Option<i64>,
+}
+
+/// An issuer as the API shows it: where its keys come from, never the secret.
+#[derive(Serialize)]
+pub struct IssuerView {
+    id: String,
+    issuer: String,
+    tenant: Option<String>,
+    tenant_claim: Option<String>,
+    audiences: Vec<String>,
+    key_source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_url: Option<String>,
+    algorithms: Vec<String>,
+    subject_claim: String,
+    subject_case: SubjectCase,
+    jit_provisioning: bool,
+    leeway_seconds: i64,
+    created_at: Timestamp,
+}
+
+impl From<Issuer> for IssuerView {
+    fn from(issuer: Issuer) -> Self {
+        let jwks_url = match &issuer.key_source {
+            KeySource::JwksUrl(url) => Some(url.clone()),
+            _ => None,
+        };
+        Self {
+            id: issuer.id,
+            issuer: issuer.issuer,
+            tenant: issuer.tenant_id,
+            tenant_claim: issuer.tenant_claim,
+            audiences: issuer.audiences,
+            key_source: issuer.key_source.kind(),
+            jwks_url,
+            algorithms: issuer.algorithms,
+            subject_claim: issuer.subject_claim,
+            subject_case: issuer.subject_case,
+            jit_provisioning: issuer.jit_provisioning,
+            leeway_seconds: issuer.leeway_seconds,
+            created_at: issuer.created_at,
+        }
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewIssuerBody>,
+) -> Result<(StatusCode, Json<IssuerView>), ApiError> {
+    let issuer = validate(body)?;
+    if let Some(tenant) = &issuer.tenant_id {
+        state.store.live_tenant(tenant).await.map_err(|_| {
+            ApiError::not_found(format!("Tenant `{tenant}` (field `tenant`) not found."))
+        })?;
+    }
+    let issuer = state.store.create_issuer(&issuer).await?;
+    tracing::info!(issuer = %issuer.issuer, id = %issuer.id, "issuer registered");
+    Ok((StatusCode::CREATED, Json(issuer.into())))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<IssuerView>>, ApiError> {
+    let issuers = state.store.issuers().await?;
+    Ok(Json(issuers.into_iter().map(IssuerView::from).collect()))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<IssuerView>, ApiError> {
+    let issuer = state
+        .store
+        .issuers()
+        .await?
+        .into_iter()
+        .find(|issuer| issuer.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("Issuer `{id}` not found.")))?;
+    Ok(Json(issuer.into()))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.store.delete_issuer(&id).await?;
+    tracing::info!(id = %id, "issuer deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Turns a request body into an issuer to store, or says which field is wrong.
+fn validate(body: NewIssuerBody) -> Result<Issuer, ApiError> {
+    ids::text("issuer", &body.issuer, ids::MAX_TEXT)?;
+    if body.issuer.trim() != body.issuer {
+        return Err(bad("`issuer` must not start or end with whitespace"));
+    }
+    match (&body.tenant, &body.tenant_claim) {
+        (Some(tenant), None) => ids::tenant_id("tenant", tenant)?,
+        (None, Some(claim)) => ids::text("tenant_claim", claim, 256)?,
+        _ => {
+            return Err(bad(
+                "exactly one of `tenant` (bind the issuer to one tenant) and `tenant_claim` \
+                 (the claim that names the tenant) must be given",
+            ));
+        }
+    }
+    if body.audiences.is_empty() {
+        return Err(bad("`audiences` must list at least one audience"));
+    }
+    for (i, audience) in body.audiences.iter().enumerate() {
+        ids::text(&format!("audiences[{i}]"), audience, ids::MAX_TEXT)?;
+    }
+    let key_source = match (body.jwks_url, body.public_key_pem, body.hs256_secret) {
+        (Some(url), None, None) => KeySource::JwksUrl(jwks_url(url)?),
+        (None, Some(pem), None) => KeySource::PublicKeyPem(pem),
+        (None, None, Some(secret)) => {
+            if secret.len() < MIN_HS256_SECRET {
+                return Err(bad(format!(
+                    "`hs256_secret` must be at least {MIN_HS256_SECRET} bytes"
+                )));
+            }
+            KeySource::Hs256Secret(secret)
+        }
+        _ => {
+            return Err(bad(
+                "exactly one key source must be given: `jwks_url`, `public_key_pem` or \
+                 `hs256_secret`",
+            ));
+        }
+    };
+    let families: &[KeyFamily] = match &key_source {
+        KeySource::Hs256Secret(_) => &[KeyFamily::Hmac],
+        KeySource::PublicKeyPem(pem) => {
+            let family = algorithms::pem_family(pem).ok_or_else(|| {
+                bad("`public_key_pem` is not a PEM-encoded RSA, EC (P-256/P-384) or Ed25519 public key")
+            })?;
+            match family {
+                KeyFamily::Rsa => &[KeyFamily::Rsa],
+                KeyFamily::Ec => &[KeyFamily::Ec],
+                KeyFamily::Ed => &[KeyFamily::Ed],
+                KeyFamily::Hmac => &[KeyFamily::Hmac],
+            }
+        }
+        KeySource::JwksUrl(_) => &[KeyFamily::Rsa, KeyFamily::Ec, KeyFamily::Ed],
+    };
+    let algorithms = match body.algorithms {
+        Some(list) if list.is_empty() => return Err(bad("`algorithms` must not be empty")),
+        Some(list) => list,
+        None => algorithms::defaults_for(families),
+    };
+    for (i, name) in algorithms.iter().enumerate() {
+        let family = algorithms::family(name).ok_or_else(|| {
+            bad(format!(
+                "`algorithms[{i}]`: `{name}` is not supported (one of {})",
+                algorithms::SUPPORTED.join(", ")
+            ))
+        })?;
+        if !families.contains(&family) {
+            return Err(bad(format!(
+                "`algorithms[{i}]`: `{name}` cannot be verified with the issuer's `{}`",
+                key_source.kind()
+            )));
+        }
+    }
+    let subject_claim = body.subject_claim.unwrap_or_else(|| "sub".to_owned());
+    ids::text("subject_claim", &subject_claim, 256)?;
+    let leeway_seconds = body.leeway_seconds.unwrap_or(30);
+    if !(0..=MAX_LEEWAY_SECONDS).contains(&leeway_seconds) {
+        return Err(bad(format!(
+            "`leeway_seconds` must be between 0 and {MAX_LEEWAY_SECONDS}"
+        )));
+    }
+    Ok(Issuer {
+        id: uuid::Uuid::now_v7().to_string(),
+        issuer: body.issuer,
+        tenant_id: body.tenant,
+        tenant_claim: body.tenant_claim,
+        audiences: body.audiences,
+        key_source,
+        algorithms,
+        subject_claim,
+        subject_case: body.subject_case,
+        jit_provisioning: body.jit_provisioning,
+        leeway_seconds,
+        created_at: Timestamp::now(),
+    })
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::invalid_request(message)
+}
+
+fn jwks_url(url: String) -> Result<String, ApiError> {
+    let parsed = reqwest::Url::parse(&url)
+        .map_err(|_| ApiError::invalid_request("`jwks_url` is not a valid URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ApiError::invalid_request(
+            "`jwks_url` must be an http:// or https:// URL with a host",
+        ));
+    }
+    Ok(url)
+}

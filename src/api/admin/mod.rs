@@ -1,0 +1,126 @@
+//! The admin API under `/admin/v1`: tenants, issuers, users, credentials, allow-lists.
+//!
+//! Who may call what is decided here, structurally: platform-only routes and tenant-scoped
+//! routes sit behind different guards, so a handler cannot forget the check.
+
+mod issuers;
+mod keys;
+mod tenants;
+mod users;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Who is calling the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Holds the platform admin token: may do anything.
+    Platform,
+    /// A user with role `admin`: may call their own tenant's routes only.
+    TenantAdmin { tenant_id: String },
+}
+
+/// The admin routes. Mounted only when an admin token is configured.
+pub fn router(state: AppState) -> Router<AppState> {
+    let platform_only = Router::new()
+        .route("/tenants", post(tenants::create).get(tenants::list))
+        .route(
+            "/tenants/{tenant}",
+            axum::routing::patch(tenants::update).delete(tenants::delete),
+        )
+        .route("/issuers", post(issuers::create).get(issuers::list))
+        .route("/issuers/{id}", get(issuers::get).delete(issuers::delete))
+        .route("/tenants/{tenant}/models", put(tenants::set_models))
+        .route_layer(middleware::from_fn(platform_guard));
+
+    let tenant_scoped = Router::new()
+        .route("/tenants/{tenant}", get(tenants::get))
+        .route("/tenants/{tenant}/models", get(tenants::models))
+        .route("/tenants/{tenant}/users", get(users::list))
+        .route(
+            "/tenants/{tenant}/users/{subject}",
+            put(users::upsert).get(users::get).delete(users::delete),
+        )
+        .route(
+            "/tenants/{tenant}/users/{subject}/revoke-tokens",
+            post(users::revoke_tokens),
+        )
+        .route(
+            "/tenants/{tenant}/users/{subject}/keys",
+            post(keys::create).get(keys::list),
+        )
+        .route(
+            "/tenants/{tenant}/users/{subject}/keys/{id}",
+            axum::routing::delete(keys::revoke),
+        )
+        .route(
+            "/tenants/{tenant}/revoked-tokens",
+            post(users::revoke_token).get(users::revoked_tokens),
+        )
+        .route_layer(middleware::from_fn(tenant_guard));
+
+    Router::new()
+        .nest("/admin/v1", platform_only.merge(tenant_scoped))
+        .layer(middleware::from_fn_with_state(state, authenticate))
+}
+
+/// Resolves the bearer to a [`Caller`]; anything else is the one generic 401.
+async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let caller = match (auth::bearer(request.headers()), &state.admin_token) {
+        (Some(token), Some(admin)) if admin.matches(token) => Caller::Platform,
+        _ => {
+            tracing::info!(
+                reason = "not_platform_admin",
+                "admin API: credentials refused"
+            );
+            return Err(ApiError::invalid_credentials());
+        }
+    };
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+fn caller(request: &Request) -> Result<&Caller, ApiError> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .ok_or_else(ApiError::invalid_credentials)
+}
+
+async fn platform_guard(request: Request, next: Next) -> Result<Response, ApiError> {
+    match caller(&request)? {
+        Caller::Platform => Ok(next.run(request).await),
+        Caller::TenantAdmin { .. } => Err(ApiError::forbidden()),
+    }
+}
+
+#[derive(Deserialize)]
+struct TenantPath {
+    tenant: String,
+}
+
+async fn tenant_guard(
+    Path(path): Path<TenantPath>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    match caller(&request)? {
+        Caller::Platform => Ok(next.run(request).await),
+        Caller::TenantAdmin { tenant_id } if *tenant_id == path.tenant => {
+            Ok(next.run(request).await)
+        }
+        Caller::TenantAdmin { .. } => Err(ApiError::forbidden()),
+    }
+}

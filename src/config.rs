@@ -1,0 +1,490 @@
+//! Configuration: built-in defaults, then the TOML file, then `TOLLGATE__SECTION__KEY`
+//! environment variables, checked once at start so a mistake stops the process with a message
+//! that names the key, never a panic.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+/// The whole configuration. Every section has defaults, so an empty file (or none) is valid.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub redis: Option<RedisConfig>,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub providers: Vec<ProviderConfig>,
+    pub models: Vec<ModelConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Request bodies larger than this get 413.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests get to finish after SIGTERM.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 4 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://file.db` (created if missing) or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://tollgate.db".to_owned(),
+            max_connections: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Name of the environment variable holding the platform admin's bearer token. The token
+    /// itself never goes in the file.
+    pub token_env: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            token_env: "TOLLGATE_ADMIN_TOKEN".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `tollgate=debug,info`; `RUST_LOG` wins if set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// One upstream account that models route to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    /// `openai | azure | anthropic | gemini | ollama | mock`.
+    pub kind: String,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the provider's API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Azure OpenAI's `api-version`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Whole-request limit.
+    #[serde(default = "defaults::timeout", with = "duration")]
+    pub timeout: Duration,
+    #[serde(default = "defaults::connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+}
+
+/// A model name clients may send, and where it goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    pub targets: Vec<TargetConfig>,
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    #[serde(default)]
+    pub price: Option<PriceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub provider: String,
+    /// The model name the upstream knows.
+    pub model: String,
+    #[serde(default = "defaults::weight")]
+    pub weight: u32,
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+}
+
+mod defaults {
+    use std::time::Duration;
+
+    pub fn timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn connect_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn weight() -> u32 {
+        1
+    }
+}
+
+/// A configuration that cannot be used, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Parse(String),
+    #[error("`{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+const PROVIDER_KINDS: [&str; 6] = ["openai", "azure", "anthropic", "gemini", "ollama", "mock"];
+
+impl Config {
+    /// Defaults, then the file at `path` (if any), then `TOLLGATE__…` variables; then checked.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            // Check it ourselves: figment quietly skips a missing file, and a typo in a path
+            // must not start the gateway on defaults.
+            std::fs::File::open(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let figment = figment.merge(Env::prefixed("TOLLGATE__").split("__"));
+        let config: Config = figment.extract().map_err(|error| {
+            let mut messages: Vec<String> = error.into_iter().map(describe).collect();
+            messages.dedup();
+            ConfigError::Parse(messages.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: references between sections, ranges, duplicates.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.database.url.trim().is_empty() {
+            return Err(invalid("database.url", "must not be empty"));
+        }
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite: or postgres:// (e.g. sqlite://tollgate.db)",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        if self.admin.token_env.trim().is_empty() {
+            return Err(invalid(
+                "admin.token_env",
+                "must name an environment variable",
+            ));
+        }
+        if let Some(redis) = &self.redis
+            && !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "redis.url",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        let mut providers = HashSet::new();
+        for (i, provider) in self.providers.iter().enumerate() {
+            let key = |field: &str| format!("providers[{i}].{field}");
+            if provider.name.trim().is_empty() {
+                return Err(invalid(key("name"), "must not be empty"));
+            }
+            if !providers.insert(provider.name.as_str()) {
+                return Err(invalid(
+                    key("name"),
+                    format!("`{}` is used by two providers", provider.name),
+                ));
+            }
+            if !PROVIDER_KINDS.contains(&provider.kind.as_str()) {
+                return Err(invalid(
+                    key("kind"),
+                    format!(
+                        "`{}` is not one of {}",
+                        provider.kind,
+                        PROVIDER_KINDS.join(", ")
+                    ),
+                ));
+            }
+            if let Some(base_url) = &provider.base_url
+                && !(base_url.starts_with("http://") || base_url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    key("base_url"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if provider.timeout.is_zero() {
+                return Err(invalid(key("timeout"), "must be longer than zero"));
+            }
+        }
+        let models: HashSet<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
+        if models.len() != self.models.len() {
+            return Err(invalid("models", "two models have the same name"));
+        }
+        for (i, model) in self.models.iter().enumerate() {
+            let key = |field: &str| format!("models[{i}].{field}");
+            if model.name.trim().is_empty() {
+                return Err(invalid(key("name"), "must not be empty"));
+            }
+            if model.targets.is_empty() {
+                return Err(invalid(key("targets"), "needs at least one target"));
+            }
+            for (j, target) in model.targets.iter().enumerate() {
+                if !providers.contains(target.provider.as_str()) {
+                    return Err(invalid(
+                        key(&format!("targets[{j}].provider")),
+                        format!("no provider is named `{}`", target.provider),
+                    ));
+                }
+            }
+            if model.targets.iter().all(|t| t.weight == 0) {
+                return Err(invalid(
+                    key("targets"),
+                    "at least one weight must be above 0",
+                ));
+            }
+            for fallback in &model.fallbacks {
+                if !models.contains(fallback.as_str()) || fallback == &model.name {
+                    return Err(invalid(
+                        key("fallbacks"),
+                        format!("`{fallback}` is not another configured model"),
+                    ));
+                }
+            }
+            if let Some(price) = model.price {
+                let prices = [
+                    price.input_per_mtok,
+                    price.output_per_mtok,
+                    price.cached_input_per_mtok.unwrap_or(0.0),
+                ];
+                if prices.iter().any(|p| !p.is_finite() || *p < 0.0) {
+                    return Err(invalid(key("price"), "prices must be zero or more"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One figment error as a line an operator can act on: the key, what is wrong, and where the
+/// value came from (the file or an environment variable).
+fn describe(error: figment::Error) -> String {
+    let key = error
+        .path
+        .iter()
+        .filter(|part| part.as_str() != "default")
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(".");
+    let origin = error
+        .metadata
+        .as_ref()
+        .and_then(|meta| meta.source.as_ref())
+        .map(|source| format!(" (from {source})"))
+        .unwrap_or_default();
+    if key.is_empty() {
+        format!("{}{origin}", error.kind)
+    } else {
+        format!("`{key}`: {}{origin}", error.kind)
+    }
+}
+
+/// Durations written as `500ms`, `30s`, `15m`, `2h`, or a number of seconds.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, de};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        match Raw::deserialize(deserializer)? {
+            Raw::Seconds(seconds) => Ok(Duration::from_secs(seconds)),
+            Raw::Text(text) => parse(&text).ok_or_else(|| {
+                de::Error::custom(format!(
+                    "`{text}` is not a duration (use e.g. 500ms, 30s, 15m, 2h)"
+                ))
+            }),
+        }
+    }
+
+    /// Parses `500ms`, `30s`, `15m`, `2h`, `1d` or a bare number of seconds.
+    pub fn parse(text: &str) -> Option<Duration> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().ok()?;
+        let millis = match unit.trim() {
+            "ms" => number,
+            "" | "s" => number.checked_mul(1000)?,
+            "m" => number.checked_mul(60_000)?,
+            "h" => number.checked_mul(3_600_000)?,
+            "d" => number.checked_mul(86_400_000)?,
+            _ => return None,
+        };
+        Some(Duration::from_millis(millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_unit() {
+        assert_eq!(duration::parse("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(duration::parse("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(duration::parse("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(duration::parse("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(duration::parse("7"), Some(Duration::from_secs(7)));
+        assert_eq!(duration::parse("soon"), None);
+        assert_eq!(duration::parse("5 fortnights"), None);
+    }
+
+    fn parse(toml: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::new()
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|e| ConfigError::Parse(e.into_iter().map(describe).collect()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn empty_file_gives_the_contract_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database.url, "sqlite://tollgate.db");
+        assert_eq!(config.admin.token_env, "TOLLGATE_ADMIN_TOKEN");
+    }
+
+    #[test]
+    fn the_contract_example_parses() {
+        let config = parse(
+            r#"
+            [server]
+            listen = "127.0.0.1:9000"
+            [database]
+            url = "sqlite://x.db"
+            [redis]
+            url = "redis://127.0.0.1:6379"
+            [admin]
+            token_env = "X"
+            [[providers]]
+            name = "openai"
+            kind = "openai"
+            base_url = "https://api.openai.com/v1"
+            api_key_env = "OPENAI_API_KEY"
+            timeout = "60s"
+            [[models]]
+            name = "gpt-4o-mini"
+            targets = [ { provider = "openai", model = "gpt-4o-mini", weight = 1 } ]
+            fallbacks = []
+            price = { input_per_mtok = 0.15, output_per_mtok = 0.60 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.models[0].targets[0].provider, "openai");
+        assert_eq!(config.providers[0].timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let message = |toml: &str| parse(toml).unwrap_err().to_string();
+        assert!(message("[server]\nlisten = 5").contains("server.listen"));
+        assert!(message("[server]\nlisen = \"x\"").contains("lisen"));
+        assert!(message("[database]\nurl = \"mysql://x\"").contains("database.url"));
+        let unknown_provider =
+            message("[[models]]\nname = \"m\"\ntargets = [{ provider = \"nope\", model = \"m\" }]");
+        assert!(unknown_provider.contains("models[0].targets[0].provider"));
+        assert!(unknown_provider.contains("nope"));
+        let bad_kind = message("[[providers]]\nname = \"p\"\nkind = \"skynet\"");
+        assert!(bad_kind.contains("providers[0].kind"));
+        let bad_timeout =
+            message("[[providers]]\nname = \"p\"\nkind = \"mock\"\ntimeout = \"soon\"");
+        assert!(bad_timeout.contains("timeout"), "{bad_timeout}");
+    }
+}

@@ -1,0 +1,217 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every layer has its own error type; handlers turn them into an [`ApiError`], whose [`ErrorKind`]
+//! maps to a status, an OpenAI error `type` and a `code` in a single table ([`ErrorKind::spec`]).
+//! The body is always OpenAI's envelope, so an unchanged OpenAI SDK understands it.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// What went wrong, as the caller may know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidRequest,
+    InvalidCredentials,
+    Forbidden,
+    ModelNotAllowed,
+    NotFound,
+    ModelNotFound,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    QuotaExceeded,
+    Internal,
+    Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
+}
+
+/// Status, OpenAI error `type`, and our `code` for one kind.
+pub struct ErrorSpec {
+    pub status: StatusCode,
+    pub error_type: &'static str,
+    pub code: &'static str,
+}
+
+impl ErrorKind {
+    /// The table. Keep it the only place a status code is chosen for an error.
+    pub const fn spec(self) -> ErrorSpec {
+        use ErrorKind::*;
+        let (status, error_type, code) = match self {
+            InvalidRequest => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+            ),
+            InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "invalid_credentials",
+            ),
+            Forbidden => (StatusCode::FORBIDDEN, "permission_error", "forbidden"),
+            ModelNotAllowed => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "model_not_allowed",
+            ),
+            NotFound => (StatusCode::NOT_FOUND, "not_found_error", "not_found"),
+            ModelNotFound => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+            ),
+            Conflict => (StatusCode::CONFLICT, "invalid_request_error", "conflict"),
+            PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+            ),
+            RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limited",
+            ),
+            QuotaExceeded => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "quota_exceeded",
+            ),
+            Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "internal_error",
+            ),
+            Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "api_error", "unavailable"),
+            UpstreamError => (StatusCode::BAD_GATEWAY, "api_error", "upstream_error"),
+            UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "api_error", "upstream_timeout"),
+        };
+        ErrorSpec {
+            status,
+            error_type,
+            code,
+        }
+    }
+}
+
+/// An error on its way to the caller. The message is for the caller: never put a secret,
+/// a token or the reason an authentication failed in it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// Seconds the caller should wait, for 429 and 503.
+    pub retry_after: Option<u64>,
+}
+
+/// The one message every authentication failure gets, byte for byte.
+pub const INVALID_CREDENTIALS_MESSAGE: &str = "Invalid credentials.";
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(ErrorKind::Forbidden, "You may not call this route.")
+    }
+
+    pub fn invalid_credentials() -> Self {
+        Self::new(ErrorKind::InvalidCredentials, INVALID_CREDENTIALS_MESSAGE)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            ErrorKind::Internal,
+            "Internal error; the gateway's log has the details.",
+        )
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    error_type: &'static str,
+    param: Option<&'a str>,
+    code: &'static str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let spec = self.kind.spec();
+        let body = Envelope {
+            error: Body {
+                message: &self.message,
+                error_type: spec.error_type,
+                param: None,
+                code: spec.code,
+            },
+        };
+        let mut response = (spec.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if self.kind == ErrorKind::InvalidCredentials {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found.")),
+            StoreError::Conflict(what) => ApiError::conflict(format!("{what} already exists.")),
+            StoreError::Invalid(message) => ApiError::invalid_request(message),
+            StoreError::Database(ref source) => {
+                // The one place a store failure is logged: the caller only learns it was ours.
+                tracing::error!(error = %source, "database error");
+                if matches!(
+                    source,
+                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+                ) {
+                    ApiError::new(ErrorKind::Unavailable, "The database is unavailable.")
+                        .with_retry_after(1)
+                } else {
+                    ApiError::internal()
+                }
+            }
+            StoreError::Migrate(source) => {
+                tracing::error!(error = %source, "migration error");
+                ApiError::internal()
+            }
+        }
+    }
+}

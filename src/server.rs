@@ -1,0 +1,208 @@
+//! The router, the middleware stack, and the listener with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use http::{HeaderName, Request};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::state::{AdminToken, AppState};
+use crate::store::{Store, StoreError, redact_url};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database at {url}: {source}")]
+    Database { url: String, source: StoreError },
+    #[error("cannot apply migrations: {0}")]
+    Migrate(StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Opens the database named in the config and brings its schema up to date.
+pub async fn open_store(config: &Config) -> Result<Store, StartError> {
+    let url = &config.database.url;
+    let store = Store::connect(url, config.database.max_connections)
+        .await
+        .map_err(|source| StartError::Database {
+            url: redact_url(url),
+            source,
+        })?;
+    store.migrate().await.map_err(StartError::Migrate)?;
+    Ok(store)
+}
+
+/// A gateway that is listening. Dropping it does not stop it; call [`Gateway::shutdown`].
+pub struct Gateway {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+    store: Store,
+}
+
+impl Gateway {
+    /// Opens the store, binds the listener and starts serving in the background.
+    pub async fn start(config: Config, admin_token: Option<String>) -> Result<Self, StartError> {
+        let config = Arc::new(config);
+        let store = open_store(&config).await?;
+        let admin_token = admin_token.as_deref().and_then(AdminToken::new);
+        if admin_token.is_none() {
+            tracing::warn!(
+                "admin API disabled: set the environment variable {} to a secret token to enable \
+                 /admin/v1 (the variable's name is [admin] token_env in the config)",
+                config.admin.token_env
+            );
+        }
+        let state = AppState::new(store.clone(), config.clone(), admin_token);
+        let app = router(state);
+
+        let addr = config.server.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr, source })?;
+        tracing::info!(%addr, database = %redact_url(&config.database.url), "tollgate listening");
+
+        let (stop, mut stopped) = watch::channel(false);
+        let grace = config.server.shutdown_grace;
+        let task = tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            // Nagle's algorithm would hold small SSE chunks back by up to 40 ms.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let serve =
+                axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                });
+            match tokio::time::timeout(grace + Duration::from_secs(1), serve.into_future()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!("shutdown grace period over; dropping open connections");
+                    Ok(())
+                }
+            }
+        });
+        Ok(Self {
+            addr,
+            stop,
+            task,
+            store,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, closes the database.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        let result = match self.task.await {
+            Ok(result) => result,
+            Err(error) => Err(std::io::Error::other(error)),
+        };
+        self.store.close().await;
+        result
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        self.shutdown().await
+    }
+}
+
+/// The whole HTTP surface with its middleware.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.server.max_body_bytes;
+    let mut app = Router::new()
+        .route("/healthz", get(api::health::healthz))
+        .route("/readyz", get(api::health::readyz));
+    if state.admin_token.is_some() {
+        app = app.merge(api::admin::router(state.clone()));
+    }
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([http::header::AUTHORIZATION]))
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                    let id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                }))
+                .layer(CatchPanicLayer::custom(|_| {
+                    tracing::error!("a handler panicked");
+                    axum::response::IntoResponse::into_response(ApiError::internal())
+                }))
+                .layer(DefaultBodyLimit::max(max_body)),
+        )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("No such route.")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::invalid_request("Method not allowed on this route.")
+}
+
+/// Request ids are UUIDv7: unique, and sortable by time in a log search.
+#[derive(Clone, Copy)]
+struct MakeRequestUuidV7;
+
+impl MakeRequestId for MakeRequestUuidV7 {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let id = uuid::Uuid::now_v7().to_string();
+        http::HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,68 @@
+//! What every handler can reach: the store, the configuration, the admin token.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// Shared state, cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub config: Arc<Config>,
+    /// The platform admin's token; `None` disables the admin API.
+    pub admin_token: Option<AdminToken>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Arc<Config>, admin_token: Option<AdminToken>) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            config,
+            admin_token,
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The platform admin's bearer token, kept only as a SHA-256 digest and compared in constant
+/// time, so neither a log line nor response timing gives it away.
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    /// `None` for an empty token: an empty secret must not open the admin API.
+    pub fn new(token: &str) -> Option<Self> {
+        let token = token.trim();
+        (!token.is_empty()).then(|| Self(crate::auth::sha256(token.as_bytes())))
+    }
+
+    pub fn matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let digest = crate::auth::sha256(candidate.as_bytes());
+        bool::from(self.0.ct_eq(&digest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_token_matches_only_itself() {
+        let token = AdminToken::new("s3cret-admin-token").unwrap();
+        assert!(token.matches("s3cret-admin-token"));
+        assert!(!token.matches("s3cret-admin-tokeN"));
+        assert!(!token.matches(""));
+        assert!(AdminToken::new("  ").is_none());
+    }
+}

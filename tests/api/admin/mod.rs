@@ -1,0 +1,6 @@
+//! The admin API, route by route, on SQLite and PostgreSQL alike.
+
+mod access;
+mod issuers;
+mod tenants;
+mod users;

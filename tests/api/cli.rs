@@ -1,0 +1,244 @@
+//! The `tollgate` binary itself: start-up on defaults, bad configuration, graceful stop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+
+/// A `tollgate` command with a clean environment: no inherited TOLLGATE_* variables.
+fn tollgate(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        command.env("PATH", path);
+    }
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.stdin(Stdio::null()).output().expect("run tollgate")
+}
+
+/// Starts `tollgate serve` and waits for the line that says where it listens. Returns the
+/// lines logged so far and a receiver for the rest.
+fn serve(mut command: Command) -> (Child, String, Vec<String>, mpsc::Receiver<String>) {
+    let mut child = command
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tollgate serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let Ok(line) =
+            received.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tollgate did not say where it listens; it logged: {seen:?}");
+        };
+        if let Some(rest) = line.split("addr=").nth(1) {
+            let addr = rest.split_whitespace().next().expect("address").to_owned();
+            seen.push(line);
+            return (child, addr, seen, received);
+        }
+        seen.push(line);
+    }
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn serve_starts_on_defaults_without_a_config_file_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = tollgate(dir.path());
+    // Everything default but the port, so parallel tests do not collide on 8080.
+    command.env("TOLLGATE__SERVER__LISTEN", "127.0.0.1:0");
+    let (mut child, addr, mut log, lines) = serve(command);
+
+    assert!(
+        dir.path().join("tollgate.db").exists(),
+        "./tollgate.db is created"
+    );
+    let health = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    terminate(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+    log.extend(lines.try_iter());
+    let log = log.join("\n");
+    assert!(
+        log.contains("admin API disabled"),
+        "the log says how to enable admin: {log}"
+    );
+    assert!(log.contains("TOLLGATE_ADMIN_TOKEN"));
+}
+
+#[test]
+fn migrate_applies_migrations_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(tollgate(dir.path())
+        .args(["migrate"])
+        .env("TOLLGATE__DATABASE__URL", "sqlite://m.db"));
+    assert!(output.status.success(), "{output:?}");
+    assert!(dir.path().join("m.db").exists());
+}
+
+#[test]
+fn bad_configuration_exits_non_zero_and_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let typo = write("typo.toml", "[server]\nlisen = \"127.0.0.1:1\"\n");
+    let wrong_type = write("type.toml", "[server]\nlisten = 8080\n");
+    let bad_ref = write(
+        "ref.toml",
+        "[[models]]\nname = \"m\"\ntargets = [{ provider = \"ghost\", model = \"m\" }]\n",
+    );
+    let not_toml = write("broken.toml", "[server\nlisten = ");
+    let cases: Vec<(Command, &str)> = vec![
+        (
+            {
+                let mut c = tollgate(dir.path());
+                c.arg("--config").arg(&typo);
+                c
+            },
+            "lisen",
+        ),
+        (
+            {
+                let mut c = tollgate(dir.path());
+                c.arg("--config").arg(&wrong_type);
+                c
+            },
+            "server.listen",
+        ),
+        (
+            {
+                let mut c = tollgate(dir.path());
+                c.arg("--config").arg(&bad_ref);
+                c
+            },
+            "models[0].targets[0].provider",
+        ),
+        (
+            {
+                let mut c = tollgate(dir.path());
+                c.arg("--config").arg(&not_toml);
+                c
+            },
+            "broken.toml",
+        ),
+        (
+            {
+                let mut c = tollgate(dir.path());
+                c.args(["--config", "missing.toml"]);
+                c
+            },
+            "missing.toml",
+        ),
+        (
+            {
+                let mut c = tollgate(dir.path());
+                c.env("TOLLGATE_CONFIG", "gone.toml");
+                c
+            },
+            "gone.toml",
+        ),
+        (
+            {
+                let mut c = tollgate(dir.path());
+                c.env("TOLLGATE__SERVER__LISTEN", "nowhere");
+                c
+            },
+            "server.listen",
+        ),
+        (
+            {
+                let mut c = tollgate(dir.path());
+                c.env("TOLLGATE__DATABASE__URL", "mysql://db");
+                c
+            },
+            "database.url",
+        ),
+        (
+            {
+                let mut c = tollgate(dir.path());
+                c.env("TOLLGATE__SERVER__NOPE", "1");
+                c
+            },
+            "nope",
+        ),
+    ];
+    for (mut command, expected) in cases {
+        let output = run(command.arg("serve"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{expected}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "message names `{expected}`: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains("backtrace"), "{stderr}");
+    }
+    assert!(!dir.path().join("tollgate.db").exists(), "nothing started");
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(tollgate(dir.path()).arg("migrate").env(
+        "TOLLGATE__DATABASE__URL",
+        "postgres://tollgate:hunter2@127.0.0.1:1/x",
+    ));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot open the database"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password is not printed: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(tollgate(dir.path()).arg("--help"));
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for word in [
+        "serve",
+        "migrate",
+        "--config",
+        "TOLLGATE_CONFIG",
+        "TOLLGATE__",
+    ] {
+        assert!(help.contains(word), "--help mentions {word}: {help}");
+    }
+}

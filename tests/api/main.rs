@@ -1,0 +1,8 @@
+//! Black-box tests: the gateway on a random port with a fresh database, driven over HTTP.
+//! One test binary, so the 2-core machine links the world once.
+//! Panicking on a broken expectation is what a test is for.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin;
+mod cli;
+mod support;

@@ -1,0 +1,197 @@
+//! Starting gateways for tests: port 0, a fresh database per test (SQLite file or a new
+//! PostgreSQL database), and an HTTP client.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use sqlx::Connection;
+use tempfile::TempDir;
+use tollgate::{Config, Gateway};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-with-enough-entropy-0123456789";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    /// The server URL; each test makes its own database on it.
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL from `TOLLGATE_TEST_POSTGRES_URL`. Unset: the test is skipped with a printed
+    /// reason, except in CI, where it must run.
+    pub fn postgres() -> Option<Self> {
+        match std::env::var("TOLLGATE_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Self::Postgres(url)),
+            _ => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI must run the PostgreSQL tests: set TOLLGATE_TEST_POSTGRES_URL"
+                );
+                eprintln!("skipped: set TOLLGATE_TEST_POSTGRES_URL to run the PostgreSQL tests");
+                None
+            }
+        }
+    }
+
+    /// A fresh, empty database for one test; returns its URL.
+    pub async fn fresh_database(&self, dir: &TempDir) -> String {
+        match self {
+            Self::Sqlite => format!("sqlite://{}", dir.path().join("tollgate.db").display()),
+            Self::Postgres(server) => {
+                let name = format!("tg_test_{}", uuid::Uuid::new_v4().simple());
+                let mut connection = sqlx::PgConnection::connect(server)
+                    .await
+                    .expect("connect to the test PostgreSQL server");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut connection)
+                    .await
+                    .expect("create a test database");
+                let (base, _) = server.rsplit_once('/').expect("a database URL has a path");
+                format!("{base}/{name}")
+            }
+        }
+    }
+}
+
+/// Generates `sqlite` and `postgres` variants of each listed `async fn(Backend)` test.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(backend) = $crate::support::Backend::postgres() {
+                        super::$name(backend).await
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// A running gateway and what a test needs to talk to it.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub config: Config,
+    gateway: Option<Gateway>,
+    // Keeps the SQLite file (and anything else) alive for the test's duration.
+    _dir: TempDir,
+}
+
+impl TestApp {
+    /// A gateway with the admin API on, on a fresh database of `backend`.
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".parse().expect("addr");
+        config.database.url = backend.fresh_database(&dir).await;
+        config.database.max_connections = 4;
+        adjust(&mut config);
+        let gateway = Gateway::start(config.clone(), Some(ADMIN_TOKEN.to_owned()))
+            .await
+            .expect("gateway starts");
+        Self {
+            base: format!("http://{}", gateway.addr),
+            client: reqwest::Client::new(),
+            config,
+            gateway: Some(gateway),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the gateway and starts a new one on the same database and config.
+    pub async fn restart(&mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.shutdown().await.expect("clean shutdown");
+        }
+        let mut config = self.config.clone();
+        config.server.listen = "127.0.0.1:0".parse().expect("addr");
+        let gateway = Gateway::start(config, Some(ADMIN_TOKEN.to_owned()))
+            .await
+            .expect("gateway restarts");
+        self.base = format!("http://{}", gateway.addr);
+        self.gateway = Some(gateway);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An admin request with the platform token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/admin/v1{path}")))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn create_tenant(&self, id: &str) {
+        let response = self
+            .admin(reqwest::Method::POST, "/tenants")
+            .json(&serde_json::json!({ "id": id, "name": format!("Tenant {id}") }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201, "create tenant {id}");
+    }
+
+    pub async fn put_user(&self, tenant: &str, subject: &str, body: Value) -> reqwest::Response {
+        self.admin(
+            reqwest::Method::PUT,
+            &format!("/tenants/{tenant}/users/{}", encode(subject)),
+        )
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+    }
+}
+
+/// Percent-encodes one path segment (everything but unreserved characters).
+pub fn encode(segment: &str) -> String {
+    let mut out = String::new();
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Status and JSON body of a response.
+pub async fn json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// The `error.code` of an OpenAI error envelope.
+pub fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+/// A file of the test fixtures.
+pub fn fixture(name: &str) -> String {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "fixtures", name]
+        .iter()
+        .collect();
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
