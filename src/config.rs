@@ -19,6 +19,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub redis: Option<RedisConfig>,
     pub admin: AdminConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
     pub providers: Vec<ProviderConfig>,
     pub models: Vec<ModelConfig>,
@@ -81,6 +82,50 @@ impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             token_env: "TOLLGATE_ADMIN_TOKEN".to_owned(),
+        }
+    }
+}
+
+/// Caches and key fetching of the auth stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How long users, tenants, revocations and API keys are served from memory (at most 5 s).
+    /// Admin writes made through this process take effect at once regardless.
+    #[serde(with = "duration")]
+    pub cache_ttl: Duration,
+    /// How long "no such user" is remembered.
+    #[serde(with = "duration")]
+    pub negative_cache_ttl: Duration,
+    pub cache_capacity: u64,
+    /// Verified tokens kept (each until it expires).
+    pub token_cache_capacity: u64,
+    /// How often the issuer table is re-read from the database.
+    #[serde(with = "duration")]
+    pub issuer_refresh_interval: Duration,
+    #[serde(with = "duration")]
+    pub jwks_timeout: Duration,
+    /// At most one refetch per issuer within this time when a token names an unknown `kid`.
+    #[serde(with = "duration")]
+    pub jwks_refetch_cooldown: Duration,
+    /// How often every JWKS is refreshed in the background.
+    #[serde(with = "duration")]
+    pub jwks_refresh_interval: Duration,
+    pub jwks_max_bytes: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            cache_ttl: Duration::from_secs(5),
+            negative_cache_ttl: Duration::from_secs(2),
+            cache_capacity: 100_000,
+            token_cache_capacity: 100_000,
+            issuer_refresh_interval: Duration::from_secs(5),
+            jwks_timeout: Duration::from_secs(5),
+            jwks_refetch_cooldown: Duration::from_secs(30),
+            jwks_refresh_interval: Duration::from_secs(300),
+            jwks_max_bytes: 256 * 1024,
         }
     }
 }
@@ -250,6 +295,28 @@ impl Config {
                 "admin.token_env",
                 "must name an environment variable",
             ));
+        }
+        let auth = &self.auth;
+        if auth.cache_ttl > Duration::from_secs(5) {
+            return Err(invalid("auth.cache_ttl", "must be at most 5s"));
+        }
+        if auth.negative_cache_ttl > auth.cache_ttl {
+            return Err(invalid(
+                "auth.negative_cache_ttl",
+                "must not exceed auth.cache_ttl",
+            ));
+        }
+        if auth.jwks_timeout.is_zero() || auth.jwks_timeout > Duration::from_secs(60) {
+            return Err(invalid("auth.jwks_timeout", "must be between 1ms and 60s"));
+        }
+        if auth.issuer_refresh_interval.is_zero() || auth.jwks_refresh_interval.is_zero() {
+            return Err(invalid(
+                "auth",
+                "refresh intervals must be longer than zero",
+            ));
+        }
+        if auth.jwks_max_bytes < 1024 {
+            return Err(invalid("auth.jwks_max_bytes", "must be at least 1024"));
         }
         if let Some(redis) = &self.redis
             && !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://"))

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tollgate::cli::{MintArgs, explain, mint};
 use tollgate::config::Config;
 use tollgate::server::{Gateway, open_store};
 
@@ -42,10 +43,48 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Walk one bearer token (JWT or API key) through every authentication step and print each
+    /// step's verdict, with hints for near misses. Exits 0 if accepted, 1 if refused.
+    Explain {
+        /// The token, with or without a leading "Bearer ".
+        token: String,
+        /// Print the explanation as JSON (the shape of POST /admin/v1/auth/explain).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make tokens for trying things out and for tests.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint an HS256 JWT signed with a secret read from an environment variable; prints it.
+    ///
+    /// Example: tollgate token mint --issuer https://idp.example.com --secret-env IDP_SECRET --sub jane --aud tollgate
+    Mint(MintArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Minting needs no configuration, database or runtime.
+    if let Command::Token {
+        command: TokenCommand::Mint(args),
+    } = &cli.command
+    {
+        return match mint(args) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
@@ -68,27 +107,39 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
+            Command::Explain { token, json } => match explain(&config, &token, json).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(None),
+                Err(message) => Err(Some(message)),
+            },
+            Command::Token { .. } => Ok(()),
         }
+        .map_err(|message: Option<String>| message)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        // A refused token: explain already said why.
+        Err(None) => ExitCode::FAILURE,
+        Err(Some(message)) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(config: Config) -> Result<(), Option<String>> {
     let admin_token = std::env::var(&config.admin.token_env).ok();
     let gateway = Gateway::start(config, admin_token)
         .await
-        .map_err(|e| e.to_string())?;
-    gateway.run_until_signal().await.map_err(|e| e.to_string())
+        .map_err(|e| Some(e.to_string()))?;
+    gateway
+        .run_until_signal()
+        .await
+        .map_err(|e| Some(e.to_string()))
 }
 
-async fn migrate(config: Config) -> Result<(), String> {
-    let store = open_store(&config).await.map_err(|e| e.to_string())?;
+async fn migrate(config: Config) -> Result<(), Option<String>> {
+    let store = open_store(&config).await.map_err(|e| Some(e.to_string()))?;
     store.close().await;
     println!(
         "migrations applied to {}",

@@ -20,6 +20,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api;
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::state::{AdminToken, AppState};
@@ -34,6 +35,8 @@ pub enum StartError {
     Database { url: String, source: StoreError },
     #[error("cannot apply migrations: {0}")]
     Migrate(StoreError),
+    #[error("cannot load the issuers: {0}")]
+    Auth(StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -75,7 +78,12 @@ impl Gateway {
                 config.admin.token_env
             );
         }
-        let state = AppState::new(store.clone(), config.clone(), admin_token);
+        let auth = Arc::new(
+            Authenticator::from_config(store.clone(), &config.auth)
+                .await
+                .map_err(StartError::Auth)?,
+        );
+        let state = AppState::new(store.clone(), config.clone(), admin_token, auth.clone());
         let app = router(state);
 
         let addr = config.server.listen;
@@ -88,6 +96,7 @@ impl Gateway {
         tracing::info!(%addr, database = %redact_url(&config.database.url), "tollgate listening");
 
         let (stop, mut stopped) = watch::channel(false);
+        tokio::spawn(refresh_auth(auth, config.clone(), stop.subscribe()));
         let grace = config.server.shutdown_grace;
         let task = tokio::spawn(async move {
             use axum::serve::ListenerExt;
@@ -134,12 +143,48 @@ impl Gateway {
     }
 }
 
+/// Keeps the auth stage's view of issuers and JWKS fresh, until the gateway stops.
+async fn refresh_auth(
+    auth: Arc<Authenticator>,
+    config: Arc<Config>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut issuers = tokio::time::interval(config.auth.issuer_refresh_interval);
+    let mut jwks = tokio::time::interval(config.auth.jwks_refresh_interval);
+    issuers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    jwks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Both fire at once on the first tick; the issuers were just loaded and keys are fetched on
+    // first use, so skip it.
+    issuers.tick().await;
+    jwks.tick().await;
+    loop {
+        tokio::select! {
+            // Any change means stop; so does the gateway having been dropped.
+            _ = stopped.changed() => return,
+            _ = issuers.tick() => {
+                if let Err(error) = auth.reload_issuers().await {
+                    tracing::warn!(%error, "could not re-read the issuers; keeping the ones loaded");
+                }
+            }
+            _ = jwks.tick() => auth.directory().refresh_jwks().await,
+        }
+    }
+}
+
 /// The whole HTTP surface with its middleware.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
+    let v1 = Router::new()
+        .route("/v1/models", get(api::v1::models))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::authn::require_principal,
+        ));
     let mut app = Router::new()
         .route("/healthz", get(api::health::healthz))
-        .route("/readyz", get(api::health::readyz));
+        .route("/readyz", get(api::health::readyz))
+        .route("/metrics", get(metrics))
+        .merge(v1);
     if state.admin_token.is_some() {
         app = app.merge(api::admin::router(state.clone()));
     }
@@ -165,6 +210,13 @@ pub fn router(state: AppState) -> Router {
                 }))
                 .layer(DefaultBodyLimit::max(max_body)),
         )
+}
+
+/// Prometheus text format.
+async fn metrics() -> Result<String, ApiError> {
+    let handle = crate::telemetry::metrics().ok_or_else(ApiError::internal)?;
+    handle.run_upkeep();
+    Ok(handle.render())
 }
 
 async fn not_found() -> ApiError {

@@ -3,6 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::store::Store;
 
@@ -15,14 +16,21 @@ pub struct Inner {
     pub config: Arc<Config>,
     /// The platform admin's token; `None` disables the admin API.
     pub admin_token: Option<AdminToken>,
+    pub auth: Arc<Authenticator>,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: Arc<Config>, admin_token: Option<AdminToken>) -> Self {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        admin_token: Option<AdminToken>,
+        auth: Arc<Authenticator>,
+    ) -> Self {
         Self(Arc::new(Inner {
             store,
             config,
             admin_token,
+            auth,
         }))
     }
 }

@@ -22,3 +22,16 @@ pub fn init_logging(config: &LogConfig) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// The process's Prometheus recorder, installed on first use. One per process: every gateway
+/// in it (tests start several) shares it.
+pub fn metrics() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .as_ref()
+}

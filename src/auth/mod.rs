@@ -1,7 +1,20 @@
-//! Bearer credential → who is calling.
+//! Bearer credential → who is calling. See [`authenticator`] for the steps.
 
 pub mod algorithms;
 pub mod api_keys;
+pub mod authenticator;
+pub mod directory;
+pub mod explain;
+pub mod jwks;
+pub mod keys;
+pub mod principal;
+pub mod reason;
+pub mod token;
+pub mod trace;
+
+pub use authenticator::{AuthError, Authenticator, Rejection};
+pub use principal::{Credential, Principal};
+pub use reason::Reason;
 
 use sha2::{Digest, Sha256};
 
@@ -18,4 +31,45 @@ pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| credential.trim())
         .filter(|credential| !credential.is_empty())
+}
+
+use std::sync::Arc;
+
+use crate::config::AuthConfig;
+use crate::store::Store;
+
+impl Authenticator {
+    /// The auth stage as configured, with the issuer table loaded.
+    pub async fn from_config(
+        store: Store,
+        config: &AuthConfig,
+    ) -> Result<Self, crate::store::StoreError> {
+        let client = jwks::client(config.jwks_timeout).map_err(|e| {
+            crate::store::StoreError::Invalid(format!("cannot build the JWKS HTTP client: {e}"))
+        })?;
+        let directory = directory::Directory::new(
+            store,
+            client,
+            jwks::JwksSettings {
+                timeout: config.jwks_timeout,
+                cooldown: config.jwks_refetch_cooldown,
+                max_bytes: config.jwks_max_bytes,
+            },
+            &directory::DirectorySettings {
+                ttl: config.cache_ttl,
+                negative_ttl: config.negative_cache_ttl,
+                capacity: config.cache_capacity,
+            },
+        );
+        directory.reload_issuers().await?;
+        Ok(Self::new(Arc::new(directory), config.token_cache_capacity))
+    }
+
+    /// Re-reads the issuers; if any changed, cached verified tokens are dropped.
+    pub async fn reload_issuers(&self) -> Result<(), crate::store::StoreError> {
+        if self.directory().reload_issuers().await? {
+            self.forget_tokens();
+        }
+        Ok(())
+    }
 }

@@ -101,6 +101,7 @@ pub async fn create(
         })?;
     }
     let issuer = state.store.create_issuer(&issuer).await?;
+    state.auth.reload_issuers().await?;
     tracing::info!(issuer = %issuer.issuer, id = %issuer.id, "issuer registered");
     Ok((StatusCode::CREATED, Json(issuer.into())))
 }
@@ -129,6 +130,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_issuer(&id).await?;
+    state.auth.reload_issuers().await?;
     tracing::info!(id = %id, "issuer deleted");
     Ok(StatusCode::NO_CONTENT)
 }

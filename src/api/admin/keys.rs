@@ -119,6 +119,7 @@ pub async fn revoke(
         .store
         .revoke_api_key(&path.tenant, &path.subject, &path.id)
         .await?;
+    state.auth.directory().forget_api_key(&key.key_hash).await;
     tracing::info!(tenant = %key.tenant_id, subject = %key.subject, key_id = %key.id, "api key revoked");
     Ok(Json(key))
 }

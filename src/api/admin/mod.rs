@@ -3,6 +3,7 @@
 //! Who may call what is decided here, structurally: platform-only routes and tenant-scoped
 //! routes sit behind different guards, so a handler cannot forget the check.
 
+mod explain;
 mod issuers;
 mod keys;
 mod tenants;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::UserRole;
 
 /// Who is calling the admin API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/issuers", post(issuers::create).get(issuers::list))
         .route("/issuers/{id}", get(issuers::get).delete(issuers::delete))
         .route("/tenants/{tenant}/models", put(tenants::set_models))
+        .route("/auth/explain", post(explain::explain))
         .route_layer(middleware::from_fn(platform_guard));
 
     let tenant_scoped = Router::new()
@@ -72,20 +75,28 @@ pub fn router(state: AppState) -> Router<AppState> {
         .layer(middleware::from_fn_with_state(state, authenticate))
 }
 
-/// Resolves the bearer to a [`Caller`]; anything else is the one generic 401.
+/// Resolves the bearer to a [`Caller`]: the platform token, or a user whose role is `admin`.
+/// A member gets 403; anything that does not authenticate, the one generic 401.
 async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let caller = match (auth::bearer(request.headers()), &state.admin_token) {
-        (Some(token), Some(admin)) if admin.matches(token) => Caller::Platform,
-        _ => {
-            tracing::info!(
-                reason = "not_platform_admin",
-                "admin API: credentials refused"
-            );
-            return Err(ApiError::invalid_credentials());
+    let platform = match (auth::bearer(request.headers()), &state.admin_token) {
+        (Some(token), Some(admin)) => admin.matches(token),
+        _ => false,
+    };
+    let caller = if platform {
+        Caller::Platform
+    } else {
+        let principal = crate::api::authn::authenticate(&state, request.headers()).await?;
+        if principal.role != UserRole::Admin {
+            tracing::info!(tenant = principal.tenant_id(), subject = %principal.subject,
+                "admin API refused: the user's role is not admin");
+            return Err(ApiError::forbidden());
+        }
+        Caller::TenantAdmin {
+            tenant_id: principal.tenant_id().to_owned(),
         }
     };
     request.extensions_mut().insert(caller);

@@ -82,6 +82,7 @@ pub async fn update(
         status: body.status,
     };
     let tenant = state.store.update_tenant(&tenant, &patch).await?;
+    state.auth.directory().forget_tenant(&tenant.id).await;
     tracing::info!(tenant = %tenant.id, status = tenant.status.as_str(), "tenant updated");
     Ok(Json(tenant))
 }
@@ -91,6 +92,7 @@ pub async fn delete(
     Path(tenant): Path<String>,
 ) -> Result<Json<Tenant>, ApiError> {
     let tenant = state.store.delete_tenant(&tenant).await?;
+    state.auth.directory().forget_tenant(&tenant.id).await;
     tracing::info!(tenant = %tenant.id, "tenant deleted");
     Ok(Json(tenant))
 }
@@ -110,6 +112,7 @@ pub async fn set_models(
         .store
         .set_allowed_models(&tenant, models.as_deref())
         .await?;
+    state.auth.directory().forget_tenant(&tenant.id).await;
     tracing::info!(tenant = %tenant.id, "model allow-list updated");
     Ok(Json(tenant.allowed_models))
 }

@@ -67,6 +67,7 @@ pub async fn upsert(
         .store
         .upsert_user(&path.tenant, &path.subject, &patch)
         .await?;
+    forget(&state, &user).await;
     tracing::info!(tenant = %user.tenant_id, subject = %user.subject,
         status = user.status.as_str(), role = user.role.as_str(), "user saved");
     let status = match upserted {
@@ -118,6 +119,7 @@ pub async fn delete(
 ) -> Result<Json<User>, ApiError> {
     state.store.live_tenant(&path.tenant).await?;
     let user = state.store.delete_user(&path.tenant, &path.subject).await?;
+    forget(&state, &user).await;
     tracing::info!(tenant = %user.tenant_id, subject = %user.subject, "user deleted");
     Ok(Json(user))
 }
@@ -132,6 +134,7 @@ pub async fn revoke_tokens(
         .store
         .revoke_user_tokens(&path.tenant, &path.subject)
         .await?;
+    forget(&state, &user).await;
     tracing::info!(tenant = %user.tenant_id, subject = %user.subject, "user's tokens revoked");
     Ok(Json(user))
 }
@@ -160,6 +163,11 @@ pub async fn revoke_token(
         .store
         .revoke_token(&tenant, &body.jti, expires_at)
         .await?;
+    state
+        .auth
+        .directory()
+        .forget_revocation(&tenant, &body.jti)
+        .await;
     tracing::info!(tenant = %tenant, "token revoked by jti");
     Ok((StatusCode::CREATED, Json(revoked)))
 }
@@ -170,4 +178,13 @@ pub async fn revoked_tokens(
 ) -> Result<Json<Vec<RevokedToken>>, ApiError> {
     state.store.live_tenant(&tenant).await?;
     Ok(Json(state.store.revoked_tokens(&tenant).await?))
+}
+
+/// The auth stage must see a user change on the very next request.
+async fn forget(state: &AppState, user: &User) {
+    state
+        .auth
+        .directory()
+        .forget_user(&user.tenant_id, &user.subject)
+        .await;
 }

@@ -1,0 +1,254 @@
+//! The hot-path copies of SQL state the auth stage reads: issuers, tenants, users, revoked
+//! token ids and API keys.
+//!
+//! Issuers are a small table held whole (swapped atomically on change). Everything else sits in
+//! bounded caches with a short TTL ([`DirectorySettings::ttl`], 5 s by default), so a change made
+//! through another replica is seen within that time; admin writes in this process invalidate
+//! the entry at once. Unknown subjects are remembered for a shorter time, so a flood of tokens
+//! for users who do not exist does not become a flood of queries.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use moka::Expiry;
+use moka::future::Cache;
+
+use super::jwks::{JwksSettings, JwksSource};
+use super::keys::KeySet;
+use crate::store::{ApiKey, Issuer, KeySource, Store, StoreError, Tenant, User};
+
+#[derive(Debug, Clone)]
+pub struct DirectorySettings {
+    /// How long a user, tenant, revocation or API key may be served from memory.
+    pub ttl: Duration,
+    /// How long "no such user" is remembered.
+    pub negative_ttl: Duration,
+    pub capacity: u64,
+}
+
+/// An issuer as the auth stage uses it: its row and its keys.
+pub struct IssuerEntry {
+    pub issuer: Issuer,
+    pub keys: IssuerKeys,
+}
+
+pub enum IssuerKeys {
+    /// A secret or a PEM: fixed until the issuer changes. `None` if it does not parse.
+    Static(Option<Arc<KeySet>>),
+    Jwks(Arc<JwksSource>),
+}
+
+/// Every registered issuer, by exact `iss`.
+#[derive(Default)]
+pub struct IssuerTable {
+    pub by_iss: HashMap<String, Arc<IssuerEntry>>,
+    /// Tenants that have an issuer of their own: a tenant claim may not reach them.
+    pub bound_tenants: HashSet<String>,
+}
+
+type UserKey = (Arc<str>, Arc<str>);
+
+/// Keeps `None` ("not there") for the short negative TTL and real rows for the normal one.
+struct SplitTtl {
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl<K, V> Expiry<K, Option<V>> for SplitTtl {
+    fn expire_after_create(&self, _: &K, value: &Option<V>, _: Instant) -> Option<Duration> {
+        Some(if value.is_some() {
+            self.ttl
+        } else {
+            self.negative_ttl
+        })
+    }
+}
+
+pub struct Directory {
+    store: Store,
+    jwks_client: reqwest::Client,
+    jwks: JwksSettings,
+    issuers: ArcSwap<IssuerTable>,
+    tenants: Cache<Arc<str>, Option<Arc<Tenant>>>,
+    users: Cache<UserKey, Option<Arc<User>>>,
+    revoked: Cache<UserKey, bool>,
+    api_keys: Cache<String, Option<Arc<ApiKey>>>,
+}
+
+impl Directory {
+    pub fn new(
+        store: Store,
+        jwks_client: reqwest::Client,
+        jwks: JwksSettings,
+        settings: &DirectorySettings,
+    ) -> Self {
+        let split = || SplitTtl {
+            ttl: settings.ttl,
+            negative_ttl: settings.negative_ttl,
+        };
+        Self {
+            store,
+            jwks_client,
+            jwks,
+            issuers: ArcSwap::from_pointee(IssuerTable::default()),
+            tenants: Cache::builder()
+                .max_capacity(settings.capacity)
+                .expire_after(split())
+                .build(),
+            users: Cache::builder()
+                .max_capacity(settings.capacity)
+                .expire_after(split())
+                .build(),
+            revoked: Cache::builder()
+                .max_capacity(settings.capacity)
+                .time_to_live(settings.ttl)
+                .build(),
+            api_keys: Cache::builder()
+                .max_capacity(settings.capacity)
+                .expire_after(split())
+                .build(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn issuers(&self) -> Arc<IssuerTable> {
+        self.issuers.load_full()
+    }
+
+    /// Reloads the issuer table from SQL. JWKS caches of unchanged issuers are kept, so a reload
+    /// costs no fetch. Returns whether anything changed.
+    pub async fn reload_issuers(&self) -> Result<bool, StoreError> {
+        let rows = self.store.issuers().await?;
+        let old = self.issuers.load_full();
+        let mut table = IssuerTable::default();
+        let mut changed = rows.len() != old.by_iss.len();
+        for issuer in rows {
+            let previous = old.by_iss.get(&issuer.issuer);
+            let unchanged = previous.is_some_and(|p| same_issuer(&p.issuer, &issuer));
+            changed |= !unchanged;
+            let keys = match (&issuer.key_source, previous) {
+                (KeySource::JwksUrl(_), Some(p)) if unchanged => match &p.keys {
+                    IssuerKeys::Jwks(source) => IssuerKeys::Jwks(source.clone()),
+                    IssuerKeys::Static(_) => self.keys_for(&issuer),
+                },
+                _ => self.keys_for(&issuer),
+            };
+            if let Some(tenant) = &issuer.tenant_id {
+                table.bound_tenants.insert(tenant.clone());
+            }
+            table.by_iss.insert(
+                issuer.issuer.clone(),
+                Arc::new(IssuerEntry { issuer, keys }),
+            );
+        }
+        self.issuers.store(Arc::new(table));
+        Ok(changed)
+    }
+
+    fn keys_for(&self, issuer: &Issuer) -> IssuerKeys {
+        match &issuer.key_source {
+            KeySource::JwksUrl(url) => IssuerKeys::Jwks(Arc::new(JwksSource::new(
+                url.clone(),
+                self.jwks_client.clone(),
+                self.jwks.clone(),
+            ))),
+            source => IssuerKeys::Static(KeySet::from_static(source).map(Arc::new)),
+        }
+    }
+
+    /// Refreshes every JWKS issuer's keys (the periodic background refresh).
+    pub async fn refresh_jwks(&self) {
+        let table = self.issuers();
+        for entry in table.by_iss.values() {
+            if let IssuerKeys::Jwks(source) = &entry.keys {
+                source.refresh_now().await;
+            }
+        }
+    }
+
+    pub async fn tenant(&self, id: &Arc<str>) -> Result<Option<Arc<Tenant>>, Arc<StoreError>> {
+        self.tenants
+            .try_get_with_by_ref(id, async { Ok(self.store.tenant(id).await?.map(Arc::new)) })
+            .await
+    }
+
+    pub async fn user(&self, key: &UserKey) -> Result<Option<Arc<User>>, Arc<StoreError>> {
+        self.users
+            .try_get_with_by_ref(key, async {
+                Ok(self.store.user(&key.0, &key.1).await?.map(Arc::new))
+            })
+            .await
+    }
+
+    /// Creates the user on first sight (just-in-time provisioning) and caches the result.
+    pub async fn provision_user(&self, key: &UserKey) -> Result<Arc<User>, StoreError> {
+        let user = Arc::new(self.store.provision_user(&key.0, &key.1).await?);
+        self.users.insert(key.clone(), Some(user.clone())).await;
+        Ok(user)
+    }
+
+    /// Whether `jti` is on the tenant's revocation list.
+    pub async fn is_revoked(&self, key: &UserKey) -> Result<bool, Arc<StoreError>> {
+        self.revoked
+            .try_get_with_by_ref(key, async {
+                Ok(self.store.revoked_token(&key.0, &key.1).await?.is_some())
+            })
+            .await
+    }
+
+    pub async fn api_key(&self, hash: &str) -> Result<Option<Arc<ApiKey>>, Arc<StoreError>> {
+        self.api_keys
+            .try_get_with_by_ref(hash, async {
+                Ok(self.store.api_key_by_hash(hash).await?.map(Arc::new))
+            })
+            .await
+    }
+
+    // === invalidation by admin writes in this process ===
+
+    pub async fn forget_user(&self, tenant: &str, subject: &str) {
+        self.users
+            .invalidate(&(Arc::from(tenant), Arc::from(subject)))
+            .await;
+    }
+
+    pub async fn forget_tenant(&self, tenant: &str) {
+        self.tenants.invalidate(&Arc::<str>::from(tenant)).await;
+    }
+
+    pub async fn forget_revocation(&self, tenant: &str, jti: &str) {
+        self.revoked
+            .invalidate(&(Arc::from(tenant), Arc::from(jti)))
+            .await;
+    }
+
+    pub async fn forget_api_key(&self, hash: &str) {
+        self.api_keys.invalidate(hash).await;
+    }
+
+    /// Drops every cached entry (after a missed change notification, say).
+    pub fn forget_everything(&self) {
+        self.tenants.invalidate_all();
+        self.users.invalidate_all();
+        self.revoked.invalidate_all();
+        self.api_keys.invalidate_all();
+    }
+}
+
+fn same_issuer(a: &Issuer, b: &Issuer) -> bool {
+    a.id == b.id
+        && a.key_source == b.key_source
+        && a.tenant_id == b.tenant_id
+        && a.tenant_claim == b.tenant_claim
+        && a.audiences == b.audiences
+        && a.algorithms == b.algorithms
+        && a.subject_claim == b.subject_claim
+        && a.subject_case == b.subject_case
+        && a.jit_provisioning == b.jit_provisioning
+        && a.leeway_seconds == b.leeway_seconds
+}

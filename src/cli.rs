@@ -1,0 +1,122 @@
+//! The work behind the `explain` and `token mint` commands.
+
+use std::collections::BTreeMap;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::Value;
+
+use crate::auth::Authenticator;
+use crate::auth::explain::Explanation;
+use crate::config::{Config, duration};
+use crate::server::open_store;
+
+/// Arguments of `tollgate token mint`.
+#[derive(Debug, clap::Args)]
+pub struct MintArgs {
+    /// The `iss` claim: exactly the issuer registered with tollgate.
+    #[arg(long)]
+    pub issuer: String,
+    /// Environment variable holding the HS256 secret (at least 32 bytes), so the secret never
+    /// appears in the shell history or the process list.
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: String,
+    /// The `sub` claim.
+    #[arg(long)]
+    pub sub: String,
+    /// The `aud` claim.
+    #[arg(long, default_value = "tollgate")]
+    pub aud: String,
+    /// Lifetime: 30s, 15m, 2h, 1d.
+    #[arg(long, default_value = "15m")]
+    pub ttl: String,
+    /// Extra claims, `key=value`; a value that parses as JSON is taken as JSON (numbers,
+    /// booleans, arrays), anything else as a string. Repeatable.
+    #[arg(long = "claim", value_name = "KEY=VALUE")]
+    pub claims: Vec<String>,
+}
+
+/// Builds and signs the token `tollgate token mint` prints.
+pub fn mint(args: &MintArgs) -> Result<String, String> {
+    let secret = std::env::var(&args.secret_env)
+        .map_err(|_| format!("the environment variable {} is not set", args.secret_env))?;
+    if secret.len() < 32 {
+        return Err(format!(
+            "the secret in {} is {} bytes; HS256 secrets must be at least 32 bytes",
+            args.secret_env,
+            secret.len()
+        ));
+    }
+    let ttl = duration::parse(&args.ttl)
+        .ok_or_else(|| format!("--ttl `{}` is not a duration (e.g. 15m)", args.ttl))?;
+    let now = crate::auth::authenticator::unix_now();
+    let mut claims = BTreeMap::new();
+    for pair in &args.claims {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--claim `{pair}` is not KEY=VALUE"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
+        claims.insert(key.to_owned(), value);
+    }
+    claims.insert("iss".into(), Value::from(args.issuer.clone()));
+    claims.insert("sub".into(), Value::from(args.sub.clone()));
+    claims.insert("aud".into(), Value::from(args.aud.clone()));
+    claims.insert("iat".into(), Value::from(now));
+    claims.insert(
+        "exp".into(),
+        Value::from(now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))),
+    );
+    claims
+        .entry("jti".into())
+        .or_insert_with(|| Value::from(uuid::Uuid::new_v4().to_string()));
+    let key = EncodingKey::from_secret(secret.as_bytes())
+        .map_err(|e| format!("cannot use the secret: {e}"))?;
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
+        .map_err(|e| format!("cannot sign the token: {e}"))
+}
+
+/// Runs `explain` against the configured database; prints the steps. `Ok(true)` if accepted.
+pub async fn explain(config: &Config, token: &str, as_json: bool) -> Result<bool, String> {
+    let store = open_store(config).await.map_err(|e| e.to_string())?;
+    let auth = Authenticator::from_config(store.clone(), &config.auth)
+        .await
+        .map_err(|e| e.to_string())?;
+    let token = token.trim();
+    let token = token.strip_prefix("Bearer ").unwrap_or(token);
+    let explanation = auth.explain(token).await.map_err(|e| e.to_string())?;
+    store.close().await;
+    if as_json {
+        let text = serde_json::to_string_pretty(&explanation).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", render(&explanation));
+    }
+    Ok(explanation.accepted)
+}
+
+/// The human-readable form: one line a step, then the verdict and the hints.
+pub fn render(explanation: &Explanation) -> String {
+    let mut out = String::new();
+    for step in &explanation.steps {
+        let mark = if step.ok { "ok  " } else { "FAIL" };
+        let name = serde_json::to_value(step.step)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        out.push_str(&format!("{mark} {name:<11} {}\n", step.detail));
+    }
+    match (explanation.accepted, explanation.reason) {
+        (true, _) => out.push_str(&format!(
+            "ACCEPTED: tenant `{}`, subject `{}`\n",
+            explanation.tenant.as_deref().unwrap_or("?"),
+            explanation.subject.as_deref().unwrap_or("?")
+        )),
+        (false, reason) => out.push_str(&format!(
+            "REFUSED: {}\n",
+            reason.map_or("unknown", |r| r.code())
+        )),
+    }
+    for hint in &explanation.hints {
+        out.push_str(&format!("hint: {hint}\n"));
+    }
+    out
+}
