@@ -269,6 +269,16 @@ impl Config {
         Ok(config)
     }
 
+    /// Parses and checks a configuration from TOML text (no environment overrides).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = Figment::new()
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::Parse(e.into_iter().map(describe).collect()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks what serde cannot: references between sections, ranges, duplicates.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.database.url.trim().is_empty() {
@@ -492,12 +502,7 @@ mod tests {
     }
 
     fn parse(toml: &str) -> Result<Config, ConfigError> {
-        let config: Config = Figment::new()
-            .merge(Toml::string(toml))
-            .extract()
-            .map_err(|e| ConfigError::Parse(e.into_iter().map(describe).collect()))?;
-        config.validate()?;
-        Ok(config)
+        Config::from_toml(toml)
     }
 
     #[test]

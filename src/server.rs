@@ -69,6 +69,8 @@ impl Gateway {
     /// Opens the store, binds the listener and starts serving in the background.
     pub async fn start(config: Config, admin_token: Option<String>) -> Result<Self, StartError> {
         let config = Arc::new(config);
+        // Install the metrics recorder before anything counts.
+        crate::telemetry::metrics();
         let store = open_store(&config).await?;
         let admin_token = admin_token.as_deref().and_then(AdminToken::new);
         if admin_token.is_none() {

@@ -139,23 +139,38 @@ impl Authenticator {
 
     /// The hot path: who presents this bearer credential?
     pub async fn authenticate(&self, credential: &str) -> Result<Principal, AuthError> {
-        self.run(credential, &mut Silent).await
+        self.resolve(credential, &mut Silent, true).await
     }
 
-    /// The same walk, with every step recorded (for `explain`). Bypasses the token cache so
+    /// The same without the verified-token cache: every signature is checked again. This is the
+    /// cost of a token's first request (benchmarked as "cold").
+    pub async fn authenticate_uncached(&self, credential: &str) -> Result<Principal, AuthError> {
+        self.resolve(credential, &mut Silent, false).await
+    }
+
+    /// The full walk with every step recorded (for `explain`); bypasses the token cache so
     /// every check runs again.
     pub async fn run<T: Trace>(
         &self,
         credential: &str,
         trace: &mut T,
     ) -> Result<Principal, AuthError> {
+        self.resolve(credential, trace, false).await
+    }
+
+    async fn resolve<T: Trace>(
+        &self,
+        credential: &str,
+        trace: &mut T,
+        use_cache: bool,
+    ) -> Result<Principal, AuthError> {
         if credential.starts_with(api_keys::PREFIX) {
             return self.api_key(credential, trace).await;
         }
-        let cached = if T::ENABLED {
-            None
-        } else {
+        let cached = if use_cache {
             self.tokens.get(credential).await
+        } else {
+            None
         };
         let verified = match cached {
             Some(verified) => verified,

@@ -140,12 +140,12 @@ impl Authenticator {
 
 /// An issuer URL without scheme, trailing slashes or case: for spotting near misses only.
 fn loose(iss: &str) -> String {
-    let iss = iss.trim();
+    let iss = iss.trim().to_lowercase();
     let iss = iss
         .strip_prefix("https://")
         .or_else(|| iss.strip_prefix("http://"))
-        .unwrap_or(iss);
-    iss.trim_end_matches('/').to_lowercase()
+        .unwrap_or(&iss);
+    iss.trim_end_matches('/').to_owned()
 }
 
 #[cfg(test)]

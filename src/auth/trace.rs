@@ -23,8 +23,6 @@ pub enum Step {
 }
 
 pub trait Trace: Send {
-    /// Whether anyone listens (lets the caller skip work done only for the record).
-    const ENABLED: bool;
     fn record(&mut self, step: Step, ok: bool, detail: impl FnOnce() -> String);
 }
 
@@ -32,7 +30,6 @@ pub trait Trace: Send {
 pub struct Silent;
 
 impl Trace for Silent {
-    const ENABLED: bool = false;
     #[inline(always)]
     fn record(&mut self, _: Step, _: bool, _: impl FnOnce() -> String) {}
 }
@@ -51,7 +48,6 @@ pub struct Recorder {
 }
 
 impl Trace for Recorder {
-    const ENABLED: bool = true;
     fn record(&mut self, step: Step, ok: bool, detail: impl FnOnce() -> String) {
         self.steps.push(StepReport {
             step,

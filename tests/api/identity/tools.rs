@@ -1,0 +1,124 @@
+//! The operator's tools: `tollgate explain` and `tollgate token mint`.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use super::{HS_SECRET, hs_token};
+use crate::support::{Backend, TestApp};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+const ISS: &str = "https://hs.acme.test";
+
+fn tollgate(app: &TestApp) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TOLLGATE__DATABASE__URL", &app.config.database.url)
+        .env("TOLLGATE__LOG__LEVEL", "error");
+    command
+}
+
+#[tokio::test]
+async fn explain_walks_a_token_and_exits_by_verdict() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.tenant_with_hs256_issuer("acme", ISS, "jane").await;
+    app.put_user("acme", "sus", json!({"status": "suspended"}))
+        .await;
+
+    let good = hs_token(ISS, "jane", json!({}));
+    let output = tollgate(&app).args(["explain", &good]).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("ACCEPTED: tenant `acme`, subject `jane`"),
+        "{text}"
+    );
+    assert!(text.contains("signature"), "every step is listed: {text}");
+
+    let bad = hs_token(ISS, "sus", json!({}));
+    let output = tollgate(&app)
+        .args(["explain", "--json", &format!("Bearer {bad}")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["reason"], "user_suspended");
+    let status_step = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "status")
+        .unwrap();
+    assert_eq!(status_step["ok"], false);
+    assert!(
+        status_step["detail"]
+            .as_str()
+            .unwrap()
+            .contains("suspended (since 20"),
+        "{status_step}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains(&bad),
+        "the token is not echoed"
+    );
+}
+
+#[tokio::test]
+async fn minted_tokens_are_accepted() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.create_tenant("acme").await;
+    app.put_user("acme", "jane", json!({})).await;
+    app.register_issuer(
+        "https://multi.test",
+        json!({"tenant_claim": "org", "hs256_secret": HS_SECRET}),
+    )
+    .await;
+    let output = Command::new(BIN)
+        .env("MINT_SECRET", HS_SECRET)
+        .args([
+            "token",
+            "mint",
+            "--issuer",
+            "https://multi.test",
+            "--secret-env",
+            "MINT_SECRET",
+            "--sub",
+            "jane",
+            "--ttl",
+            "5m",
+            "--claim",
+            "org=acme",
+            "--claim",
+            "level=3",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap();
+    app.assert_accepted(token.trim()).await;
+    let explained = app.explain(token.trim()).await;
+    assert_eq!(explained["tenant"], "acme");
+
+    let short = Command::new(BIN)
+        .env("MINT_SECRET", "short")
+        .args([
+            "token",
+            "mint",
+            "--issuer",
+            "x",
+            "--secret-env",
+            "MINT_SECRET",
+            "--sub",
+            "s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(short.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 32 bytes"));
+}
