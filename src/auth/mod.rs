@@ -7,6 +7,7 @@ pub mod directory;
 pub mod explain;
 pub mod jwks;
 pub mod keys;
+mod lifetime;
 pub mod principal;
 pub mod reason;
 pub mod token;

@@ -8,7 +8,7 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 
 /// A `tollgate` command with a clean environment: no inherited TOLLGATE_* variables.
-fn tollgate(dir: &std::path::Path) -> Command {
+pub fn tollgate(dir: &std::path::Path) -> Command {
     let mut command = Command::new(BIN);
     command.current_dir(dir).env_clear();
     if let Ok(path) = std::env::var("PATH") {
@@ -23,7 +23,7 @@ fn run(command: &mut Command) -> Output {
 
 /// Starts `tollgate serve` and waits for the line that says where it listens. Returns the
 /// lines logged so far and a receiver for the rest.
-fn serve(mut command: Command) -> (Child, String, Vec<String>, mpsc::Receiver<String>) {
+pub fn serve(mut command: Command) -> (Child, String, Vec<String>, mpsc::Receiver<String>) {
     let mut child = command
         .arg("serve")
         .stdin(Stdio::null())
@@ -48,8 +48,15 @@ fn serve(mut command: Command) -> (Child, String, Vec<String>, mpsc::Receiver<St
             let _ = child.wait();
             panic!("tollgate did not say where it listens; it logged: {seen:?}");
         };
-        if let Some(rest) = line.split("addr=").nth(1) {
-            let addr = rest.split_whitespace().next().expect("address").to_owned();
+        let json_addr = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["addr"].as_str().map(str::to_owned));
+        let text_addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned);
+        if let Some(addr) = json_addr.or(text_addr) {
             seen.push(line);
             return (child, addr, seen, received);
         }
@@ -57,7 +64,7 @@ fn serve(mut command: Command) -> (Child, String, Vec<String>, mpsc::Receiver<St
     }
 }
 
-fn terminate(child: &Child) {
+pub fn terminate(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -122,3 +122,89 @@ async fn minted_tokens_are_accepted() {
     assert_eq!(short.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 32 bytes"));
 }
+
+/// The operator's log: one structured line per refusal with the reason, issuer, tenant and
+/// subject — and never the token, the secret or the admin token.
+#[tokio::test]
+async fn refusals_are_logged_with_their_reason_and_never_the_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_token = "log-test-admin-token-0123456789abcdef";
+    let mut command = crate::cli::tollgate(dir.path());
+    command
+        .env("TOLLGATE__SERVER__LISTEN", "127.0.0.1:0")
+        .env("TOLLGATE__LOG__FORMAT", "json")
+        .env("TOLLGATE_ADMIN_TOKEN", admin_token);
+    let (mut child, addr, early, lines) = crate::cli::serve(command);
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let admin = |method: reqwest::Method, path: &str, body: Value| {
+        client
+            .request(method, format!("{base}/admin/v1{path}"))
+            .bearer_auth(admin_token)
+            .json(&body)
+            .send()
+    };
+    admin(
+        reqwest::Method::POST,
+        "/tenants",
+        json!({"id": "acme", "name": "Acme"}),
+    )
+    .await
+    .unwrap();
+    admin(
+        reqwest::Method::POST,
+        "/issuers",
+        json!({"issuer": ISS, "tenant": "acme", "audiences": ["tollgate"], "hs256_secret": HS_SECRET}),
+    )
+    .await
+    .unwrap();
+    let unknown = hs_token(ISS, "nobody", json!({}));
+    let garbage = "not.a.token-but-a-secret-looking-string";
+    let key = format!("tg-{}", "Z".repeat(43));
+    for bearer in [unknown.as_str(), garbage, key.as_str()] {
+        let status = client
+            .get(format!("{base}/v1/models"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401);
+    }
+    crate::cli::terminate(&child);
+    child.wait().unwrap();
+    let log: Vec<String> = early.into_iter().chain(lines.iter()).collect();
+
+    let refusals: Vec<Value> = log
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "authentication refused")
+        .collect();
+    assert_eq!(refusals.len(), 3, "one line per refusal: {log:#?}");
+    let unknown_user = refusals
+        .iter()
+        .find(|l| l["reason"] == "unknown_user")
+        .unwrap();
+    assert_eq!(unknown_user["tenant"], "acme");
+    assert_eq!(unknown_user["subject"], "nobody");
+    assert_eq!(unknown_user["issuer"], ISS);
+    assert!(refusals.iter().any(|l| l["reason"] == "malformed_token"));
+    assert!(refusals.iter().any(|l| l["reason"] == "unknown_api_key"));
+
+    let signature = unknown.rsplit('.').next().unwrap();
+    for line in &log {
+        for secret in [
+            unknown.as_str(),
+            signature,
+            garbage,
+            &key[3..],
+            HS_SECRET,
+            admin_token,
+        ] {
+            assert!(
+                !line.contains(secret),
+                "a secret leaked into the log: {line}"
+            );
+        }
+    }
+}
