@@ -32,10 +32,14 @@ impl Timestamp {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
-    /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-30T02:48:00.123Z`.
+    /// RFC 3339 in UTC, always with milliseconds (fixed width, sorts as text), e.g.
+    /// `2026-11-30T02:48:00.123Z`.
     pub fn to_rfc3339(self) -> String {
+        const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
         self.to_datetime()
-            .format(&Rfc3339)
+            .format(FORMAT)
             .unwrap_or_else(|_| self.0.to_string())
     }
 

@@ -85,7 +85,17 @@ impl Gateway {
                 .await
                 .map_err(StartError::Auth)?,
         );
-        let state = AppState::new(store.clone(), config.clone(), admin_token, auth.clone());
+        let quotas = Arc::new(crate::quota::Quotas::new(
+            store.clone(),
+            config.auth.cache_ttl,
+        ));
+        let state = AppState::new(
+            store.clone(),
+            config.clone(),
+            admin_token,
+            auth.clone(),
+            quotas,
+        );
         let app = router(state);
 
         let addr = config.server.listen;

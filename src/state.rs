@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::quota::Quotas;
 use crate::store::Store;
 
 /// Shared state, cheap to clone.
@@ -17,6 +18,7 @@ pub struct Inner {
     /// The platform admin's token; `None` disables the admin API.
     pub admin_token: Option<AdminToken>,
     pub auth: Arc<Authenticator>,
+    pub quotas: Arc<Quotas>,
 }
 
 impl AppState {
@@ -25,12 +27,14 @@ impl AppState {
         config: Arc<Config>,
         admin_token: Option<AdminToken>,
         auth: Arc<Authenticator>,
+        quotas: Arc<Quotas>,
     ) -> Self {
         Self(Arc::new(Inner {
             store,
             config,
             admin_token,
             auth,
+            quotas,
         }))
     }
 }

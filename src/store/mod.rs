@@ -6,6 +6,7 @@
 
 mod api_keys;
 mod issuers;
+mod quotas;
 mod revocations;
 mod tenants;
 mod users;
@@ -20,6 +21,7 @@ use sqlx::sqlite::{
 
 pub use api_keys::{ApiKey, NewApiKey};
 pub use issuers::{Issuer, KeySource, NewIssuer, SubjectCase};
+pub use quotas::{Limits, QuotaScope};
 pub use revocations::RevokedToken;
 pub use tenants::{Tenant, TenantPatch, TenantStatus};
 pub use users::{Upserted, User, UserPatch, UserRole, UserStatus};

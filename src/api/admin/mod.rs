@@ -6,6 +6,7 @@
 mod explain;
 mod issuers;
 mod keys;
+mod quotas;
 mod tenants;
 mod users;
 
@@ -42,11 +43,21 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/issuers/{id}", get(issuers::get).delete(issuers::delete))
         .route("/tenants/{tenant}/models", put(tenants::set_models))
         .route("/auth/explain", post(explain::explain))
+        .route("/tenants/{tenant}/quota", put(quotas::put_tenant))
         .route_layer(middleware::from_fn(platform_guard));
 
     let tenant_scoped = Router::new()
         .route("/tenants/{tenant}", get(tenants::get))
         .route("/tenants/{tenant}/models", get(tenants::models))
+        .route("/tenants/{tenant}/quota", get(quotas::get_tenant))
+        .route(
+            "/tenants/{tenant}/default-user-quota",
+            put(quotas::put_default).get(quotas::get_default),
+        )
+        .route(
+            "/tenants/{tenant}/users/{subject}/quota",
+            put(quotas::put_user).get(quotas::get_user),
+        )
         .route("/tenants/{tenant}/users", get(users::list))
         .route(
             "/tenants/{tenant}/users/{subject}",

@@ -2,5 +2,6 @@
 
 mod access;
 mod issuers;
+mod quotas;
 mod tenants;
 mod users;

@@ -211,7 +211,7 @@ async fn tokens_can_be_revoked(backend: Backend) {
     .await;
     assert_eq!(status, 201);
     assert_eq!(revoked["jti"], "tok-1");
-    assert_eq!(revoked["expires_at"], "2030-01-01T00:00:00Z");
+    assert_eq!(revoked["expires_at"], "2030-01-01T00:00:00.000Z");
     let (status, _) = json(
         post(json!({"jti": "tok-1", "expires_at": "2031-01-01T00:00:00Z"}))
             .send()
@@ -222,7 +222,7 @@ async fn tokens_can_be_revoked(backend: Backend) {
     assert_eq!(status, 201, "revoking twice is harmless");
     let (_, list) = get(&app, "/tenants/acme/revoked-tokens").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["expires_at"], "2031-01-01T00:00:00Z");
+    assert_eq!(list[0]["expires_at"], "2031-01-01T00:00:00.000Z");
 
     for (body, expected) in [
         (

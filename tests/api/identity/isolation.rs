@@ -164,6 +164,9 @@ async fn tenant_admins_stay_inside_their_tenant() {
         (Method::GET, "/tenants/a/users/worker"),
         (Method::GET, "/tenants/a"),
         (Method::PUT, "/tenants/a/users/newbie"),
+        (Method::GET, "/tenants/a/quota"),
+        (Method::PUT, "/tenants/a/users/worker/quota"),
+        (Method::PUT, "/tenants/a/default-user-quota"),
     ] {
         let status = call(method.clone(), path, &boss).await.unwrap().status();
         assert!(status.is_success(), "{method} {path}: {status}");
@@ -175,6 +178,8 @@ async fn tenant_admins_stay_inside_their_tenant() {
         (Method::GET, "/issuers"),
         (Method::POST, "/auth/explain"),
         (Method::PUT, "/tenants/a/models"),
+        (Method::PUT, "/tenants/a/quota"),
+        (Method::PUT, "/tenants/b/users/other/quota"),
         (Method::DELETE, "/tenants/a"),
     ] {
         let (status, body) = json(call(method.clone(), path, &boss).await.unwrap()).await;

@@ -1,0 +1,283 @@
+//! Quota routes: the tenant-wide limit, one user's, and the default for users without their own;
+//! each shows what is used and reserved in the current periods and when they reset.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::api::json::ApiJson;
+use crate::clock::Timestamp;
+use crate::error::ApiError;
+use crate::ids;
+use crate::quota::{LimitKind, Scope};
+use crate::state::AppState;
+use crate::store::{Limits, QuotaScope};
+
+/// Largest cost limit accepted, in USD (beyond it f64 loses micro-dollar precision).
+const MAX_COST_USD: f64 = 1e9;
+
+/// A quota as the API takes it: money in dollars, `null` or absent for no limit.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaBody {
+    #[serde(default)]
+    tokens_per_day: Option<i64>,
+    #[serde(default)]
+    tokens_per_month: Option<i64>,
+    #[serde(default)]
+    cost_usd_per_month: Option<f64>,
+    #[serde(default)]
+    requests_per_minute: Option<i64>,
+    #[serde(default)]
+    tokens_per_minute: Option<i64>,
+}
+
+impl QuotaBody {
+    fn into_limits(self) -> Result<Limits, ApiError> {
+        for (name, value) in [
+            ("tokens_per_day", self.tokens_per_day),
+            ("tokens_per_month", self.tokens_per_month),
+            ("requests_per_minute", self.requests_per_minute),
+            ("tokens_per_minute", self.tokens_per_minute),
+        ] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(ApiError::invalid_request(format!(
+                    "`{name}` must be 0 or more"
+                )));
+            }
+        }
+        let cost = match self.cost_usd_per_month {
+            None => None,
+            Some(usd) if usd.is_finite() && (0.0..=MAX_COST_USD).contains(&usd) => {
+                Some((usd * 1e6).round() as i64)
+            }
+            Some(_) => {
+                return Err(ApiError::invalid_request(format!(
+                    "`cost_usd_per_month` must be between 0 and {MAX_COST_USD}"
+                )));
+            }
+        };
+        Ok(Limits {
+            tokens_per_day: self.tokens_per_day,
+            tokens_per_month: self.tokens_per_month,
+            cost_microusd_per_month: cost,
+            requests_per_minute: self.requests_per_minute,
+            tokens_per_minute: self.tokens_per_minute,
+        })
+    }
+}
+
+/// Limits as the API shows them: money in dollars.
+#[derive(Serialize)]
+struct LimitsView {
+    tokens_per_day: Option<i64>,
+    tokens_per_month: Option<i64>,
+    cost_usd_per_month: Option<f64>,
+    requests_per_minute: Option<i64>,
+    tokens_per_minute: Option<i64>,
+}
+
+impl From<&Limits> for LimitsView {
+    fn from(limits: &Limits) -> Self {
+        Self {
+            tokens_per_day: limits.tokens_per_day,
+            tokens_per_month: limits.tokens_per_month,
+            cost_usd_per_month: limits.cost_microusd_per_month.map(dollars),
+            requests_per_minute: limits.requests_per_minute,
+            tokens_per_minute: limits.tokens_per_minute,
+        }
+    }
+}
+
+fn dollars(micro: i64) -> f64 {
+    micro as f64 / 1e6
+}
+
+fn name(kind: LimitKind) -> &'static str {
+    match kind {
+        LimitKind::RequestsPerMinute => "requests_per_minute",
+        LimitKind::TokensPerMinute => "tokens_per_minute",
+        LimitKind::TokensPerDay => "tokens_per_day",
+        LimitKind::TokensPerMonth => "tokens_per_month",
+        LimitKind::CostPerMonth => "cost_usd_per_month",
+    }
+}
+
+/// Each limit with what the scope used and holds reserved in its current period.
+fn usage(state: &AppState, scope: &Scope, limits: &Limits) -> Vec<Value> {
+    let now = Timestamp::now();
+    LimitKind::ALL
+        .iter()
+        .map(|&kind| {
+            let window = kind.window();
+            let counter = state.quotas.ledger().snapshot(scope, window, now);
+            let (limit, used, reserved) = if kind == LimitKind::CostPerMonth {
+                (
+                    json!(kind.limit(limits).map(dollars)),
+                    json!(dollars(kind.of(&counter.used))),
+                    json!(dollars(kind.of(&counter.reserved))),
+                )
+            } else {
+                (
+                    json!(kind.limit(limits)),
+                    json!(kind.of(&counter.used)),
+                    json!(kind.of(&counter.reserved)),
+                )
+            };
+            json!({
+                "limit": name(kind),
+                "max": limit,
+                "used": used,
+                "reserved": reserved,
+                "period_start": window.start(now),
+                "resets_at": window.end(now),
+            })
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub struct UserPath {
+    tenant: String,
+    subject: String,
+}
+
+pub async fn put_tenant(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<QuotaBody>,
+) -> Result<Json<Value>, ApiError> {
+    let limits = body.into_limits()?;
+    state.store.live_tenant(&tenant).await?;
+    state
+        .store
+        .set_quota(&tenant, QuotaScope::Tenant, "", &limits)
+        .await?;
+    state.quotas.forget_limits(&tenant, None).await;
+    tracing::info!(tenant = %tenant, ?limits, "tenant quota set");
+    get_tenant(State(state), Path(tenant)).await
+}
+
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.store.live_tenant(&tenant).await?;
+    let limits = state
+        .store
+        .quota(&tenant, QuotaScope::Tenant, "")
+        .await?
+        .unwrap_or_default();
+    let scope = Scope {
+        tenant: tenant.as_str().into(),
+        subject: None,
+    };
+    Ok(Json(json!({
+        "tenant": tenant,
+        "scope": "tenant",
+        "limits": LimitsView::from(&limits),
+        "usage": usage(&state, &scope, &limits),
+    })))
+}
+
+pub async fn put_user(
+    State(state): State<AppState>,
+    Path(path): Path<UserPath>,
+    ApiJson(body): ApiJson<QuotaBody>,
+) -> Result<Json<Value>, ApiError> {
+    ids::subject("subject", &path.subject)?;
+    let limits = body.into_limits()?;
+    state.store.live_tenant(&path.tenant).await?;
+    state
+        .store
+        .user(&path.tenant, &path.subject)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User not found."))?;
+    state
+        .store
+        .set_quota(&path.tenant, QuotaScope::User, &path.subject, &limits)
+        .await?;
+    state
+        .quotas
+        .forget_limits(&path.tenant, Some(&path.subject))
+        .await;
+    tracing::info!(tenant = %path.tenant, subject = %path.subject, ?limits, "user quota set");
+    get_user(State(state), Path(path)).await
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    Path(path): Path<UserPath>,
+) -> Result<Json<Value>, ApiError> {
+    state.store.live_tenant(&path.tenant).await?;
+    state
+        .store
+        .user(&path.tenant, &path.subject)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User not found."))?;
+    let tenant: std::sync::Arc<str> = path.tenant.as_str().into();
+    let subject: std::sync::Arc<str> = path.subject.as_str().into();
+    let applicable = state
+        .quotas
+        .applicable(&tenant, &subject)
+        .await
+        .map_err(|e| ApiError::from(crate::store::StoreError::Invalid(e.to_string())))?;
+    let scope = Scope {
+        tenant,
+        subject: Some(subject),
+    };
+    Ok(Json(json!({
+        "tenant": path.tenant,
+        "subject": path.subject,
+        "scope": "user",
+        "source": if applicable.user_has_own { "user" } else { "default_user" },
+        "limits": LimitsView::from(&applicable.user),
+        "usage": usage(&state, &scope, &applicable.user),
+    })))
+}
+
+pub async fn put_default(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<QuotaBody>,
+) -> Result<Json<Value>, ApiError> {
+    let limits = body.into_limits()?;
+    state.store.live_tenant(&tenant).await?;
+    state
+        .store
+        .set_quota(&tenant, QuotaScope::DefaultUser, "", &limits)
+        .await?;
+    state.quotas.forget_limits(&tenant, None).await;
+    tracing::info!(tenant = %tenant, ?limits, "default user quota set");
+    get_default(State(state), Path(tenant)).await
+}
+
+pub async fn get_default(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.store.live_tenant(&tenant).await?;
+    let limits = state
+        .store
+        .quota(&tenant, QuotaScope::DefaultUser, "")
+        .await?
+        .unwrap_or_default();
+    let now = Timestamp::now();
+    let windows: Vec<Value> = LimitKind::ALL
+        .iter()
+        .map(|&kind| {
+            json!({
+                "limit": name(kind),
+                "period_start": kind.window().start(now),
+                "resets_at": kind.window().end(now),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "tenant": tenant,
+        "scope": "default_user",
+        "limits": LimitsView::from(&limits),
+        "periods": windows,
+    })))
+}

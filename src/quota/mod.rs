@@ -1,0 +1,203 @@
+//! Quotas and rate limits: admission before a request reaches a provider.
+//!
+//! Limits come from SQL (tenant-wide, per user, or the tenant's default for users without their
+//! own), cached like the auth stage's state. Counters live in the [`Ledger`]: every request
+//! reserves its estimate (prompt estimate + `max_tokens`, or the configured default) on each
+//! applicable window at once, and settles to the provider's count afterwards. Per-minute
+//! limits are fixed UTC minutes counted the same way, so requests and tokens per minute are
+//! exact (at most N in any calendar minute), not a token bucket's approximation.
+
+pub mod ledger;
+pub mod window;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+
+use ledger::Ledger;
+pub use ledger::{Amount, Exceeded, LimitKind, Reservation, Scope};
+pub use window::Window;
+
+use crate::auth::Principal;
+use crate::clock::Timestamp;
+use crate::store::{Limits, QuotaScope, Store, StoreError};
+
+/// The limits that apply to one user: the tenant's, and the user's own or the default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Applicable {
+    pub tenant: Limits,
+    pub user: Limits,
+    /// Whether `user` came from the user's own row (else the default, or none).
+    pub user_has_own: bool,
+}
+
+/// A request admitted: its reservation, and what the rate-limit headers should say.
+#[derive(Debug)]
+pub struct Admitted {
+    pub reservation: Reservation,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug)]
+pub enum AdmitError {
+    Exceeded(Exceeded),
+    Unavailable(Arc<StoreError>),
+}
+
+pub struct Quotas {
+    store: Store,
+    ledger: Ledger,
+    tenant_limits: Cache<Arc<str>, (Limits, Option<Limits>)>,
+    user_limits: Cache<(Arc<str>, Arc<str>), Option<Limits>>,
+}
+
+impl Quotas {
+    pub fn new(store: Store, cache_ttl: Duration) -> Self {
+        Self {
+            store,
+            ledger: Ledger::default(),
+            tenant_limits: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(cache_ttl)
+                .build(),
+            user_limits: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(cache_ttl)
+                .build(),
+        }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The limits that apply to `subject` of `tenant`.
+    pub async fn applicable(
+        &self,
+        tenant: &Arc<str>,
+        subject: &Arc<str>,
+    ) -> Result<Applicable, Arc<StoreError>> {
+        let (tenant_limits, default_user) = self
+            .tenant_limits
+            .try_get_with_by_ref(tenant, async {
+                let own = self.store.quota(tenant, QuotaScope::Tenant, "").await?;
+                let default = self
+                    .store
+                    .quota(tenant, QuotaScope::DefaultUser, "")
+                    .await?;
+                Ok::<_, StoreError>((own.unwrap_or_default(), default))
+            })
+            .await?;
+        let key = (tenant.clone(), subject.clone());
+        let own = self
+            .user_limits
+            .try_get_with_by_ref(&key, async {
+                self.store.quota(tenant, QuotaScope::User, subject).await
+            })
+            .await?;
+        Ok(Applicable {
+            tenant: tenant_limits,
+            user: own.or(default_user).unwrap_or_default(),
+            user_has_own: own.is_some(),
+        })
+    }
+
+    /// Reserves `estimate` for the principal on its user's and its tenant's counters, or says
+    /// which limit refuses it.
+    pub async fn admit(
+        &self,
+        principal: &Principal,
+        estimate: Amount,
+    ) -> Result<Admitted, AdmitError> {
+        let tenant: Arc<str> = Arc::from(principal.tenant_id());
+        let limits = self
+            .applicable(&tenant, &principal.subject)
+            .await
+            .map_err(AdmitError::Unavailable)?;
+        let user_scope = Scope {
+            tenant: tenant.clone(),
+            subject: Some(principal.subject.clone()),
+        };
+        let tenant_scope = Scope {
+            tenant,
+            subject: None,
+        };
+        let now = Timestamp::now();
+        let scopes = [
+            (user_scope.clone(), limits.user),
+            (tenant_scope, limits.tenant),
+        ];
+        let reservation = self
+            .ledger
+            .reserve(&scopes, estimate, now)
+            .map_err(AdmitError::Exceeded)?;
+        let headers = self.headers(&user_scope, &limits.user, now);
+        Ok(Admitted {
+            reservation,
+            headers,
+        })
+    }
+
+    pub fn settle(&self, admitted: Admitted, actual: Amount) {
+        self.ledger.settle(admitted.reservation, actual);
+    }
+
+    pub fn release(&self, admitted: Admitted) {
+        self.ledger.release(admitted.reservation);
+    }
+
+    /// OpenAI's `x-ratelimit-*` headers for the user's per-minute limits, where set.
+    fn headers(
+        &self,
+        scope: &Scope,
+        limits: &Limits,
+        now: Timestamp,
+    ) -> Vec<(&'static str, String)> {
+        let counter = self.ledger.snapshot(scope, Window::Minute, now);
+        let reset = format!(
+            "{}s",
+            (Window::Minute.end(now).millis() - now.millis() + 999) / 1000
+        );
+        let mut headers = Vec::new();
+        for (kind, names) in [
+            (
+                LimitKind::RequestsPerMinute,
+                [
+                    "x-ratelimit-limit-requests",
+                    "x-ratelimit-remaining-requests",
+                    "x-ratelimit-reset-requests",
+                ],
+            ),
+            (
+                LimitKind::TokensPerMinute,
+                [
+                    "x-ratelimit-limit-tokens",
+                    "x-ratelimit-remaining-tokens",
+                    "x-ratelimit-reset-tokens",
+                ],
+            ),
+        ] {
+            if let Some(limit) = kind.limit(limits) {
+                let taken = kind.of(&counter.used) + kind.of(&counter.reserved);
+                headers.push((names[0], limit.to_string()));
+                headers.push((names[1], (limit - taken).max(0).to_string()));
+                headers.push((names[2], reset.clone()));
+            }
+        }
+        headers
+    }
+
+    /// Drops cached limits after an admin write.
+    pub async fn forget_limits(&self, tenant: &str, subject: Option<&str>) {
+        let tenant: Arc<str> = Arc::from(tenant);
+        match subject {
+            Some(subject) => {
+                self.user_limits
+                    .invalidate(&(tenant, Arc::from(subject)))
+                    .await
+            }
+            None => self.tenant_limits.invalidate(&tenant).await,
+        }
+    }
+}
