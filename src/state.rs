@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::metering::{PriceBook, UsageRecorder};
 use crate::store::Store;
 
 /// Shared state, cheap to clone.
@@ -17,6 +18,10 @@ pub struct Inner {
     /// The platform admin's token; `None` disables the admin API.
     pub admin_token: Option<AdminToken>,
     pub auth: Arc<Authenticator>,
+    /// Where the data plane sends a [`crate::metering::UsageEvent`] when a request ends.
+    pub usage: UsageRecorder,
+    /// Model prices, converted to integers once at start.
+    pub prices: Arc<PriceBook>,
 }
 
 impl AppState {
@@ -25,12 +30,16 @@ impl AppState {
         config: Arc<Config>,
         admin_token: Option<AdminToken>,
         auth: Arc<Authenticator>,
+        usage: UsageRecorder,
     ) -> Self {
+        let prices = Arc::new(PriceBook::from_config(&config.models));
         Self(Arc::new(Inner {
             store,
             config,
             admin_token,
             auth,
+            usage,
+            prices,
         }))
     }
 }

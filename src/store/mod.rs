@@ -8,6 +8,7 @@ mod api_keys;
 mod issuers;
 mod revocations;
 mod tenants;
+mod usage;
 mod users;
 
 use std::str::FromStr;
@@ -22,6 +23,7 @@ pub use api_keys::{ApiKey, NewApiKey};
 pub use issuers::{Issuer, KeySource, NewIssuer, SubjectCase};
 pub use revocations::RevokedToken;
 pub use tenants::{Tenant, TenantPatch, TenantStatus};
+pub use usage::{UsageSums, UsageTotal};
 pub use users::{Upserted, User, UserPatch, UserRole, UserStatus};
 
 /// What can go wrong in the store, in terms a handler can act on.
