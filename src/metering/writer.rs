@@ -75,6 +75,7 @@ impl UsageWriter {
             outage: None,
             next_probe: Instant::now(),
             settings,
+            draining: false,
             _dir_lock: dir_lock,
         };
         let task = tokio::spawn(writer.run(stopped));
@@ -220,6 +221,9 @@ struct Writer {
     /// insert is tried again.
     next_probe: Instant,
     backoff: Duration,
+    /// Shutting down: during an outage every batch goes straight to the spill file, since the
+    /// process is leaving and the file is replayed on the next start.
+    draining: bool,
     _dir_lock: DirLock,
 }
 
@@ -258,6 +262,7 @@ impl Writer {
         }
         // Drain. Closing makes later `record` calls go to the spill file, so this ends.
         self.receiver.close();
+        self.draining = true;
         if !batch.is_empty() {
             self.write(mem::take(&mut batch)).await;
         }
@@ -273,8 +278,8 @@ impl Writer {
         loop {
             let attempt = Instant::now();
             if let Some(since) = self.outage
-                && since.elapsed() >= self.settings.spill_after
-                && attempt < self.next_probe
+                && (self.draining
+                    || (since.elapsed() >= self.settings.spill_after && attempt < self.next_probe))
             {
                 // A long outage: don't hold the queue up on an insert that will fail.
                 if self.spill_batch(&batch).await {
@@ -296,7 +301,7 @@ impl Writer {
                         let since = *self.outage.get_or_insert(attempt);
                         tracing::warn!(%error, events = batch.len(), "cannot insert usage events; retrying");
                         self.failed();
-                        if since.elapsed() >= self.settings.spill_after
+                        if (self.draining || since.elapsed() >= self.settings.spill_after)
                             && self.spill_batch(&batch).await
                         {
                             return;
