@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tollgate::clock::Timestamp;
 use tollgate::metering::UsageWriter;
+use tollgate::store::UsageTotal;
 use tollgate::{Config, Gateway};
 
 use super::{assert_stored_exactly, event, fresh_store, settings, wait_for_count};
@@ -15,6 +17,7 @@ on_both_backends!(
     duplicates_are_stored_once,
     shutdown_drains_the_queue,
     the_gateway_writes_usage_and_drains_on_shutdown,
+    totals_since_a_period_start_come_from_the_rollup,
 );
 
 /// Eight tasks record 2000 events at once: 2000 rows, and the rollup sums to the events.
@@ -120,4 +123,48 @@ async fn the_gateway_writes_usage_and_drains_on_shutdown(backend: Backend) {
         .await
         .unwrap();
     assert_stored_exactly(&store, &events).await;
+}
+
+/// What quota counters are rebuilt from: per-user totals since a period start, with an event
+/// one millisecond before the start left out and one at the start counted.
+async fn totals_since_a_period_start_come_from_the_rollup(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = fresh_store(&backend, &dir).await;
+    // 2026-12-01T00:00:00Z.
+    let month = Timestamp(1_796_083_200_000 + 86_400_000);
+    let at = |tag: &str, i: u64, millis: i64, subject: &str| {
+        let mut event = event(tag, i);
+        event.at = Timestamp(month.0 + millis);
+        event.tenant_id = "acme".to_owned();
+        event.subject = subject.to_owned();
+        event
+    };
+    let events = vec![
+        at("t", 0, -1, "jane"), // 23:59:59.999 the day before: not in the period
+        at("t", 1, 0, "jane"),
+        at("t", 2, 3_600_000 * 5 + 17, "jane"),
+        at("t", 3, 86_400_000 * 3, "bob"),
+    ];
+    assert_eq!(store.insert_usage_batch(&events).await.unwrap(), 4);
+    let totals = store.usage_totals_since(month).await.unwrap();
+    let expect = |subject: &str, counted: &[&tollgate::metering::UsageEvent]| UsageTotal {
+        tenant_id: "acme".to_owned(),
+        subject: subject.to_owned(),
+        requests: counted.len() as i64,
+        total_tokens: counted.iter().map(|e| e.total_tokens).sum(),
+        cost_micro_usd: counted.iter().map(|e| e.cost_micro_usd).sum(),
+    };
+    assert_eq!(
+        totals,
+        vec![
+            expect("bob", &[&events[3]]),
+            expect("jane", &[&events[1], &events[2]]),
+        ]
+    );
+    // A later start leaves the earlier hours out.
+    let later = store
+        .usage_totals_since(Timestamp(month.0 + 86_400_000))
+        .await
+        .unwrap();
+    assert_eq!(later, vec![expect("bob", &[&events[3]])]);
 }
