@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -21,6 +21,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub metering: MeteringConfig,
     pub providers: Vec<ProviderConfig>,
     pub models: Vec<ModelConfig>,
 }
@@ -151,6 +152,44 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::Text,
             level: "info".to_owned(),
+        }
+    }
+}
+
+/// The usage writer: how usage events are queued, batched into the database, and spilled to a
+/// local file while the database is away.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeteringConfig {
+    /// Events held in memory for the writer; beyond this they go straight to the spill file.
+    pub queue_capacity: usize,
+    /// Events per insert transaction.
+    pub batch_size: usize,
+    /// A partial batch is written after at most this long.
+    #[serde(with = "duration")]
+    pub flush_interval: Duration,
+    /// A batch that has failed for this long goes to the spill file, so the queue keeps draining.
+    #[serde(with = "duration")]
+    pub spill_after: Duration,
+    /// First wait between retries of a failed batch; doubles (with jitter) up to the maximum.
+    #[serde(with = "duration")]
+    pub retry_initial_backoff: Duration,
+    #[serde(with = "duration")]
+    pub retry_max_backoff: Duration,
+    /// Where spilled events wait to be replayed; created if missing. One gateway per directory.
+    pub spill_dir: PathBuf,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 10_000,
+            batch_size: 500,
+            flush_interval: Duration::from_millis(200),
+            spill_after: Duration::from_secs(5),
+            retry_initial_backoff: Duration::from_millis(50),
+            retry_max_backoff: Duration::from_secs(2),
+            spill_dir: PathBuf::from("./tollgate-spill"),
         }
     }
 }
@@ -327,6 +366,31 @@ impl Config {
         }
         if auth.jwks_max_bytes < 1024 {
             return Err(invalid("auth.jwks_max_bytes", "must be at least 1024"));
+        }
+        let metering = &self.metering;
+        if metering.queue_capacity == 0 {
+            return Err(invalid("metering.queue_capacity", "must be at least 1"));
+        }
+        if metering.batch_size == 0 || metering.batch_size > 10_000 {
+            return Err(invalid(
+                "metering.batch_size",
+                "must be between 1 and 10000",
+            ));
+        }
+        if metering.flush_interval.is_zero() || metering.retry_initial_backoff.is_zero() {
+            return Err(invalid(
+                "metering",
+                "flush_interval and retry_initial_backoff must be longer than zero",
+            ));
+        }
+        if metering.retry_max_backoff < metering.retry_initial_backoff {
+            return Err(invalid(
+                "metering.retry_max_backoff",
+                "must not be shorter than metering.retry_initial_backoff",
+            ));
+        }
+        if metering.spill_dir.as_os_str().is_empty() {
+            return Err(invalid("metering.spill_dir", "must not be empty"));
         }
         if let Some(redis) = &self.redis
             && !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://"))
@@ -541,6 +605,32 @@ mod tests {
         .unwrap();
         assert_eq!(config.models[0].targets[0].provider, "openai");
         assert_eq!(config.providers[0].timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn metering_keys_parse_and_are_checked() {
+        let config = parse(
+            "[metering]\nqueue_capacity = 64\nbatch_size = 8\nflush_interval = \"50ms\"\n\
+             spill_after = \"1s\"\nspill_dir = \"/var/lib/tollgate/spill\"",
+        )
+        .unwrap();
+        assert_eq!(config.metering.queue_capacity, 64);
+        assert_eq!(config.metering.batch_size, 8);
+        assert_eq!(config.metering.flush_interval, Duration::from_millis(50));
+        assert_eq!(config.metering.spill_after, Duration::from_secs(1));
+        assert_eq!(
+            config.metering.spill_dir,
+            PathBuf::from("/var/lib/tollgate/spill")
+        );
+        let defaults = parse("").unwrap().metering;
+        assert_eq!(defaults.queue_capacity, 10_000);
+        assert_eq!(defaults.batch_size, 500);
+        assert_eq!(defaults.flush_interval, Duration::from_millis(200));
+        assert_eq!(defaults.spill_after, Duration::from_secs(5));
+        assert_eq!(defaults.spill_dir, PathBuf::from("./tollgate-spill"));
+        let message = |toml: &str| parse(toml).unwrap_err().to_string();
+        assert!(message("[metering]\nqueue_capacity = 0").contains("metering.queue_capacity"));
+        assert!(message("[metering]\nbatch_size = 0").contains("metering.batch_size"));
     }
 
     #[test]

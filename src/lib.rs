@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod metering;
 pub mod quota;
 pub mod server;
 pub mod state;

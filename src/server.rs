@@ -23,6 +23,7 @@ use crate::api;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::metering::{UsageRecorder, UsageWriter, WriterError, WriterHandle};
 use crate::state::{AdminToken, AppState};
 use crate::store::{Store, StoreError, redact_url};
 
@@ -37,6 +38,8 @@ pub enum StartError {
     Migrate(StoreError),
     #[error("cannot load the issuers: {0}")]
     Auth(StoreError),
+    #[error("cannot start the usage writer: {0}")]
+    Metering(#[from] WriterError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -63,6 +66,8 @@ pub struct Gateway {
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     store: Store,
+    usage: UsageRecorder,
+    usage_writer: WriterHandle,
 }
 
 impl Gateway {
@@ -85,6 +90,10 @@ impl Gateway {
                 .await
                 .map_err(StartError::Auth)?,
         );
+        // The tokenizer's first use costs a few hundred ms: pay it now, not on a request.
+        tokio::task::spawn_blocking(crate::metering::tokenizer::warm);
+        // Replays whatever an earlier run spilled, before new events are written.
+        let (usage, usage_writer) = UsageWriter::start(store.clone(), config.metering.clone())?;
         let quotas = Arc::new(crate::quota::Quotas::new(
             store.clone(),
             config.auth.cache_ttl,
@@ -95,6 +104,7 @@ impl Gateway {
             admin_token,
             auth.clone(),
             quotas,
+            usage.clone(),
         );
         let app = router(state);
 
@@ -133,16 +143,26 @@ impl Gateway {
             stop,
             task,
             store,
+            usage,
+            usage_writer,
         })
     }
 
-    /// Stops accepting, lets in-flight requests finish, closes the database.
+    /// The recorder handlers use, for tests and tools that record usage directly.
+    pub fn usage(&self) -> UsageRecorder {
+        self.usage.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish, writes out their usage, closes the
+    /// database.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
         let result = match self.task.await {
             Ok(result) => result,
             Err(error) => Err(std::io::Error::other(error)),
         };
+        // After the server: the requests that just finished have recorded their usage.
+        self.usage_writer.shutdown().await;
         self.store.close().await;
         result
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::metering::{PriceBook, UsageRecorder};
 use crate::quota::Quotas;
 use crate::store::Store;
 
@@ -19,6 +20,10 @@ pub struct Inner {
     pub admin_token: Option<AdminToken>,
     pub auth: Arc<Authenticator>,
     pub quotas: Arc<Quotas>,
+    /// Where the data plane sends a [`crate::metering::UsageEvent`] when a request ends.
+    pub usage: UsageRecorder,
+    /// Model prices, converted to integers once at start.
+    pub prices: Arc<PriceBook>,
 }
 
 impl AppState {
@@ -28,13 +33,17 @@ impl AppState {
         admin_token: Option<AdminToken>,
         auth: Arc<Authenticator>,
         quotas: Arc<Quotas>,
+        usage: UsageRecorder,
     ) -> Self {
+        let prices = Arc::new(PriceBook::from_config(&config.models));
         Self(Arc::new(Inner {
             store,
             config,
             admin_token,
             auth,
             quotas,
+            usage,
+            prices,
         }))
     }
 }

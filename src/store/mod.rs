@@ -9,6 +9,7 @@ mod issuers;
 mod quotas;
 mod revocations;
 mod tenants;
+mod usage;
 mod users;
 
 use std::str::FromStr;
@@ -24,6 +25,7 @@ pub use issuers::{Issuer, KeySource, NewIssuer, SubjectCase};
 pub use quotas::{Limits, QuotaScope};
 pub use revocations::RevokedToken;
 pub use tenants::{Tenant, TenantPatch, TenantStatus};
+pub use usage::{UsageSums, UsageTotal};
 pub use users::{Upserted, User, UserPatch, UserRole, UserStatus};
 
 /// What can go wrong in the store, in terms a handler can act on.

@@ -6,4 +6,5 @@
 mod admin;
 mod cli;
 mod identity;
+mod metering;
 mod support;

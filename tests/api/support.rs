@@ -102,6 +102,9 @@ impl TestApp {
         config.server.listen = "127.0.0.1:0".parse().expect("addr");
         config.database.url = backend.fresh_database(&dir).await;
         config.database.max_connections = 4;
+        // Each gateway its own spill directory: a shared one would replay events into the
+        // wrong test's database.
+        config.metering.spill_dir = dir.path().join("spill");
         adjust(&mut config);
         let gateway = Gateway::start(config.clone(), Some(ADMIN_TOKEN.to_owned()))
             .await

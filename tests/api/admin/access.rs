@@ -107,6 +107,7 @@ async fn without_a_token_the_admin_api_does_not_exist() {
     let mut config = tollgate::Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.database.url = format!("sqlite://{}", dir.path().join("t.db").display());
+    config.metering.spill_dir = dir.path().join("spill");
     let gateway = tollgate::Gateway::start(config, None).await.unwrap();
     let client = reqwest::Client::new();
     let response = client
@@ -121,6 +122,7 @@ async fn without_a_token_the_admin_api_does_not_exist() {
     let mut config = tollgate::Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.database.url = format!("sqlite://{}", dir.path().join("t.db").display());
+    config.metering.spill_dir = dir.path().join("spill");
     let gateway = tollgate::Gateway::start(config, Some("  ".into()))
         .await
         .unwrap();

@@ -1,0 +1,16 @@
+//! Metering: what a request cost, recorded once and never lost.
+//!
+//! - [`event`]: the [`UsageEvent`] and the builder the data plane calls when a request ends.
+//! - [`price`]: config prices as integers; [`cost`] in micro-dollars.
+//! - [`tokenizer`]: estimates when an upstream reports no usage.
+//! - [`writer`] and [`spill`]: the batch writer behind [`UsageRecorder::record`].
+
+pub mod event;
+pub mod price;
+pub mod spill;
+pub mod tokenizer;
+pub mod writer;
+
+pub use event::{Counts, Outcome, RequestInfo, UsageEvent, UsageStatus};
+pub use price::{Price, PriceBook, cost};
+pub use writer::{UsageRecorder, UsageWriter, WriterError, WriterHandle};

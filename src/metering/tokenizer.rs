@@ -1,0 +1,188 @@
+//! Token estimates, for when an upstream reports no usage and for admission (the quota stage
+//! reserves an estimated prompt before the call). OpenAI's vocabularies only, bundled with
+//! `tiktoken-rs` so nothing is fetched; for other model families the count is an
+//! approximation, which is why upstream-reported usage always wins.
+
+use tiktoken_rs::CoreBPE;
+use tollgate_providers::ChatRequest;
+
+/// Framing tokens per chat message (`<|start|>role … <|end|>`): OpenAI's cookbook counts 3, and
+/// one more covers the name or tool-call separators most messages carry.
+const TOKENS_PER_MESSAGE: u64 = 4;
+/// Every reply is primed with `<|start|>assistant<|message|>`.
+const REPLY_PRIMING: u64 = 3;
+
+/// The two vocabularies current chat models use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// GPT-4o, GPT-4.1, GPT-5, the o-series.
+    O200kBase,
+    /// GPT-4, GPT-3.5, and the fallback for everything else.
+    Cl100kBase,
+}
+
+impl Encoding {
+    /// The vocabulary for a model name, with or without a `provider/` prefix.
+    pub fn for_model(model: &str) -> Self {
+        let name = model
+            .rsplit('/')
+            .next()
+            .unwrap_or(model)
+            .to_ascii_lowercase();
+        let o_series = name.len() >= 2
+            && name.starts_with('o')
+            && name.as_bytes().get(1).is_some_and(u8::is_ascii_digit);
+        let o200k = o_series
+            || [
+                "gpt-4o",
+                "chatgpt-4o",
+                "gpt-4.1",
+                "gpt-4.5",
+                "gpt-5",
+                "gpt-oss",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix));
+        if o200k {
+            Self::O200kBase
+        } else {
+            Self::Cl100kBase
+        }
+    }
+
+    fn bpe(self) -> &'static CoreBPE {
+        match self {
+            Self::O200kBase => tiktoken_rs::o200k_base_singleton(),
+            Self::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
+        }
+    }
+
+    /// Tokens in `text`. Special-token markup a user typed (`<|endoftext|>`) is counted as the
+    /// plain text it is.
+    pub fn count(self, text: &str) -> u64 {
+        if text.is_empty() {
+            return 0;
+        }
+        u64::try_from(self.bpe().count_ordinary(text)).unwrap_or(u64::MAX)
+    }
+}
+
+/// Loads both vocabularies. The first use costs a few hundred milliseconds of CPU, so the
+/// gateway calls this in a blocking task at start-up rather than on someone's request.
+pub fn warm() {
+    for encoding in [Encoding::O200kBase, Encoding::Cl100kBase] {
+        encoding.count("warm");
+    }
+}
+
+/// The prompt tokens a chat request will cost, for the model it names: every message's text,
+/// name and tool calls plus the framing around them, plus the tool definitions (sent to the
+/// model as text, so counted as their JSON).
+pub fn estimate_prompt(request: &ChatRequest) -> u64 {
+    let encoding = Encoding::for_model(&request.model);
+    let mut tokens = REPLY_PRIMING;
+    for message in &request.messages {
+        tokens += TOKENS_PER_MESSAGE;
+        tokens += encoding.count(&message.role);
+        tokens += encoding.count(&message.text());
+        if let Some(name) = &message.name {
+            tokens += encoding.count(name);
+        }
+        for call in message.tool_calls.iter().flatten() {
+            tokens += encoding.count(&call.function.name);
+            tokens += encoding.count(&call.function.arguments);
+        }
+    }
+    if let Some(tools) = &request.tools {
+        for tool in tools {
+            tokens += encoding.count(&tool.to_string());
+        }
+    }
+    tokens
+}
+
+/// Tokens in a piece of generated text for `model`: a completion the upstream did not count,
+/// or the part of a stream delivered before the client went away.
+pub fn count_text(model: &str, text: &str) -> u64 {
+    Encoding::for_model(model).count(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn picks_the_vocabulary_by_model_name() {
+        for model in [
+            "gpt-4o-mini",
+            "openai/gpt-4o",
+            "gpt-4.1-nano",
+            "o3-mini",
+            "o1",
+            "gpt-5",
+        ] {
+            assert_eq!(Encoding::for_model(model), Encoding::O200kBase, "{model}");
+        }
+        for model in [
+            "gpt-4",
+            "gpt-3.5-turbo",
+            "claude-3-5-sonnet",
+            "llama3",
+            "ollama",
+        ] {
+            assert_eq!(Encoding::for_model(model), Encoding::Cl100kBase, "{model}");
+        }
+    }
+
+    #[test]
+    fn counts_known_strings() {
+        // From OpenAI's cookbook: "tiktoken is great!" is 6 tokens in cl100k_base.
+        assert_eq!(count_text("gpt-4", "tiktoken is great!"), 6);
+        assert_eq!(count_text("gpt-3.5-turbo", "hello world"), 2);
+        assert_eq!(count_text("gpt-4", ""), 0);
+        // The other vocabulary splits differently but is as deterministic.
+        let o200k = count_text("gpt-4o", "tiktoken is great!");
+        assert!((4..=6).contains(&o200k), "{o200k}");
+    }
+
+    #[test]
+    fn special_token_markup_is_plain_text() {
+        // As ordinary text this is several tokens, never the single end-of-text token.
+        assert!(count_text("gpt-4", "<|endoftext|>") > 1);
+    }
+
+    #[test]
+    fn prompt_estimate_adds_framing_per_message() {
+        let request: ChatRequest = serde_json::from_value(json!({
+            "model": "gpt-4",
+            "messages": [
+                { "role": "system", "content": "hello world" },
+                { "role": "user", "content": [{ "type": "text", "text": "tiktoken is great!" }] }
+            ]
+        }))
+        .unwrap();
+        // "system" and "user" are one token each in cl100k_base.
+        let expected = REPLY_PRIMING + 2 * TOKENS_PER_MESSAGE + 1 + 2 + 1 + 6;
+        assert_eq!(estimate_prompt(&request), expected);
+    }
+
+    #[test]
+    fn tool_calls_and_definitions_count() {
+        let bare: ChatRequest = serde_json::from_value(json!({
+            "model": "gpt-4o",
+            "messages": [{ "role": "assistant", "content": null }]
+        }))
+        .unwrap();
+        let with_tools: ChatRequest = serde_json::from_value(json!({
+            "model": "gpt-4o",
+            "messages": [{ "role": "assistant", "content": null, "tool_calls": [
+                { "id": "c1", "type": "function",
+                  "function": { "name": "get_weather", "arguments": "{\"city\":\"Paris\"}" } }
+            ]}],
+            "tools": [{ "type": "function", "function": { "name": "get_weather" } }]
+        }))
+        .unwrap();
+        assert!(estimate_prompt(&with_tools) > estimate_prompt(&bare) + 10);
+    }
+}

@@ -1,0 +1,440 @@
+//! The usage writer: events leave the request path through a bounded queue and reach the
+//! database in batches, off the hot path. Nothing is dropped: a full queue, or a database
+//! that stays away, sends events to the spill file, which is replayed when inserts work again.
+
+use std::mem;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::event::UsageEvent;
+use super::spill::{DirLock, SpillFile, SpillReader};
+use crate::config::MeteringConfig;
+use crate::store::Store;
+
+/// The writer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error("cannot use the usage spill directory {path}: {source}")]
+    SpillDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Starts the writer task.
+pub struct UsageWriter;
+
+/// Hands events to the writer. Cheap to clone; [`UsageRecorder::record`] never blocks and
+/// never waits.
+#[derive(Clone)]
+pub struct UsageRecorder {
+    queue: mpsc::Sender<UsageEvent>,
+    overflow: Arc<Overflow>,
+}
+
+/// Stops the writer; see [`WriterHandle::shutdown`].
+pub struct WriterHandle {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    overflow: Arc<Overflow>,
+    spill: Arc<SpillFile>,
+}
+
+// === impl UsageWriter ===
+
+impl UsageWriter {
+    /// Opens (and locks) the spill directory and starts the writer task, which first replays
+    /// whatever an earlier run left in the spill file. Needs a Tokio runtime.
+    pub fn start(
+        store: Store,
+        settings: MeteringConfig,
+    ) -> Result<(UsageRecorder, WriterHandle), WriterError> {
+        let (spill, dir_lock) =
+            SpillFile::open(&settings.spill_dir).map_err(|source| WriterError::SpillDir {
+                path: settings.spill_dir.clone(),
+                source,
+            })?;
+        let spill = Arc::new(spill);
+        let (queue, receiver) = mpsc::channel(settings.queue_capacity);
+        let overflow = Arc::new(Overflow {
+            spill: spill.clone(),
+            state: Mutex::new(OverflowState::default()),
+            in_flight: watch::Sender::new(0),
+        });
+        let (stop, stopped) = oneshot::channel();
+        let writer = Writer {
+            backoff: settings.retry_initial_backoff,
+            store,
+            spill: spill.clone(),
+            receiver,
+            outage: None,
+            next_probe: Instant::now(),
+            settings,
+            draining: false,
+            _dir_lock: dir_lock,
+        };
+        let task = tokio::spawn(writer.run(stopped));
+        let recorder = UsageRecorder {
+            queue,
+            overflow: overflow.clone(),
+        };
+        let handle = WriterHandle {
+            stop,
+            task,
+            overflow,
+            spill,
+        };
+        Ok((recorder, handle))
+    }
+}
+
+// === impl UsageRecorder ===
+
+impl UsageRecorder {
+    /// Queues one event for the database. When the queue is full (or the writer has stopped)
+    /// the event goes to the spill file from a blocking task instead; the caller never waits.
+    pub fn record(&self, event: UsageEvent) {
+        match self.queue.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event))
+            | Err(mpsc::error::TrySendError::Closed(event)) => self.overflow.push(event),
+        }
+    }
+}
+
+// === impl WriterHandle ===
+
+impl WriterHandle {
+    /// Writes out everything queued — to the database, or to the spill file if the database
+    /// is away — and returns once every event recorded before the call is in one or the other.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the usage writer task failed");
+        }
+        // Events that overflowed the queue (or arrived after it closed) are on their way to
+        // the spill file in blocking tasks; wait for the last fsync.
+        let mut in_flight = self.overflow.in_flight.subscribe();
+        let _ = in_flight.wait_for(|count| *count == 0).await;
+        tracing::info!(
+            spilled = self.spill.pending(),
+            "usage writer stopped; spilled events are replayed on the next start"
+        );
+    }
+
+    /// Events waiting in the spill file.
+    pub fn spilled(&self) -> u64 {
+        self.spill.pending()
+    }
+}
+
+/// Events that did not fit in the queue, on their way to the spill file. One blocking task at
+/// a time appends whatever has piled up, so a burst costs a few fsyncs, not one per event.
+struct Overflow {
+    spill: Arc<SpillFile>,
+    state: Mutex<OverflowState>,
+    /// Running flush tasks (0 or 1), for shutdown to wait on.
+    in_flight: watch::Sender<usize>,
+}
+
+#[derive(Default)]
+struct OverflowState {
+    events: Vec<UsageEvent>,
+    flushing: bool,
+}
+
+impl Overflow {
+    fn push(self: &Arc<Self>, event: UsageEvent) {
+        let start = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.events.push(event);
+            let start = !state.flushing;
+            if start {
+                state.flushing = true;
+                // Counted under the lock, so shutdown cannot see zero between this push and
+                // the task that will write it.
+                self.in_flight.send_modify(|count| *count += 1);
+            }
+            start
+        };
+        if start {
+            let this = self.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn_blocking(move || this.flush());
+                }
+                // Outside a runtime nobody is being kept waiting; write it here.
+                Err(_) => this.flush(),
+            }
+        }
+    }
+
+    /// Appends until nothing is left. A failed append keeps the events and tries again: they
+    /// have nowhere else to go.
+    fn flush(&self) {
+        loop {
+            let events = {
+                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                if state.events.is_empty() {
+                    state.flushing = false;
+                    self.in_flight.send_modify(|count| *count -= 1);
+                    return;
+                }
+                mem::take(&mut state.events)
+            };
+            match self.spill.append(&events) {
+                Ok(()) => {
+                    metrics::counter!("tollgate_usage_batches_total", "result" => "overflowed")
+                        .increment(1);
+                }
+                Err(error) => {
+                    tracing::error!(%error, dir = %self.spill.dir().display(), events = events.len(),
+                        "cannot write the usage spill file; holding the events in memory");
+                    let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    let newer = mem::replace(&mut state.events, events);
+                    state.events.extend(newer);
+                    drop(state);
+                    // A blocking-pool thread (or a caller outside any runtime), never a
+                    // runtime worker, so a plain sleep is right here.
+                    #[allow(clippy::disallowed_methods)]
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+/// The writer task's state.
+struct Writer {
+    store: Store,
+    spill: Arc<SpillFile>,
+    receiver: mpsc::Receiver<UsageEvent>,
+    settings: MeteringConfig,
+    /// When inserts started failing; `None` while they work.
+    outage: Option<Instant>,
+    /// During an outage, batches go straight to the spill file until this time, then one
+    /// insert is tried again.
+    next_probe: Instant,
+    backoff: Duration,
+    /// Shutting down: during an outage every batch goes straight to the spill file, since the
+    /// process is leaving and the file is replayed on the next start.
+    draining: bool,
+    _dir_lock: DirLock,
+}
+
+impl Writer {
+    async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
+        self.replay().await;
+        let batch_size = self.settings.batch_size;
+        let mut batch = Vec::with_capacity(batch_size);
+        let mut tick = tokio::time::interval(self.settings.flush_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let room = batch_size - batch.len();
+            tokio::select! {
+                biased;
+                _ = &mut stopped => break,
+                received = self.receiver.recv_many(&mut batch, room) => {
+                    // Zero: every recorder is gone and the queue is empty.
+                    if received == 0 {
+                        break;
+                    }
+                    if batch.len() >= batch_size {
+                        self.write(mem::take(&mut batch)).await;
+                    }
+                }
+                _ = tick.tick() => {
+                    if !batch.is_empty() {
+                        self.write(mem::take(&mut batch)).await;
+                    } else if self.spill.pending() > 0 && Instant::now() >= self.next_probe {
+                        // Idle with events in the spill file: without traffic no insert would
+                        // ever succeed to trigger the replay.
+                        self.replay().await;
+                    }
+                }
+            }
+            metrics::gauge!("tollgate_usage_queue_depth").set(self.receiver.len() as f64);
+        }
+        // Drain. Closing makes later `record` calls go to the spill file, so this ends.
+        self.receiver.close();
+        self.draining = true;
+        if !batch.is_empty() {
+            self.write(mem::take(&mut batch)).await;
+        }
+        while self.receiver.recv_many(&mut batch, batch_size).await > 0 {
+            self.write(mem::take(&mut batch)).await;
+        }
+        metrics::gauge!("tollgate_usage_queue_depth").set(0.0);
+    }
+
+    /// Inserts one batch, retrying with backoff; spills it once inserts have failed for
+    /// `spill_after`. Returns only when the batch is in the database or in the spill file.
+    async fn write(&mut self, batch: Vec<UsageEvent>) {
+        loop {
+            let attempt = Instant::now();
+            if let Some(since) = self.outage
+                && (self.draining
+                    || (since.elapsed() >= self.settings.spill_after && attempt < self.next_probe))
+            {
+                // A long outage: don't hold the queue up on an insert that will fail.
+                if self.spill_batch(&batch).await {
+                    return;
+                }
+            } else {
+                match self.store.insert_usage_batch(&batch).await {
+                    Ok(_) => {
+                        metrics::counter!("tollgate_usage_batches_total", "result" => "inserted")
+                            .increment(1);
+                        self.recovered();
+                        if self.spill.pending() > 0 {
+                            self.replay().await;
+                        }
+                        return;
+                    }
+                    Err(error) => {
+                        metrics::counter!("tollgate_usage_retries_total").increment(1);
+                        let since = *self.outage.get_or_insert(attempt);
+                        tracing::warn!(%error, events = batch.len(), "cannot insert usage events; retrying");
+                        self.failed();
+                        if (self.draining || since.elapsed() >= self.settings.spill_after)
+                            && self.spill_batch(&batch).await
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep_until(self.next_probe).await;
+        }
+    }
+
+    /// Appends a batch to the spill file; `false` if even that failed.
+    async fn spill_batch(&self, batch: &[UsageEvent]) -> bool {
+        let spill = self.spill.clone();
+        let events = batch.to_vec();
+        match blocking(move || spill.append(&events)).await {
+            Ok(()) => {
+                metrics::counter!("tollgate_usage_batches_total", "result" => "spilled")
+                    .increment(1);
+                true
+            }
+            Err(error) => {
+                metrics::counter!("tollgate_usage_batches_total", "result" => "failed")
+                    .increment(1);
+                tracing::error!(%error, dir = %self.spill.dir().display(),
+                    "cannot write the usage spill file; the batch stays in memory and is retried");
+                false
+            }
+        }
+    }
+
+    /// Replays the spill file into the database, one batch per transaction. A failure keeps
+    /// the file (what was already inserted is skipped next time: the request id is the key).
+    /// One round at most: the file left from an unfinished replay, then the current one, so a
+    /// replay cannot starve the queue while new events keep spilling.
+    async fn replay(&mut self) {
+        for _ in 0..2 {
+            match self.replay_one().await {
+                Ok(Some((inserted, lines))) => {
+                    tracing::info!(inserted, lines, "replayed spilled usage events");
+                    self.recovered();
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot replay the usage spill file yet; keeping it");
+                    self.outage.get_or_insert_with(Instant::now);
+                    self.failed();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Replays one file; `(newly inserted, lines read)`, or `None` when nothing waits.
+    async fn replay_one(&self) -> Result<Option<(u64, u64)>, ReplayError> {
+        let spill = self.spill.clone();
+        let Some(path) = blocking(move || spill.take_for_replay()).await? else {
+            return Ok(None);
+        };
+        let open = path.clone();
+        let mut reader = blocking(move || SpillReader::open(&open)).await?;
+        let mut inserted = 0;
+        let batch_size = self.settings.batch_size;
+        loop {
+            let (back, chunk) = blocking(move || {
+                let chunk = reader.next_chunk(batch_size);
+                chunk.map(|chunk| (reader, chunk))
+            })
+            .await?;
+            reader = back;
+            if chunk.is_empty() {
+                break;
+            }
+            inserted += self.store.insert_usage_batch(&chunk).await?;
+        }
+        let lines = reader.lines;
+        let spill = self.spill.clone();
+        blocking(move || spill.finish_replay(&path, lines)).await?;
+        Ok(Some((inserted, lines)))
+    }
+
+    fn recovered(&mut self) {
+        if let Some(since) = self.outage.take() {
+            tracing::info!(after = ?since.elapsed(), "usage inserts work again");
+        }
+        self.backoff = self.settings.retry_initial_backoff;
+        self.next_probe = Instant::now();
+    }
+
+    /// Schedules the next attempt: exponential backoff with jitter, so replicas that lost the
+    /// same database do not all come back at the same instant.
+    fn failed(&mut self) {
+        let delay = jitter(self.backoff);
+        self.next_probe = Instant::now() + delay;
+        self.backoff = (self.backoff * 2).min(self.settings.retry_max_backoff);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReplayError {
+    #[error("spill file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A random duration in `[delay / 2, delay]`.
+fn jitter(delay: Duration) -> Duration {
+    let half = delay / 2;
+    let span = u64::try_from(half.as_micros()).unwrap_or(u64::MAX).max(1);
+    let random = getrandom::u64().unwrap_or(0) % span;
+    half + Duration::from_micros(random)
+}
+
+/// Runs blocking file I/O off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|error| Err(std::io::Error::other(error)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_between_half_and_whole() {
+        for _ in 0..100 {
+            let delay = jitter(Duration::from_millis(200));
+            assert!(delay >= Duration::from_millis(100) && delay <= Duration::from_millis(200));
+        }
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+}

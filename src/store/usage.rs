@@ -1,0 +1,276 @@
+//! Usage events and their hourly rollup, written together in one transaction.
+
+use std::collections::BTreeMap;
+
+use super::{Store, StoreError, on_pool};
+use crate::clock::Timestamp;
+use crate::metering::{UsageEvent, UsageStatus};
+
+/// One user's usage over a period, from the rollup: what quota counters are rebuilt from.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsageTotal {
+    pub tenant_id: String,
+    pub subject: String,
+    pub requests: i64,
+    pub total_tokens: i64,
+    pub cost_micro_usd: i64,
+}
+
+/// Sums over a whole table, for checks that events and rollup agree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsageSums {
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+    pub total_tokens: i64,
+    pub cost_micro_usd: i64,
+}
+
+/// The key of one rollup row. Ordered, so every writer upserts rows in the same order and two
+/// replicas' transactions cannot deadlock on each other's rows.
+type HourKey<'a> = (&'a str, &'a str, &'a str, &'a str, Timestamp);
+
+#[derive(Default)]
+struct HourDelta {
+    requests: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cached_tokens: i64,
+    total_tokens: i64,
+    cost_micro_usd: i64,
+}
+
+impl HourDelta {
+    fn add(&mut self, event: &UsageEvent) {
+        self.requests += 1;
+        self.prompt_tokens += event.prompt_tokens;
+        self.completion_tokens += event.completion_tokens;
+        self.cached_tokens += event.cached_tokens;
+        self.total_tokens += event.total_tokens;
+        self.cost_micro_usd += event.cost_micro_usd;
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UsageRow {
+    request_id: String,
+    at: Timestamp,
+    tenant_id: String,
+    subject: String,
+    credential_id: String,
+    model: String,
+    provider: String,
+    upstream_model: String,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cached_tokens: i64,
+    reasoning_tokens: i64,
+    total_tokens: i64,
+    cost_micro_usd: i64,
+    status: String,
+    http_status: i32,
+    latency_ms: i64,
+    ttft_ms: Option<i64>,
+    streamed: bool,
+    estimated: bool,
+}
+
+impl From<UsageRow> for UsageEvent {
+    fn from(row: UsageRow) -> Self {
+        Self {
+            request_id: row.request_id,
+            at: row.at,
+            tenant_id: row.tenant_id,
+            subject: row.subject,
+            credential_id: row.credential_id,
+            model: row.model,
+            provider: row.provider,
+            upstream_model: row.upstream_model,
+            prompt_tokens: row.prompt_tokens,
+            completion_tokens: row.completion_tokens,
+            cached_tokens: row.cached_tokens,
+            reasoning_tokens: row.reasoning_tokens,
+            total_tokens: row.total_tokens,
+            cost_micro_usd: row.cost_micro_usd,
+            status: UsageStatus::parse(&row.status),
+            http_status: row.http_status,
+            latency_ms: row.latency_ms,
+            ttft_ms: row.ttft_ms,
+            streamed: row.streamed,
+            estimated: row.estimated,
+        }
+    }
+}
+
+macro_rules! event_columns {
+    () => {
+        "request_id, at, tenant_id, subject, credential_id, model, provider, upstream_model, \
+         prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, total_tokens, \
+         cost_micro_usd, status, http_status, latency_ms, ttft_ms, streamed, estimated"
+    };
+}
+
+// `ON CONFLICT DO NOTHING RETURNING` returns a row only for an event that was not there yet,
+// which is exactly the set the rollup must count.
+const INSERT_EVENT: &str = concat!(
+    "INSERT INTO usage_events (",
+    event_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20) ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+);
+
+const UPSERT_HOUR: &str = "INSERT INTO usage_hourly (tenant_id, subject, model, provider, \
+     hour_start, requests, prompt_tokens, completion_tokens, cached_tokens, total_tokens, \
+     cost_micro_usd) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (tenant_id, subject, model, provider, hour_start) DO UPDATE SET \
+     requests = usage_hourly.requests + excluded.requests, \
+     prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens, \
+     completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens, \
+     cached_tokens = usage_hourly.cached_tokens + excluded.cached_tokens, \
+     total_tokens = usage_hourly.total_tokens + excluded.total_tokens, \
+     cost_micro_usd = usage_hourly.cost_micro_usd + excluded.cost_micro_usd";
+
+// PostgreSQL's SUM of a BIGINT is NUMERIC; the casts make both engines return a 64-bit integer.
+macro_rules! sums {
+    () => {
+        "COALESCE(CAST(SUM(prompt_tokens) AS BIGINT), 0) AS prompt_tokens, \
+         COALESCE(CAST(SUM(completion_tokens) AS BIGINT), 0) AS completion_tokens, \
+         COALESCE(CAST(SUM(cached_tokens) AS BIGINT), 0) AS cached_tokens, \
+         COALESCE(CAST(SUM(total_tokens) AS BIGINT), 0) AS total_tokens, \
+         COALESCE(CAST(SUM(cost_micro_usd) AS BIGINT), 0) AS cost_micro_usd"
+    };
+}
+
+impl Store {
+    /// Inserts a batch of events and their rollup in one transaction; returns how many were new.
+    /// An event whose request id is already stored is skipped and not counted again, so
+    /// retrying a batch or replaying a spill file is harmless.
+    pub async fn insert_usage_batch(&self, events: &[UsageEvent]) -> Result<u64, StoreError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut hours: BTreeMap<HourKey<'_>, HourDelta> = BTreeMap::new();
+        let inserted = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut inserted = 0u64;
+            for event in events {
+                let new: Option<(String,)> = sqlx::query_as(INSERT_EVENT)
+                    .bind(&event.request_id)
+                    .bind(event.at)
+                    .bind(&event.tenant_id)
+                    .bind(&event.subject)
+                    .bind(&event.credential_id)
+                    .bind(&event.model)
+                    .bind(&event.provider)
+                    .bind(&event.upstream_model)
+                    .bind(event.prompt_tokens)
+                    .bind(event.completion_tokens)
+                    .bind(event.cached_tokens)
+                    .bind(event.reasoning_tokens)
+                    .bind(event.total_tokens)
+                    .bind(event.cost_micro_usd)
+                    .bind(event.status.as_str())
+                    .bind(event.http_status)
+                    .bind(event.latency_ms)
+                    .bind(event.ttft_ms)
+                    .bind(event.streamed)
+                    .bind(event.estimated)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if new.is_some() {
+                    inserted += 1;
+                    let key = (
+                        event.tenant_id.as_str(),
+                        event.subject.as_str(),
+                        event.model.as_str(),
+                        event.provider.as_str(),
+                        event.hour_start(),
+                    );
+                    hours.entry(key).or_default().add(event);
+                }
+            }
+            for ((tenant_id, subject, model, provider, hour_start), delta) in &hours {
+                sqlx::query(UPSERT_HOUR)
+                    .bind(*tenant_id)
+                    .bind(*subject)
+                    .bind(*model)
+                    .bind(*provider)
+                    .bind(*hour_start)
+                    .bind(delta.requests)
+                    .bind(delta.prompt_tokens)
+                    .bind(delta.completion_tokens)
+                    .bind(delta.cached_tokens)
+                    .bind(delta.total_tokens)
+                    .bind(delta.cost_micro_usd)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            inserted
+        });
+        Ok(inserted)
+    }
+
+    /// Per-user totals since `from`, read from the hourly rollup only (so a month is a few
+    /// thousand rows, not millions of events). `from` is floored to its hour; UTC days and
+    /// months start on an hour, so for the periods quotas use this is exact.
+    pub async fn usage_totals_since(&self, from: Timestamp) -> Result<Vec<UsageTotal>, StoreError> {
+        let hour = Timestamp(from.0 - from.0.rem_euclid(3_600_000));
+        let rows = on_pool!(self, pool => sqlx::query_as(
+            "SELECT tenant_id, subject, \
+             COALESCE(CAST(SUM(requests) AS BIGINT), 0) AS requests, \
+             COALESCE(CAST(SUM(total_tokens) AS BIGINT), 0) AS total_tokens, \
+             COALESCE(CAST(SUM(cost_micro_usd) AS BIGINT), 0) AS cost_micro_usd \
+             FROM usage_hourly WHERE hour_start >= $1 \
+             GROUP BY tenant_id, subject ORDER BY tenant_id, subject"
+        )
+        .bind(hour)
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows)
+    }
+
+    /// One stored event, by request id.
+    pub async fn usage_event(&self, request_id: &str) -> Result<Option<UsageEvent>, StoreError> {
+        let row: Option<UsageRow> = on_pool!(self, pool => sqlx::query_as(
+            concat!("SELECT ", event_columns!(), " FROM usage_events WHERE request_id = $1")
+        )
+        .bind(request_id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(UsageEvent::from))
+    }
+
+    /// How many events are stored.
+    pub async fn usage_count(&self) -> Result<i64, StoreError> {
+        let (count,): (i64,) = on_pool!(self, pool => sqlx::query_as(
+            "SELECT COUNT(*) FROM usage_events"
+        )
+        .fetch_one(pool)
+        .await)?;
+        Ok(count)
+    }
+
+    /// Sums over every stored event.
+    pub async fn usage_event_sums(&self) -> Result<UsageSums, StoreError> {
+        let sums = on_pool!(self, pool => sqlx::query_as(concat!(
+            "SELECT COUNT(*) AS requests, ", sums!(), " FROM usage_events"
+        ))
+        .fetch_one(pool)
+        .await)?;
+        Ok(sums)
+    }
+
+    /// Sums over the whole hourly rollup; equal to [`Store::usage_event_sums`] when the two
+    /// are in step.
+    pub async fn usage_rollup_sums(&self) -> Result<UsageSums, StoreError> {
+        let sums = on_pool!(self, pool => sqlx::query_as(concat!(
+            "SELECT COALESCE(CAST(SUM(requests) AS BIGINT), 0) AS requests, ", sums!(),
+            " FROM usage_hourly"
+        ))
+        .fetch_one(pool)
+        .await)?;
+        Ok(sums)
+    }
+}
