@@ -11,6 +11,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod metering;
+pub mod routing;
 pub mod server;
 pub mod state;
 pub mod store;

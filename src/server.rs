@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::{HeaderName, Request};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -23,6 +23,7 @@ use crate::api;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::routing::{ProviderKeys, Routes, RoutesError, keys_from_env};
 use crate::state::{AdminToken, AppState};
 use crate::store::{Store, StoreError, redact_url};
 
@@ -37,6 +38,8 @@ pub enum StartError {
     Migrate(StoreError),
     #[error("cannot load the issuers: {0}")]
     Auth(StoreError),
+    #[error("invalid provider configuration: {0}")]
+    Routes(#[from] RoutesError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -66,8 +69,21 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Opens the store, binds the listener and starts serving in the background.
+    /// Opens the store, binds the listener and starts serving in the background. Provider API
+    /// keys are read from the variables the config names.
     pub async fn start(config: Config, admin_token: Option<String>) -> Result<Self, StartError> {
+        let keys = keys_from_env(&config.providers);
+        Self::start_with_keys(config, admin_token, keys).await
+    }
+
+    /// Like [`Gateway::start`], with the provider API keys (by provider name) given.
+    pub async fn start_with_keys(
+        config: Config,
+        admin_token: Option<String>,
+        provider_keys: ProviderKeys,
+    ) -> Result<Self, StartError> {
+        let routes = Arc::new(Routes::from_config(&config, &provider_keys)?);
+        drop(provider_keys);
         let config = Arc::new(config);
         let store = open_store(&config).await?;
         let admin_token = admin_token.as_deref().and_then(AdminToken::new);
@@ -83,7 +99,13 @@ impl Gateway {
                 .await
                 .map_err(StartError::Auth)?,
         );
-        let state = AppState::new(store.clone(), config.clone(), admin_token, auth.clone());
+        let state = AppState::new(
+            store.clone(),
+            config.clone(),
+            admin_token,
+            auth.clone(),
+            routes,
+        );
         let app = router(state);
 
         let addr = config.server.listen;
@@ -176,6 +198,8 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
     let v1 = Router::new()
         .route("/v1/models", get(api::v1::models))
+        .route("/v1/chat/completions", post(api::v1::chat_completions))
+        .route("/v1/embeddings", post(api::v1::embeddings))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::authn::require_principal,

@@ -1,10 +1,11 @@
-//! What every handler can reach: the store, the configuration, the admin token.
+//! What every handler can reach: the store, the configuration, the admin token, the routes.
 
 use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::routing::Routes;
 use crate::store::Store;
 
 /// Shared state, cheap to clone.
@@ -17,6 +18,8 @@ pub struct Inner {
     /// The platform admin's token; `None` disables the admin API.
     pub admin_token: Option<AdminToken>,
     pub auth: Arc<Authenticator>,
+    /// Models and providers, built from the config at start.
+    pub routes: Arc<Routes>,
 }
 
 impl AppState {
@@ -25,12 +28,14 @@ impl AppState {
         config: Arc<Config>,
         admin_token: Option<AdminToken>,
         auth: Arc<Authenticator>,
+        routes: Arc<Routes>,
     ) -> Self {
         Self(Arc::new(Inner {
             store,
             config,
             admin_token,
             auth,
+            routes,
         }))
     }
 }
