@@ -82,6 +82,8 @@ impl Gateway {
         admin_token: Option<String>,
         provider_keys: ProviderKeys,
     ) -> Result<Self, StartError> {
+        // Install the metrics recorder before anything counts, not at the first scrape.
+        let _ = crate::telemetry::metrics();
         let routes = Arc::new(Routes::from_config(&config, &provider_keys)?);
         drop(provider_keys);
         let config = Arc::new(config);

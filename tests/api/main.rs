@@ -5,4 +5,5 @@
 
 mod admin;
 mod cli;
+mod dataplane;
 mod support;
