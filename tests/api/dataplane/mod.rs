@@ -11,6 +11,7 @@ use crate::support::{Backend, TestApp};
 
 mod errors;
 mod routing;
+mod sdk;
 
 mod streaming;
 pub mod upstream;
