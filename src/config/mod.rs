@@ -404,6 +404,49 @@ mod tests {
     }
 
     #[test]
+    fn routing_and_provider_deadlines_parse_and_are_checked() {
+        let config = parse(
+            r#"
+            [server]
+            sse_keep_alive = "2s"
+            [routing]
+            max_attempts = 6
+            backoff_base = "50ms"
+            breaker_cooldown = "1m"
+            [[providers]]
+            name = "p"
+            kind = "anthropic"
+            first_byte_timeout = "5s"
+            idle_timeout = "30s"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.routing.max_attempts, 6);
+        assert_eq!(config.routing.attempts_per_target, 2, "default kept");
+        assert_eq!(config.routing.breaker_cooldown, Duration::from_secs(60));
+        assert_eq!(config.server.sse_keep_alive, Duration::from_secs(2));
+        let provider = &config.providers[0];
+        assert_eq!(provider.first_byte_timeout, Duration::from_secs(5));
+        assert_eq!(provider.base_url(), "https://api.anthropic.com");
+
+        let message = |toml: &str| parse(toml).unwrap_err().to_string();
+        assert!(message("[routing]\nmax_attempts = 0").contains("routing.max_attempts"));
+        assert!(message("[routing]\nretries = 3").contains("retries"));
+        assert!(
+            message("[routing]\nbackoff_base = \"5s\"\nbackoff_max = \"1s\"")
+                .contains("routing.backoff_max")
+        );
+        assert!(
+            message("[[providers]]\nname = \"p\"\nkind = \"azure\"")
+                .contains("providers[0].base_url")
+        );
+        assert!(
+            message("[[providers]]\nname = \"p\"\nkind = \"mock\"\nidle_timeout = \"0s\"")
+                .contains("providers[0].idle_timeout")
+        );
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let message = |toml: &str| parse(toml).unwrap_err().to_string();
         assert!(message("[server]\nlisten = 5").contains("server.listen"));
