@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
+use crate::routing::RouteError;
 use crate::store::StoreError;
 
 /// What went wrong, as the caller may know it.
@@ -166,6 +167,24 @@ struct Body<'a> {
     code: &'static str,
 }
 
+impl ApiError {
+    /// The error as a server-sent event (`data: {"error": …}` and a blank line), for a stream
+    /// that fails after its first byte, when the status can no longer change.
+    pub fn sse_event(&self) -> bytes::Bytes {
+        let spec = self.kind.spec();
+        let body = Envelope {
+            error: Body {
+                message: &self.message,
+                error_type: spec.error_type,
+                param: None,
+                code: spec.code,
+            },
+        };
+        let json = serde_json::to_string(&body).unwrap_or_default();
+        bytes::Bytes::from(format!("data: {json}\n\n"))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let spec = self.kind.spec();
@@ -212,6 +231,30 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %source, "migration error");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(error: RouteError) -> Self {
+        match &error {
+            // The upstream's own words help the caller fix the request; the provider crate has
+            // cut them short and removed our key.
+            RouteError::Rejected(source) => {
+                ApiError::invalid_request(format!("The upstream rejected the request: {source}"))
+            }
+            RouteError::Exhausted { .. } if error.is_timeout() => ApiError::new(
+                ErrorKind::UpstreamTimeout,
+                "The upstream did not answer in time.",
+            ),
+            RouteError::Exhausted { last: None, .. } => ApiError::new(
+                ErrorKind::UpstreamError,
+                "No upstream is available for this model right now.",
+            ),
+            RouteError::Exhausted { .. } => ApiError::new(
+                ErrorKind::UpstreamError,
+                "The upstream failed to answer; every target and fallback was tried.",
+            ),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod ids;
 pub mod metering;
 pub mod quota;
+pub mod routing;
 pub mod server;
 pub mod state;
 pub mod store;

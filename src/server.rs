@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::{HeaderName, Request};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -24,7 +24,8 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metering::{UsageRecorder, UsageWriter, WriterError, WriterHandle};
-use crate::state::{AdminToken, AppState};
+use crate::routing::{ProviderKeys, Routes, RoutesError, keys_from_env};
+use crate::state::{AdminToken, AppState, Inner};
 use crate::store::{Store, StoreError, redact_url};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -40,6 +41,8 @@ pub enum StartError {
     Auth(StoreError),
     #[error("cannot start the usage writer: {0}")]
     Metering(#[from] WriterError),
+    #[error("invalid provider configuration: {0}")]
+    Routes(#[from] RoutesError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -71,11 +74,24 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Opens the store, binds the listener and starts serving in the background.
+    /// Opens the store, binds the listener and starts serving in the background. Provider API
+    /// keys are read from the variables the config names.
     pub async fn start(config: Config, admin_token: Option<String>) -> Result<Self, StartError> {
+        let keys = keys_from_env(&config.providers);
+        Self::start_with_keys(config, admin_token, keys).await
+    }
+
+    /// Like [`Gateway::start`], with the provider API keys (by provider name) given.
+    pub async fn start_with_keys(
+        config: Config,
+        admin_token: Option<String>,
+        provider_keys: ProviderKeys,
+    ) -> Result<Self, StartError> {
+        // Install the metrics recorder before anything counts, not at the first scrape.
+        let _ = crate::telemetry::metrics();
+        let routes = Arc::new(Routes::from_config(&config, &provider_keys)?);
+        drop(provider_keys);
         let config = Arc::new(config);
-        // Install the metrics recorder before anything counts.
-        crate::telemetry::metrics();
         let store = open_store(&config).await?;
         let admin_token = admin_token.as_deref().and_then(AdminToken::new);
         if admin_token.is_none() {
@@ -98,14 +114,17 @@ impl Gateway {
             store.clone(),
             config.auth.cache_ttl,
         ));
-        let state = AppState::new(
-            store.clone(),
-            config.clone(),
+        let prices = Arc::new(crate::metering::PriceBook::from_config(&config.models));
+        let state = AppState::new(Inner {
+            store: store.clone(),
+            config: config.clone(),
             admin_token,
-            auth.clone(),
+            auth: auth.clone(),
             quotas,
-            usage.clone(),
-        );
+            usage: usage.clone(),
+            prices,
+            routes,
+        });
         let app = router(state);
 
         let addr = config.server.listen;
@@ -208,6 +227,8 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
     let v1 = Router::new()
         .route("/v1/models", get(api::v1::models))
+        .route("/v1/chat/completions", post(api::v1::chat_completions))
+        .route("/v1/embeddings", post(api::v1::embeddings))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::authn::require_principal,

@@ -1,4 +1,4 @@
-//! What every handler can reach: the store, the configuration, the admin token.
+//! What every handler can reach: the store, the configuration, the admin token, the routes.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::metering::{PriceBook, UsageRecorder};
 use crate::quota::Quotas;
+use crate::routing::Routes;
 use crate::store::Store;
 
 /// Shared state, cheap to clone.
@@ -24,27 +25,13 @@ pub struct Inner {
     pub usage: UsageRecorder,
     /// Model prices, converted to integers once at start.
     pub prices: Arc<PriceBook>,
+    /// Models and providers, built from the config at start.
+    pub routes: Arc<Routes>,
 }
 
 impl AppState {
-    pub fn new(
-        store: Store,
-        config: Arc<Config>,
-        admin_token: Option<AdminToken>,
-        auth: Arc<Authenticator>,
-        quotas: Arc<Quotas>,
-        usage: UsageRecorder,
-    ) -> Self {
-        let prices = Arc::new(PriceBook::from_config(&config.models));
-        Self(Arc::new(Inner {
-            store,
-            config,
-            admin_token,
-            auth,
-            quotas,
-            usage,
-            prices,
-        }))
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
     }
 }
 

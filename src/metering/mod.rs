@@ -3,14 +3,17 @@
 //! - [`event`]: the [`UsageEvent`] and the builder the data plane calls when a request ends.
 //! - [`price`]: config prices as integers; [`cost`] in micro-dollars.
 //! - [`tokenizer`]: estimates when an upstream reports no usage.
+//! - [`outcome`]: how a routed request ended, and the request log line.
 //! - [`writer`] and [`spill`]: the batch writer behind [`UsageRecorder::record`].
 
 pub mod event;
+pub mod outcome;
 pub mod price;
 pub mod spill;
 pub mod tokenizer;
 pub mod writer;
 
 pub use event::{Counts, Outcome, RequestInfo, UsageEvent, UsageStatus};
+pub use outcome::{Ending, Endpoint, Meter, RequestOutcome, record};
 pub use price::{Price, PriceBook, cost};
 pub use writer::{UsageRecorder, UsageWriter, WriterError, WriterHandle};

@@ -5,6 +5,7 @@
 
 mod admin;
 mod cli;
+mod dataplane;
 mod identity;
 mod metering;
 mod support;

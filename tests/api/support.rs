@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use sqlx::Connection;
 use tempfile::TempDir;
+use tollgate::routing::ProviderKeys;
 use tollgate::{Config, Gateway};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-with-enough-entropy-0123456789";
@@ -97,6 +98,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_with_keys(backend, ProviderKeys::new(), adjust).await
+    }
+
+    /// A gateway whose providers get these API keys (by provider name).
+    pub async fn spawn_with_keys(
+        backend: Backend,
+        keys: ProviderKeys,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".parse().expect("addr");
@@ -106,7 +116,7 @@ impl TestApp {
         // wrong test's database.
         config.metering.spill_dir = dir.path().join("spill");
         adjust(&mut config);
-        let gateway = Gateway::start(config.clone(), Some(ADMIN_TOKEN.to_owned()))
+        let gateway = Gateway::start_with_keys(config.clone(), Some(ADMIN_TOKEN.to_owned()), keys)
             .await
             .expect("gateway starts");
         Self {
@@ -151,6 +161,29 @@ impl TestApp {
             .await
             .expect("request");
         assert_eq!(response.status(), 201, "create tenant {id}");
+    }
+
+    /// A tenant, an active user in it, and an API key for that user; returns the key.
+    pub async fn api_key(&self, tenant: &str, subject: &str) -> String {
+        self.create_tenant(tenant).await;
+        assert_eq!(
+            self.put_user(tenant, subject, serde_json::json!({}))
+                .await
+                .status(),
+            201
+        );
+        let response = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/tenants/{tenant}/users/{}/keys", encode(subject)),
+            )
+            .json(&serde_json::json!({ "name": "test" }))
+            .send()
+            .await
+            .expect("request");
+        let (status, body) = json(response).await;
+        assert_eq!(status, 201, "{body}");
+        body["key"].as_str().expect("a key").to_owned()
     }
 
     pub async fn put_user(&self, tenant: &str, subject: &str, body: Value) -> reqwest::Response {

@@ -2,7 +2,6 @@
 //! environment variables, checked once at start so a mistake stops the process with a message
 //! that names the key, never a panic.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +9,10 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
+
+mod upstreams;
+
+pub use upstreams::{ModelConfig, PriceConfig, ProviderConfig, RoutingConfig, TargetConfig};
 
 /// The whole configuration. Every section has defaults, so an empty file (or none) is valid.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -24,6 +27,7 @@ pub struct Config {
     pub metering: MeteringConfig,
     pub providers: Vec<ProviderConfig>,
     pub models: Vec<ModelConfig>,
+    pub routing: RoutingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +40,10 @@ pub struct ServerConfig {
     /// How long in-flight requests get to finish after SIGTERM.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// A `: keep-alive` comment goes to a streaming client after this much upstream silence, so
+    /// proxies between the client and us do not close an idle connection.
+    #[serde(with = "duration")]
+    pub sse_keep_alive: Duration,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +52,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            sse_keep_alive: Duration::from_secs(10),
         }
     }
 }
@@ -194,74 +203,6 @@ impl Default for MeteringConfig {
     }
 }
 
-/// One upstream account that models route to.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    pub name: String,
-    /// `openai | azure | anthropic | gemini | ollama | mock`.
-    pub kind: String,
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// Name of the environment variable holding the provider's API key.
-    #[serde(default)]
-    pub api_key_env: Option<String>,
-    /// Azure OpenAI's `api-version`.
-    #[serde(default)]
-    pub api_version: Option<String>,
-    /// Whole-request limit.
-    #[serde(default = "defaults::timeout", with = "duration")]
-    pub timeout: Duration,
-    #[serde(default = "defaults::connect_timeout", with = "duration")]
-    pub connect_timeout: Duration,
-}
-
-/// A model name clients may send, and where it goes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    pub name: String,
-    pub targets: Vec<TargetConfig>,
-    #[serde(default)]
-    pub fallbacks: Vec<String>,
-    #[serde(default)]
-    pub price: Option<PriceConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    pub provider: String,
-    /// The model name the upstream knows.
-    pub model: String,
-    #[serde(default = "defaults::weight")]
-    pub weight: u32,
-}
-
-/// USD per million tokens.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PriceConfig {
-    pub input_per_mtok: f64,
-    pub output_per_mtok: f64,
-    #[serde(default)]
-    pub cached_input_per_mtok: Option<f64>,
-}
-
-mod defaults {
-    use std::time::Duration;
-
-    pub fn timeout() -> Duration {
-        Duration::from_secs(60)
-    }
-    pub fn connect_timeout() -> Duration {
-        Duration::from_secs(10)
-    }
-    pub fn weight() -> u32 {
-        1
-    }
-}
-
 /// A configuration that cannot be used, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -276,14 +217,12 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         message: message.into(),
     }
 }
-
-const PROVIDER_KINDS: [&str; 6] = ["openai", "azure", "anthropic", "gemini", "ollama", "mock"];
 
 impl Config {
     /// Defaults, then the file at `path` (if any), then `TOLLGATE__…` variables; then checked.
@@ -338,6 +277,9 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        if self.server.sse_keep_alive.is_zero() {
+            return Err(invalid("server.sse_keep_alive", "must be longer than zero"));
         }
         if self.admin.token_env.trim().is_empty() {
             return Err(invalid(
@@ -400,85 +342,8 @@ impl Config {
                 "must start with redis:// or rediss://",
             ));
         }
-        let mut providers = HashSet::new();
-        for (i, provider) in self.providers.iter().enumerate() {
-            let key = |field: &str| format!("providers[{i}].{field}");
-            if provider.name.trim().is_empty() {
-                return Err(invalid(key("name"), "must not be empty"));
-            }
-            if !providers.insert(provider.name.as_str()) {
-                return Err(invalid(
-                    key("name"),
-                    format!("`{}` is used by two providers", provider.name),
-                ));
-            }
-            if !PROVIDER_KINDS.contains(&provider.kind.as_str()) {
-                return Err(invalid(
-                    key("kind"),
-                    format!(
-                        "`{}` is not one of {}",
-                        provider.kind,
-                        PROVIDER_KINDS.join(", ")
-                    ),
-                ));
-            }
-            if let Some(base_url) = &provider.base_url
-                && !(base_url.starts_with("http://") || base_url.starts_with("https://"))
-            {
-                return Err(invalid(
-                    key("base_url"),
-                    "must be an http:// or https:// URL",
-                ));
-            }
-            if provider.timeout.is_zero() {
-                return Err(invalid(key("timeout"), "must be longer than zero"));
-            }
-        }
-        let models: HashSet<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
-        if models.len() != self.models.len() {
-            return Err(invalid("models", "two models have the same name"));
-        }
-        for (i, model) in self.models.iter().enumerate() {
-            let key = |field: &str| format!("models[{i}].{field}");
-            if model.name.trim().is_empty() {
-                return Err(invalid(key("name"), "must not be empty"));
-            }
-            if model.targets.is_empty() {
-                return Err(invalid(key("targets"), "needs at least one target"));
-            }
-            for (j, target) in model.targets.iter().enumerate() {
-                if !providers.contains(target.provider.as_str()) {
-                    return Err(invalid(
-                        key(&format!("targets[{j}].provider")),
-                        format!("no provider is named `{}`", target.provider),
-                    ));
-                }
-            }
-            if model.targets.iter().all(|t| t.weight == 0) {
-                return Err(invalid(
-                    key("targets"),
-                    "at least one weight must be above 0",
-                ));
-            }
-            for fallback in &model.fallbacks {
-                if !models.contains(fallback.as_str()) || fallback == &model.name {
-                    return Err(invalid(
-                        key("fallbacks"),
-                        format!("`{fallback}` is not another configured model"),
-                    ));
-                }
-            }
-            if let Some(price) = model.price {
-                let prices = [
-                    price.input_per_mtok,
-                    price.output_per_mtok,
-                    price.cached_input_per_mtok.unwrap_or(0.0),
-                ];
-                if prices.iter().any(|p| !p.is_finite() || *p < 0.0) {
-                    return Err(invalid(key("price"), "prices must be zero or more"));
-                }
-            }
-        }
+        upstreams::validate(self)?;
+        self.routing.validate()?;
         Ok(())
     }
 }
@@ -631,6 +496,49 @@ mod tests {
         let message = |toml: &str| parse(toml).unwrap_err().to_string();
         assert!(message("[metering]\nqueue_capacity = 0").contains("metering.queue_capacity"));
         assert!(message("[metering]\nbatch_size = 0").contains("metering.batch_size"));
+    }
+
+    #[test]
+    fn routing_and_provider_deadlines_parse_and_are_checked() {
+        let config = parse(
+            r#"
+            [server]
+            sse_keep_alive = "2s"
+            [routing]
+            max_attempts = 6
+            backoff_base = "50ms"
+            breaker_cooldown = "1m"
+            [[providers]]
+            name = "p"
+            kind = "anthropic"
+            first_byte_timeout = "5s"
+            idle_timeout = "30s"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.routing.max_attempts, 6);
+        assert_eq!(config.routing.attempts_per_target, 2, "default kept");
+        assert_eq!(config.routing.breaker_cooldown, Duration::from_secs(60));
+        assert_eq!(config.server.sse_keep_alive, Duration::from_secs(2));
+        let provider = &config.providers[0];
+        assert_eq!(provider.first_byte_timeout, Duration::from_secs(5));
+        assert_eq!(provider.base_url(), "https://api.anthropic.com");
+
+        let message = |toml: &str| parse(toml).unwrap_err().to_string();
+        assert!(message("[routing]\nmax_attempts = 0").contains("routing.max_attempts"));
+        assert!(message("[routing]\nretries = 3").contains("retries"));
+        assert!(
+            message("[routing]\nbackoff_base = \"5s\"\nbackoff_max = \"1s\"")
+                .contains("routing.backoff_max")
+        );
+        assert!(
+            message("[[providers]]\nname = \"p\"\nkind = \"azure\"")
+                .contains("providers[0].base_url")
+        );
+        assert!(
+            message("[[providers]]\nname = \"p\"\nkind = \"mock\"\nidle_timeout = \"0s\"")
+                .contains("providers[0].idle_timeout")
+        );
     }
 
     #[test]

@@ -1,0 +1,49 @@
+//! `POST /v1/embeddings`.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use tollgate_providers::EmbeddingsRequest;
+
+use super::chat::{failed, json_response};
+use super::{may_use, request_id, resolve, strip_steering};
+use crate::api::json::ApiJson;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::metering::{Ending, Endpoint, Meter};
+use crate::state::AppState;
+
+pub async fn embeddings(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    ApiJson(mut req): ApiJson<EmbeddingsRequest>,
+) -> Result<Response, ApiError> {
+    strip_steering(&mut req.extra);
+    let model = resolve(&state, &principal, &req.model)?;
+    let plan = state.routes.plan(model, |name| may_use(&principal, name));
+    let mut meter = Meter::start(
+        request_id(&headers),
+        principal,
+        Endpoint::Embeddings,
+        model.name.clone(),
+    );
+    match state.routes.embeddings(&plan, &req).await {
+        Ok(served) => {
+            let target = &served.target;
+            meter.target(
+                &target.model,
+                &target.provider.name,
+                &target.upstream_model,
+                served.attempts,
+            );
+            if let Some(usage) = served.value.usage {
+                meter.usage(usage);
+            }
+            meter.finish(StatusCode::OK.as_u16(), Ending::Ok);
+            Ok(json_response(served.value.body))
+        }
+        Err(error) => Err(failed(&mut meter, error)),
+    }
+}

@@ -1,0 +1,157 @@
+//! Relaying an upstream stream to the client as server-sent events: each chunk as it arrives,
+//! keep-alive comments while the upstream is silent, `data: [DONE]` at the end, and an
+//! OpenAI-style error event if the upstream fails after the first byte (never a retry: the
+//! client already has part of the answer).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{HeaderValue, StatusCode, header};
+use tokio::time::{Instant, timeout_at};
+use tollgate_providers::{ChatStream, ProviderError, StreamEvent};
+
+use crate::error::{ApiError, ErrorKind};
+use crate::metering::{Ending, Meter};
+use crate::routing::Prefetched;
+
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// The streaming response. The meter rides inside the body: it records when the stream ends,
+/// or when hyper drops the body because the client went away (which also drops, and so
+/// closes, the upstream stream).
+pub fn response(
+    stream: Prefetched,
+    include_usage: bool,
+    keep_alive: Duration,
+    mut meter: Meter,
+) -> Response {
+    meter.status(StatusCode::OK.as_u16());
+    let relay = Relay {
+        first: stream.first,
+        upstream: Some(stream.rest),
+        deadline: stream.deadline,
+        keep_alive,
+        include_usage,
+        meter,
+    };
+    let body = futures_util::stream::unfold(relay, Relay::step);
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells nginx-style proxies not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+struct Relay {
+    first: Option<StreamEvent>,
+    /// `None` once the stream is over (the next step ends the body).
+    upstream: Option<ChatStream>,
+    deadline: Instant,
+    keep_alive: Duration,
+    include_usage: bool,
+    meter: Meter,
+}
+
+/// How the upstream stream failed after it was handed to the client.
+enum Broken {
+    Provider(ProviderError),
+    Deadline,
+}
+
+// === impl Relay ===
+
+impl Relay {
+    async fn step(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+        loop {
+            let event = match self.first.take() {
+                Some(first) => first,
+                None => {
+                    let upstream = self.upstream.as_mut()?;
+                    let wake = self.deadline.min(Instant::now() + self.keep_alive);
+                    // `next()` is cancel-safe: a chunk in progress stays inside the stream.
+                    match timeout_at(wake, upstream.next()).await {
+                        Err(_) if Instant::now() >= self.deadline => {
+                            return Some((Ok(self.broken(Broken::Deadline)), self));
+                        }
+                        Err(_) => return Some((Ok(Bytes::from_static(KEEP_ALIVE)), self)),
+                        Ok(None) => {
+                            self.upstream = None;
+                            self.meter.finish(StatusCode::OK.as_u16(), Ending::Ok);
+                            return Some((Ok(Bytes::from_static(DONE)), self));
+                        }
+                        Ok(Some(Err(error))) => {
+                            return Some((Ok(self.broken(Broken::Provider(error))), self));
+                        }
+                        Ok(Some(Ok(event))) => event,
+                    }
+                }
+            };
+            if let Some(usage) = event.usage {
+                self.meter.usage(usage);
+            }
+            if event.usage_only {
+                // The gateway always asks for usage; the client gets it only if it asked too.
+                if !self.include_usage {
+                    continue;
+                }
+            } else {
+                self.meter.first_token();
+            }
+            return Some((Ok(frame(&event.data)), self));
+        }
+    }
+
+    /// Ends the stream with an error event and `[DONE]`, so SDKs raise instead of hanging.
+    fn broken(&mut self, broken: Broken) -> Bytes {
+        self.upstream = None;
+        let (kind, message) = match &broken {
+            Broken::Deadline => (
+                ErrorKind::UpstreamTimeout,
+                "The upstream did not finish the answer in time.",
+            ),
+            Broken::Provider(error) if error.is_timeout() => (
+                ErrorKind::UpstreamTimeout,
+                "The upstream stopped sending in the middle of the answer.",
+            ),
+            Broken::Provider(_) => (
+                ErrorKind::UpstreamError,
+                "The upstream failed in the middle of the answer.",
+            ),
+        };
+        if let Broken::Provider(error) = &broken {
+            tracing::warn!(code = error.code(), %error, "upstream stream broke after the first byte");
+        } else {
+            tracing::warn!("upstream stream passed its deadline");
+        }
+        let ending = if kind == ErrorKind::UpstreamTimeout {
+            Ending::UpstreamTimeout
+        } else {
+            Ending::UpstreamError
+        };
+        self.meter.finish(StatusCode::OK.as_u16(), ending);
+        let event = ApiError::new(kind, message).sse_event();
+        let mut out = BytesMut::with_capacity(event.len() + DONE.len());
+        out.extend_from_slice(&event);
+        out.extend_from_slice(DONE);
+        out.freeze()
+    }
+}
+
+/// `data: <chunk>\n\n`, in one allocation.
+fn frame(data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}

@@ -1,0 +1,231 @@
+//! How one data-plane request ended: every routed request ends in exactly one [`record`] call,
+//! streams included, even when the client went away mid-stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tollgate_providers::Usage;
+
+use crate::auth::Principal;
+
+/// Which route served the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    ChatStream,
+    Embeddings,
+}
+
+/// How a request ended, as a low-cardinality label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Ok,
+    /// The upstream refused the request as malformed.
+    Rejected,
+    /// No target served it (502/504 before any byte), or a stream broke after its first byte.
+    UpstreamError,
+    UpstreamTimeout,
+    /// The client closed the connection before the answer was complete.
+    ClientDisconnected,
+}
+
+/// Everything known about one routed request once it is over.
+#[derive(Debug, Clone)]
+pub struct RequestOutcome {
+    pub request_id: Arc<str>,
+    pub principal: Principal,
+    pub endpoint: Endpoint,
+    /// The model the client asked for.
+    pub model: Arc<str>,
+    /// The configured model that served it (a fallback, perhaps); `None` if none did.
+    pub served_model: Option<Arc<str>>,
+    pub provider: Option<Arc<str>>,
+    pub upstream_model: Option<Arc<str>>,
+    /// The HTTP status the client got (200 for a stream that later broke).
+    pub status: u16,
+    pub ending: Ending,
+    /// Upstream-reported usage; `None` when the upstream reported none.
+    pub usage: Option<Usage>,
+    pub attempts: u32,
+    pub started: Instant,
+    pub latency: Duration,
+    /// Until the first chunk of a stream was ready for the client.
+    pub time_to_first_token: Option<Duration>,
+}
+
+// === impl Endpoint, Ending ===
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::ChatStream => "chat_stream",
+            Self::Embeddings => "embeddings",
+        }
+    }
+}
+
+impl Ending {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Rejected => "rejected",
+            Self::UpstreamError => "upstream_error",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::ClientDisconnected => "client_disconnected",
+        }
+    }
+}
+
+/// The end of every routed request. Never logs a token, a key or message content.
+pub fn record(outcome: RequestOutcome) {
+    let usage = outcome.usage.unwrap_or_default();
+    let none = || Arc::<str>::from("");
+    let provider = outcome.provider.clone().unwrap_or_else(none);
+    tracing::info!(
+        target: "tollgate::request",
+        request_id = %outcome.request_id,
+        tenant = %outcome.principal.tenant_id(),
+        subject = %outcome.principal.subject,
+        credential = %outcome.principal.credential.id(),
+        endpoint = outcome.endpoint.as_str(),
+        model = %outcome.model,
+        served_model = outcome.served_model.as_deref().unwrap_or_default(),
+        provider = %provider,
+        upstream_model = outcome.upstream_model.as_deref().unwrap_or_default(),
+        status = outcome.status,
+        ending = outcome.ending.as_str(),
+        attempts = outcome.attempts,
+        usage_reported = outcome.usage.is_some(),
+        prompt_tokens = usage.prompt_tokens,
+        completion_tokens = usage.completion_tokens,
+        total_tokens = usage.total_tokens,
+        cached_tokens = usage.cached_tokens,
+        latency_ms = outcome.latency.as_millis() as u64,
+        ttft_ms = outcome.time_to_first_token.map(|d| d.as_millis() as u64),
+        "request"
+    );
+    // Labels are configured names only (models, providers): bounded, never a user.
+    let model = outcome.model.to_string();
+    metrics::counter!(
+        "tollgate_requests_total",
+        "model" => model.clone(),
+        "provider" => provider.to_string(),
+        "endpoint" => outcome.endpoint.as_str(),
+        "ending" => outcome.ending.as_str(),
+    )
+    .increment(1);
+    if usage.total_tokens > 0 {
+        metrics::counter!("tollgate_tokens_total", "model" => model.clone(), "kind" => "prompt")
+            .increment(usage.prompt_tokens);
+        metrics::counter!("tollgate_tokens_total", "model" => model, "kind" => "completion")
+            .increment(usage.completion_tokens);
+    }
+    metrics::histogram!("tollgate_request_duration_seconds", "endpoint" => outcome.endpoint.as_str())
+        .record(outcome.latency.as_secs_f64());
+}
+
+/// Collects a request's outcome and records it exactly once: by [`Meter::finish`], or when
+/// dropped — the client went away, and axum dropped the handler or the response stream.
+#[derive(Debug)]
+pub struct Meter {
+    outcome: Option<RequestOutcome>,
+}
+
+/// Status recorded for a request whose client left before any response: nginx's convention.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+// === impl Meter ===
+
+impl Meter {
+    pub fn start(
+        request_id: Arc<str>,
+        principal: Principal,
+        endpoint: Endpoint,
+        model: Arc<str>,
+    ) -> Self {
+        Self {
+            outcome: Some(RequestOutcome {
+                request_id,
+                principal,
+                endpoint,
+                model,
+                served_model: None,
+                provider: None,
+                upstream_model: None,
+                status: CLIENT_CLOSED_REQUEST,
+                ending: Ending::ClientDisconnected,
+                usage: None,
+                attempts: 0,
+                started: Instant::now(),
+                latency: Duration::ZERO,
+                time_to_first_token: None,
+            }),
+        }
+    }
+
+    /// Who served (or last failed to serve) the request.
+    pub fn target(
+        &mut self,
+        served_model: &Arc<str>,
+        provider: &Arc<str>,
+        upstream_model: &Arc<str>,
+        attempts: u32,
+    ) {
+        if let Some(outcome) = &mut self.outcome {
+            outcome.served_model = Some(served_model.clone());
+            outcome.provider = Some(provider.clone());
+            outcome.upstream_model = Some(upstream_model.clone());
+            outcome.attempts = attempts;
+        }
+    }
+
+    pub fn attempts(&mut self, attempts: u32) {
+        if let Some(outcome) = &mut self.outcome {
+            outcome.attempts = attempts;
+        }
+    }
+
+    /// The status the client got; a stream records it before its first chunk.
+    pub fn status(&mut self, status: u16) {
+        if let Some(outcome) = &mut self.outcome {
+            outcome.status = status;
+        }
+    }
+
+    pub fn usage(&mut self, usage: Usage) {
+        if let Some(outcome) = &mut self.outcome {
+            outcome.usage = Some(usage);
+        }
+    }
+
+    /// Notes the first chunk's time; later calls keep the first.
+    pub fn first_token(&mut self) {
+        if let Some(outcome) = &mut self.outcome
+            && outcome.time_to_first_token.is_none()
+        {
+            outcome.time_to_first_token = Some(outcome.started.elapsed());
+        }
+    }
+
+    /// Records the outcome now; the drop then does nothing.
+    pub fn finish(&mut self, status: u16, ending: Ending) {
+        if let Some(mut outcome) = self.outcome.take() {
+            outcome.status = status;
+            outcome.ending = ending;
+            outcome.latency = outcome.started.elapsed();
+            record(outcome);
+        }
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        if let Some(mut outcome) = self.outcome.take() {
+            outcome.ending = Ending::ClientDisconnected;
+            outcome.latency = outcome.started.elapsed();
+            record(outcome);
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Calling targets in plan order: retries with backoff and jitter, `Retry-After`, circuit
+//! breakers, a bound on attempts, and per-attempt deadlines.
+//!
+//! A target's failure moves on to the next target; a *retryable* one (connect error, 429, 5xx,
+//! no response headers in time) first tries the same target again. Nothing here runs after a
+//! byte reached the client: a stream is handed over only once it produced its first chunk (or
+//! stayed silent for a keep-alive interval), and from then on failures are the caller's.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::{Instant, timeout, timeout_at};
+use tollgate_providers::{
+    ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
+    ProviderError, StreamEvent,
+};
+
+use super::{Routes, Target, random};
+
+/// A successful call and who served it.
+#[derive(Debug)]
+pub struct Served<T> {
+    pub value: T,
+    pub target: Arc<Target>,
+    /// Upstream calls made, this one included.
+    pub attempts: u32,
+}
+
+/// A stream that has been accepted by its upstream, with its first chunk if one came within
+/// the keep-alive interval.
+pub struct Prefetched {
+    pub first: Option<StreamEvent>,
+    pub rest: ChatStream,
+    /// The end of this attempt's whole-stream allowance (the provider's `timeout`).
+    pub deadline: Instant,
+}
+
+/// Why one attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("upstream did not finish within {0:?}")]
+    Deadline(Duration),
+    #[error("upstream stream ended without a single chunk")]
+    EmptyStream,
+}
+
+/// Why a request could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The upstream said the request itself is wrong (400, 413, 422): another target would say
+    /// the same, so nothing else is tried.
+    #[error("the upstream refused the request: {0}")]
+    Rejected(ProviderError),
+    /// Every target and fallback failed, or was kept out by its circuit breaker.
+    #[error("no upstream served the request after {attempts} attempts")]
+    Exhausted {
+        attempts: u32,
+        last: Option<AttemptError>,
+        last_target: Option<Arc<Target>>,
+    },
+}
+
+// === impl AttemptError ===
+
+impl AttemptError {
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::Provider(error) => error.is_timeout(),
+            Self::Deadline(_) => true,
+            Self::EmptyStream => false,
+        }
+    }
+
+    /// A low-cardinality label for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Provider(error) => error.code(),
+            Self::Deadline(_) => "deadline",
+            Self::EmptyStream => "empty_stream",
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, Self::Provider(error) if error.retryable())
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Provider(error) => error.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// Says nothing about the target's health: the request cannot be expressed for it.
+    fn is_unsupported(&self) -> bool {
+        matches!(self, Self::Provider(ProviderError::Unsupported(_)))
+    }
+}
+
+fn is_client_error(error: &AttemptError) -> bool {
+    matches!(error, AttemptError::Provider(e) if matches!(e.status(), Some(400 | 413 | 422)))
+}
+
+// === impl RouteError ===
+
+impl RouteError {
+    /// True when the last failure was a deadline: the caller gets 504 rather than 502.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::Rejected(_) => false,
+            Self::Exhausted { last, .. } => last.as_ref().is_some_and(AttemptError::is_timeout),
+        }
+    }
+
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Self::Rejected(_) => 1,
+            Self::Exhausted { attempts, .. } => *attempts,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Rejected(_) => "rejected",
+            Self::Exhausted { last: Some(e), .. } => e.code(),
+            Self::Exhausted { last: None, .. } => "circuit_open",
+        }
+    }
+}
+
+// === impl Routes ===
+
+impl Routes {
+    /// A non-streaming chat completion.
+    pub async fn chat(
+        &self,
+        plan: &[Arc<Target>],
+        req: &ChatRequest,
+    ) -> Result<Served<ChatResponse>, RouteError> {
+        self.run(plan, |target| async move {
+            let limit = target.provider.timeout;
+            let call = target.provider.client.chat(req, &target.upstream_model);
+            match timeout(limit, call).await {
+                Err(_) => Err(AttemptError::Deadline(limit)),
+                Ok(result) => result.map_err(AttemptError::from),
+            }
+        })
+        .await
+    }
+
+    pub async fn embeddings(
+        &self,
+        plan: &[Arc<Target>],
+        req: &EmbeddingsRequest,
+    ) -> Result<Served<EmbeddingsResponse>, RouteError> {
+        self.run(plan, |target| async move {
+            let limit = target.provider.timeout;
+            let call = target
+                .provider
+                .client
+                .embeddings(req, &target.upstream_model);
+            match timeout(limit, call).await {
+                Err(_) => Err(AttemptError::Deadline(limit)),
+                Ok(result) => result.map_err(AttemptError::from),
+            }
+        })
+        .await
+    }
+
+    /// A streaming chat completion, handed over once the upstream produced its first chunk or
+    /// stayed silent for `first_chunk_wait`. Until then a broken stream is just a failed
+    /// attempt: nothing has reached the client, so the next target may still serve it.
+    pub async fn chat_stream(
+        &self,
+        plan: &[Arc<Target>],
+        req: &ChatRequest,
+        first_chunk_wait: Duration,
+    ) -> Result<Served<Prefetched>, RouteError> {
+        self.run(plan, |target| async move {
+            let limit = target.provider.timeout;
+            let deadline = Instant::now() + limit;
+            let call = target
+                .provider
+                .client
+                .chat_stream(req, &target.upstream_model);
+            let mut rest = match timeout_at(deadline, call).await {
+                Err(_) => return Err(AttemptError::Deadline(limit)),
+                Ok(result) => result?,
+            };
+            let wait_until = deadline.min(Instant::now() + first_chunk_wait);
+            match timeout_at(wait_until, rest.next()).await {
+                Ok(Some(Ok(first))) => Ok(Prefetched {
+                    first: Some(first),
+                    rest,
+                    deadline,
+                }),
+                Ok(Some(Err(error))) => Err(error.into()),
+                Ok(None) => Err(AttemptError::EmptyStream),
+                Err(_) if Instant::now() >= deadline => Err(AttemptError::Deadline(limit)),
+                // Still thinking: commit now, so keep-alives can flow to the client.
+                Err(_) => Ok(Prefetched {
+                    first: None,
+                    rest,
+                    deadline,
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Tries `plan` in order within the policy's bounds.
+    async fn run<T, F, Fut>(
+        &self,
+        plan: &[Arc<Target>],
+        mut call: F,
+    ) -> Result<Served<T>, RouteError>
+    where
+        F: FnMut(Arc<Target>) -> Fut,
+        Fut: Future<Output = Result<T, AttemptError>>,
+    {
+        let policy = &self.policy;
+        let mut attempts = 0;
+        let mut last = None;
+        let mut last_target = None;
+        'targets: for target in plan {
+            let mut tries = 0;
+            loop {
+                if attempts >= policy.max_attempts {
+                    break 'targets;
+                }
+                if !target.breaker.try_acquire() {
+                    tracing::debug!(provider = %target.provider.name, upstream_model = %target.upstream_model, "circuit open; skipping target");
+                    continue 'targets;
+                }
+                attempts += 1;
+                tries += 1;
+                let error = match call(target.clone()).await {
+                    Ok(value) => {
+                        target.breaker.record_success();
+                        return Ok(Served {
+                            value,
+                            target: target.clone(),
+                            attempts,
+                        });
+                    }
+                    Err(error) => error,
+                };
+                if is_client_error(&error) {
+                    // The target is healthy; it answered.
+                    target.breaker.record_success();
+                    if let AttemptError::Provider(error) = error {
+                        return Err(RouteError::Rejected(error));
+                    }
+                    break 'targets;
+                }
+                if !error.is_unsupported() {
+                    target.breaker.record_failure();
+                }
+                tracing::warn!(
+                    provider = %target.provider.name,
+                    upstream_model = %target.upstream_model,
+                    attempt = attempts,
+                    code = error.code(),
+                    %error,
+                    "upstream attempt failed"
+                );
+                let wait = (error.retryable()
+                    && tries < policy.attempts_per_target
+                    && attempts < policy.max_attempts)
+                    .then(|| self.retry_wait(&error, tries))
+                    .flatten();
+                last = Some(error);
+                last_target = Some(target.clone());
+                match wait {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => continue 'targets,
+                }
+            }
+        }
+        Err(RouteError::Exhausted {
+            attempts,
+            last,
+            last_target,
+        })
+    }
+
+    /// How long to wait before trying the same target again, or `None` to move on: the
+    /// upstream's `Retry-After` if it is short enough, else exponential backoff with full
+    /// jitter (a random wait up to the doubled base), so that retries from many requests do
+    /// not arrive together.
+    fn retry_wait(&self, error: &AttemptError, tries: u32) -> Option<Duration> {
+        let policy = &self.policy;
+        if let Some(after) = error.retry_after() {
+            return (after <= policy.max_retry_after).then_some(after);
+        }
+        let factor = 1u32 << (tries.saturating_sub(1)).min(16);
+        let ceiling = policy
+            .backoff_base
+            .saturating_mul(factor)
+            .min(policy.backoff_max);
+        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Some(Duration::from_millis(random::below(
+            millis.saturating_add(1),
+        )))
+    }
+}

@@ -1,0 +1,133 @@
+//! A per-target circuit breaker: after `threshold` consecutive failures the target is left out
+//! for `cooldown`; then one probe goes through, and its result closes or reopens the breaker.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+#[derive(Debug)]
+pub struct Breaker {
+    threshold: u32,
+    cooldown: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        since: Instant,
+    },
+    /// One probe is out. If it never reports (its request was cancelled), another is let through
+    /// after a further cooldown, so a lost probe cannot keep the target out for good.
+    HalfOpen {
+        since: Instant,
+    },
+}
+
+// === impl Breaker ===
+
+impl Breaker {
+    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+        Self {
+            threshold: threshold.max(1),
+            cooldown,
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
+    }
+
+    /// May a request go to this target now? In the half-open state only the caller that gets
+    /// `true` is the probe.
+    pub fn try_acquire(&self) -> bool {
+        let now = Instant::now();
+        let mut state = self.lock();
+        match *state {
+            State::Closed { .. } => true,
+            State::Open { since } | State::HalfOpen { since } => {
+                if now.duration_since(since) >= self.cooldown {
+                    *state = State::HalfOpen { since: now };
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    pub fn record_success(&self) {
+        *self.lock() = State::Closed { failures: 0 };
+    }
+
+    pub fn record_failure(&self) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        *state = match *state {
+            State::Closed { failures } if failures + 1 < self.threshold => State::Closed {
+                failures: failures + 1,
+            },
+            _ => State::Open { since: now },
+        };
+    }
+
+    /// True while the target is being kept out (for logs and tests).
+    pub fn is_open(&self) -> bool {
+        matches!(*self.lock(), State::Open { .. })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is always valid, even if a holder panicked: recover it.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Real time: tokio's paused clock needs `test-util`, which would rebuild the HTTP stack.
+    const COOLDOWN: Duration = Duration::from_millis(30);
+
+    #[tokio::test]
+    async fn opens_after_consecutive_failures_and_probes_after_cooldown() {
+        let breaker = Breaker::new(3, COOLDOWN);
+        breaker.record_failure();
+        breaker.record_failure();
+        breaker.record_success();
+        breaker.record_failure();
+        breaker.record_failure();
+        assert!(breaker.try_acquire(), "a success reset the count");
+        breaker.record_failure();
+        assert!(breaker.is_open());
+        assert!(!breaker.try_acquire());
+
+        tokio::time::sleep(COOLDOWN).await;
+        assert!(breaker.try_acquire(), "one probe after the cooldown");
+        assert!(!breaker.try_acquire(), "only one");
+        breaker.record_failure();
+        assert!(!breaker.try_acquire(), "a failed probe reopens it");
+
+        tokio::time::sleep(COOLDOWN).await;
+        assert!(breaker.try_acquire());
+        breaker.record_success();
+        assert!(
+            breaker.try_acquire() && breaker.try_acquire(),
+            "closed again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lost_probe_does_not_keep_the_target_out() {
+        let breaker = Breaker::new(1, COOLDOWN);
+        breaker.record_failure();
+        tokio::time::sleep(COOLDOWN).await;
+        assert!(breaker.try_acquire());
+        // The probe never reports back.
+        tokio::time::sleep(COOLDOWN).await;
+        assert!(breaker.try_acquire());
+    }
+}
