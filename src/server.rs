@@ -39,6 +39,8 @@ pub enum StartError {
     Migrate(StoreError),
     #[error("cannot load the issuers: {0}")]
     Auth(StoreError),
+    #[error("cannot rebuild the quota counters: {0}")]
+    Quota(StoreError),
     #[error("cannot start the usage writer: {0}")]
     Metering(#[from] WriterError),
     #[error("invalid provider configuration: {0}")]
@@ -114,6 +116,18 @@ impl Gateway {
             store.clone(),
             config.auth.cache_ttl,
         ));
+        // A restart must not reset anyone's quota: the day's and month's counters start from the
+        // usage already recorded.
+        let now = crate::clock::Timestamp::now();
+        let day = store
+            .usage_totals_since(crate::quota::Window::Day.start(now))
+            .await
+            .map_err(StartError::Quota)?;
+        let month = store
+            .usage_totals_since(crate::quota::Window::Month.start(now))
+            .await
+            .map_err(StartError::Quota)?;
+        quotas.rebuild(&day, &month);
         let prices = Arc::new(crate::metering::PriceBook::from_config(&config.models));
         let state = AppState::new(Inner {
             store: store.clone(),

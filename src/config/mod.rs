@@ -28,6 +28,7 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     pub models: Vec<ModelConfig>,
     pub routing: RoutingConfig,
+    pub quota: QuotaConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -199,6 +200,27 @@ impl Default for MeteringConfig {
             retry_initial_backoff: Duration::from_millis(50),
             retry_max_backoff: Duration::from_secs(2),
             spill_dir: PathBuf::from("./tollgate-spill"),
+        }
+    }
+}
+
+/// How admission estimates what a request will cost before it runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Completion tokens reserved for a request that sets no `max_tokens`: the most a limit can
+    /// be overshot by per such request in flight.
+    pub default_max_tokens: u64,
+    /// Added to the tokenizer's prompt estimate, in percent: upstream tokenizers differ from
+    /// tiktoken, and a reservation must not fall short of the real count.
+    pub prompt_margin_percent: u64,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        Self {
+            default_max_tokens: 1024,
+            prompt_margin_percent: 20,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`outcome`]: how a routed request ended, and the request log line.
 //! - [`writer`] and [`spill`]: the batch writer behind [`UsageRecorder::record`].
 
+mod delivered;
 pub mod event;
 pub mod outcome;
 pub mod price;
@@ -14,6 +15,6 @@ pub mod tokenizer;
 pub mod writer;
 
 pub use event::{Counts, Outcome, RequestInfo, UsageEvent, UsageStatus};
-pub use outcome::{Ending, Endpoint, Meter, RequestOutcome, record};
+pub use outcome::{Books, Ending, Endpoint, Meter, Prompt, RequestOutcome, record};
 pub use price::{Price, PriceBook, cost};
 pub use writer::{UsageRecorder, UsageWriter, WriterError, WriterHandle};

@@ -5,9 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tollgate_providers::Usage;
+use tollgate_providers::{ChatRequest, EmbeddingsRequest, Usage};
 
+use super::{
+    Counts, Outcome, PriceBook, RequestInfo, UsageEvent, UsageRecorder, UsageStatus, tokenizer,
+};
 use crate::auth::Principal;
+use crate::clock::Timestamp;
+use crate::quota::{Admitted, Amount, Quotas};
 
 /// Which route served the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,9 +36,11 @@ pub enum Ending {
 }
 
 /// Everything known about one routed request once it is over.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RequestOutcome {
     pub request_id: Arc<str>,
+    /// When the request started (UTC): the period its usage belongs to.
+    pub at: Timestamp,
     pub principal: Principal,
     pub endpoint: Endpoint,
     /// The model the client asked for.
@@ -52,6 +59,34 @@ pub struct RequestOutcome {
     pub latency: Duration,
     /// Until the first chunk of a stream was ready for the client.
     pub time_to_first_token: Option<Duration>,
+    /// The quota reservation to settle to the actual count.
+    pub admitted: Option<Admitted>,
+    /// The request, kept for a tokenizer estimate when the upstream reports no usage.
+    pub prompt: Option<Prompt>,
+    /// The completion text the client received, for the same estimate (a client that left
+    /// mid-stream is billed for what it got).
+    pub delivered: String,
+}
+
+/// What was asked, for counting prompt tokens when nobody else did.
+#[derive(Debug, Clone)]
+pub enum Prompt {
+    Chat(Arc<ChatRequest>),
+    Embeddings(Arc<EmbeddingsRequest>),
+}
+
+/// Where a finished request's numbers go: the usage writer, the prices, the quota counters.
+#[derive(Clone)]
+pub struct Books {
+    pub usage: UsageRecorder,
+    pub prices: Arc<PriceBook>,
+    pub quotas: Arc<Quotas>,
+}
+
+impl std::fmt::Debug for Books {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Books")
+    }
 }
 
 // === impl Endpoint, Ending ===
@@ -78,9 +113,61 @@ impl Ending {
     }
 }
 
-/// The end of every routed request. Never logs a token, a key or message content.
-pub fn record(outcome: RequestOutcome) {
-    let usage = outcome.usage.unwrap_or_default();
+/// The end of every routed request: one usage event, the quota settled, one log line.
+/// Never logs a token, a key or message content.
+pub fn record(books: &Books, mut outcome: RequestOutcome) {
+    let counts = counts(&outcome);
+    let served = outcome
+        .served_model
+        .clone()
+        .unwrap_or_else(|| outcome.model.clone());
+    let event = UsageEvent::new(
+        RequestInfo {
+            request_id: outcome.request_id.to_string(),
+            at: outcome.at,
+            tenant_id: outcome.principal.tenant_id().to_owned(),
+            subject: outcome.principal.subject.to_string(),
+            credential_id: outcome.principal.credential.id(),
+            model: served.to_string(),
+            provider: outcome.provider.as_deref().unwrap_or_default().to_owned(),
+            upstream_model: outcome
+                .upstream_model
+                .as_deref()
+                .unwrap_or_default()
+                .to_owned(),
+            streamed: outcome.endpoint == Endpoint::ChatStream,
+        },
+        counts,
+        Outcome {
+            status: match outcome.ending {
+                Ending::Ok => UsageStatus::Ok,
+                Ending::Rejected => UsageStatus::Rejected,
+                Ending::UpstreamError | Ending::UpstreamTimeout => UsageStatus::UpstreamError,
+                Ending::ClientDisconnected => UsageStatus::ClientDisconnected,
+            },
+            http_status: outcome.status,
+            latency_ms: outcome.latency.as_millis() as u64,
+            ttft_ms: outcome.time_to_first_token.map(|d| d.as_millis() as u64),
+        },
+        books.prices.get(&served),
+    );
+    if let Some(admitted) = outcome.admitted.take() {
+        books.quotas.settle(
+            admitted,
+            Amount {
+                requests: 1,
+                tokens: event.total_tokens,
+                cost_micro_usd: event.cost_micro_usd,
+            },
+        );
+    }
+    let usage = Usage {
+        prompt_tokens: event.prompt_tokens as u64,
+        completion_tokens: event.completion_tokens as u64,
+        total_tokens: event.total_tokens as u64,
+        cached_tokens: event.cached_tokens as u64,
+        reasoning_tokens: event.reasoning_tokens as u64,
+    };
     let none = || Arc::<str>::from("");
     let provider = outcome.provider.clone().unwrap_or_else(none);
     tracing::info!(
@@ -98,6 +185,8 @@ pub fn record(outcome: RequestOutcome) {
         ending = outcome.ending.as_str(),
         attempts = outcome.attempts,
         usage_reported = outcome.usage.is_some(),
+        estimated = event.estimated,
+        cost_micro_usd = event.cost_micro_usd,
         prompt_tokens = usage.prompt_tokens,
         completion_tokens = usage.completion_tokens,
         total_tokens = usage.total_tokens,
@@ -124,12 +213,37 @@ pub fn record(outcome: RequestOutcome) {
     }
     metrics::histogram!("tollgate_request_duration_seconds", "endpoint" => outcome.endpoint.as_str())
         .record(outcome.latency.as_secs_f64());
+    books.usage.record(event);
+}
+
+/// The token counts of a finished request: the upstream's when it reported them; otherwise the
+/// tokenizer's, for the prompt and whatever the client received — but only if the upstream
+/// started answering (a request no upstream accepted costs nothing).
+fn counts(outcome: &RequestOutcome) -> Counts {
+    if let Some(usage) = outcome.usage {
+        return Counts::Reported(usage);
+    }
+    let answered = outcome.ending == Ending::Ok || !outcome.delivered.is_empty();
+    if !answered {
+        return Counts::Reported(Usage::default());
+    }
+    let model = outcome.served_model.as_deref().unwrap_or(&outcome.model);
+    let prompt_tokens = match &outcome.prompt {
+        Some(Prompt::Chat(request)) => tokenizer::estimate_prompt(request),
+        Some(Prompt::Embeddings(request)) => tokenizer::estimate_input(model, &request.input),
+        None => 0,
+    };
+    Counts::Estimated {
+        prompt_tokens,
+        completion_tokens: tokenizer::count_text(model, &outcome.delivered),
+    }
 }
 
 /// Collects a request's outcome and records it exactly once: by [`Meter::finish`], or when
 /// dropped — the client went away, and axum dropped the handler or the response stream.
 #[derive(Debug)]
 pub struct Meter {
+    books: Books,
     outcome: Option<RequestOutcome>,
 }
 
@@ -140,14 +254,17 @@ pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 impl Meter {
     pub fn start(
+        books: Books,
         request_id: Arc<str>,
         principal: Principal,
         endpoint: Endpoint,
         model: Arc<str>,
     ) -> Self {
         Self {
+            books,
             outcome: Some(RequestOutcome {
                 request_id,
+                at: Timestamp::now(),
                 principal,
                 endpoint,
                 model,
@@ -161,6 +278,9 @@ impl Meter {
                 started: Instant::now(),
                 latency: Duration::ZERO,
                 time_to_first_token: None,
+                admitted: None,
+                prompt: None,
+                delivered: String::new(),
             }),
         }
     }
@@ -178,6 +298,27 @@ impl Meter {
             outcome.provider = Some(provider.clone());
             outcome.upstream_model = Some(upstream_model.clone());
             outcome.attempts = attempts;
+        }
+    }
+
+    /// The quota reservation this request holds, settled when it is recorded.
+    pub fn admitted(&mut self, admitted: Admitted) {
+        if let Some(outcome) = &mut self.outcome {
+            outcome.admitted = Some(admitted);
+        }
+    }
+
+    pub fn prompt(&mut self, prompt: Prompt) {
+        if let Some(outcome) = &mut self.outcome {
+            outcome.prompt = Some(prompt);
+        }
+    }
+
+    /// Notes the text of one chunk the client received (its deltas' content and tool-call
+    /// arguments), or of a whole JSON answer.
+    pub fn delivered(&mut self, json: &[u8]) {
+        if let Some(outcome) = &mut self.outcome {
+            super::delivered::append(&mut outcome.delivered, json);
         }
     }
 
@@ -215,7 +356,7 @@ impl Meter {
             outcome.status = status;
             outcome.ending = ending;
             outcome.latency = outcome.started.elapsed();
-            record(outcome);
+            record(&self.books, outcome);
         }
     }
 }
@@ -225,7 +366,7 @@ impl Drop for Meter {
         if let Some(mut outcome) = self.outcome.take() {
             outcome.ending = Ending::ClientDisconnected;
             outcome.latency = outcome.started.elapsed();
-            record(outcome);
+            record(&self.books, outcome);
         }
     }
 }

@@ -107,6 +107,25 @@ pub fn count_text(model: &str, text: &str) -> u64 {
     Encoding::for_model(model).count(text)
 }
 
+/// The tokens of an embeddings `input`: a string, an array of strings, or token arrays.
+pub fn estimate_input(model: &str, input: &serde_json::Value) -> u64 {
+    use serde_json::Value;
+    let encoding = Encoding::for_model(model);
+    match input {
+        Value::String(text) => encoding.count(text),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => encoding.count(text),
+                Value::Array(tokens) => tokens.len() as u64,
+                Value::Number(_) => 1,
+                _ => 0,
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,6 +85,17 @@ impl LimitKind {
         }
     }
 
+    /// The limit's name in the API and in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RequestsPerMinute => "requests_per_minute",
+            Self::TokensPerMinute => "tokens_per_minute",
+            Self::TokensPerDay => "tokens_per_day",
+            Self::TokensPerMonth => "tokens_per_month",
+            Self::CostPerMonth => "cost_usd_per_month",
+        }
+    }
+
     pub const ALL: [LimitKind; 5] = [
         Self::RequestsPerMinute,
         Self::TokensPerMinute,

@@ -23,6 +23,14 @@ use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::store::{Limits, QuotaScope, Store, StoreError};
 
+/// Whether any limit counts tokens or money (then the request's estimate matters).
+fn counts_tokens(limits: &Limits) -> bool {
+    limits.tokens_per_minute.is_some()
+        || limits.tokens_per_day.is_some()
+        || limits.tokens_per_month.is_some()
+        || limits.cost_microusd_per_month.is_some()
+}
+
 /// The limits that apply to one user: the tenant's, and the user's own or the default.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Applicable {
@@ -103,12 +111,13 @@ impl Quotas {
         })
     }
 
-    /// Reserves `estimate` for the principal on its user's and its tenant's counters, or says
-    /// which limit refuses it.
+    /// Reserves the request's estimate for the principal on its user's and its tenant's
+    /// counters, or says which limit refuses it. `estimate` (tokens and cost) runs only when a
+    /// token or cost limit applies: otherwise only the request itself is reserved.
     pub async fn admit(
         &self,
         principal: &Principal,
-        estimate: Amount,
+        estimate: impl FnOnce() -> Amount,
     ) -> Result<Admitted, AdmitError> {
         let tenant: Arc<str> = Arc::from(principal.tenant_id());
         let limits = self
@@ -124,6 +133,14 @@ impl Quotas {
             subject: None,
         };
         let now = Timestamp::now();
+        let estimate = if counts_tokens(&limits.user) || counts_tokens(&limits.tenant) {
+            estimate()
+        } else {
+            Amount {
+                requests: 1,
+                ..Amount::default()
+            }
+        };
         let scopes = [
             (user_scope.clone(), limits.user),
             (tenant_scope, limits.tenant),
@@ -145,6 +162,32 @@ impl Quotas {
 
     pub fn release(&self, admitted: Admitted) {
         self.ledger.release(admitted.reservation);
+    }
+
+    /// Rebuilds the day's and the month's counters from usage already recorded, so a restart
+    /// resets nothing. `day` and `month` are per-user totals since each period's start.
+    pub fn rebuild(&self, day: &[crate::store::UsageTotal], month: &[crate::store::UsageTotal]) {
+        let now = Timestamp::now();
+        for (window, totals) in [(Window::Day, day), (Window::Month, month)] {
+            for total in totals {
+                let amount = Amount {
+                    requests: total.requests,
+                    tokens: total.total_tokens,
+                    cost_micro_usd: total.cost_micro_usd,
+                };
+                let tenant: Arc<str> = Arc::from(total.tenant_id.as_str());
+                let user = Scope {
+                    tenant: tenant.clone(),
+                    subject: Some(Arc::from(total.subject.as_str())),
+                };
+                self.ledger.add_used(&user, window, now, amount);
+                let whole = Scope {
+                    tenant,
+                    subject: None,
+                };
+                self.ledger.add_used(&whole, window, now, amount);
+            }
+        }
     }
 
     /// OpenAI's `x-ratelimit-*` headers for the user's per-minute limits, where set.

@@ -94,16 +94,6 @@ fn dollars(micro: i64) -> f64 {
     micro as f64 / 1e6
 }
 
-fn name(kind: LimitKind) -> &'static str {
-    match kind {
-        LimitKind::RequestsPerMinute => "requests_per_minute",
-        LimitKind::TokensPerMinute => "tokens_per_minute",
-        LimitKind::TokensPerDay => "tokens_per_day",
-        LimitKind::TokensPerMonth => "tokens_per_month",
-        LimitKind::CostPerMonth => "cost_usd_per_month",
-    }
-}
-
 /// Each limit with what the scope used and holds reserved in its current period.
 fn usage(state: &AppState, scope: &Scope, limits: &Limits) -> Vec<Value> {
     let now = Timestamp::now();
@@ -126,7 +116,7 @@ fn usage(state: &AppState, scope: &Scope, limits: &Limits) -> Vec<Value> {
                 )
             };
             json!({
-                "limit": name(kind),
+                "limit": kind.name(),
                 "max": limit,
                 "used": used,
                 "reserved": reserved,
@@ -268,7 +258,7 @@ pub async fn get_default(
         .iter()
         .map(|&kind| {
             json!({
-                "limit": name(kind),
+                "limit": kind.name(),
                 "period_start": kind.window().start(now),
                 "resets_at": kind.window().end(now),
             })

@@ -7,11 +7,13 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tollgate_providers::ChatRequest;
 
-use super::{may_use, request_id, resolve, sse, strip_steering};
+use std::sync::Arc;
+
+use super::{admit, books, may_use, request_id, resolve, sse, strip_steering, with_rate_headers};
 use crate::api::json::ApiJson;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::metering::{Ending, Endpoint, Meter};
+use crate::metering::{Ending, Endpoint, Meter, Prompt, tokenizer};
 use crate::routing::RouteError;
 use crate::state::AppState;
 
@@ -23,6 +25,14 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     strip_steering(&mut req.extra);
     let model = resolve(&state, &principal, &req.model)?;
+    let admitted = admit(&state, &principal, &model.name, || {
+        let completion = req
+            .max_output_tokens()
+            .unwrap_or(state.config.quota.default_max_tokens);
+        (tokenizer::estimate_prompt(&req), completion)
+    })
+    .await?;
+    let rate_headers = admitted.headers.clone();
     let plan = state.routes.plan(model, |name| may_use(&principal, name));
     let streaming = req.stream == Some(true);
     let endpoint = if streaming {
@@ -31,11 +41,15 @@ pub async fn chat_completions(
         Endpoint::Chat
     };
     let mut meter = Meter::start(
+        books(&state),
         request_id(&headers),
         principal,
         endpoint,
         model.name.clone(),
     );
+    meter.admitted(admitted);
+    let req = Arc::new(req);
+    meter.prompt(Prompt::Chat(req.clone()));
 
     if streaming {
         let include_usage = req
@@ -53,12 +67,8 @@ pub async fn chat_completions(
                     &target.upstream_model,
                     served.attempts,
                 );
-                Ok(sse::response(
-                    served.value,
-                    include_usage,
-                    keep_alive,
-                    meter,
-                ))
+                let response = sse::response(served.value, include_usage, keep_alive, meter);
+                Ok(with_rate_headers(response, &rate_headers))
             }
             Err(error) => Err(failed(&mut meter, error)),
         };
@@ -73,11 +83,16 @@ pub async fn chat_completions(
                 &target.upstream_model,
                 served.attempts,
             );
-            if let Some(usage) = served.value.usage {
-                meter.usage(usage);
+            match served.value.usage {
+                Some(usage) => meter.usage(usage),
+                // No usage from the upstream: the answer's text is what gets counted.
+                None => meter.delivered(&served.value.body),
             }
             meter.finish(StatusCode::OK.as_u16(), Ending::Ok);
-            Ok(json_response(served.value.body))
+            Ok(with_rate_headers(
+                json_response(served.value.body),
+                &rate_headers,
+            ))
         }
         Err(error) => Err(failed(&mut meter, error)),
     }

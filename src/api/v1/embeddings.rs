@@ -7,11 +7,13 @@ use http::{HeaderMap, StatusCode};
 use tollgate_providers::EmbeddingsRequest;
 
 use super::chat::{failed, json_response};
-use super::{may_use, request_id, resolve, strip_steering};
+use std::sync::Arc;
+
+use super::{admit, books, may_use, request_id, resolve, strip_steering, with_rate_headers};
 use crate::api::json::ApiJson;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::metering::{Ending, Endpoint, Meter};
+use crate::metering::{Ending, Endpoint, Meter, Prompt, tokenizer};
 use crate::state::AppState;
 
 pub async fn embeddings(
@@ -22,13 +24,22 @@ pub async fn embeddings(
 ) -> Result<Response, ApiError> {
     strip_steering(&mut req.extra);
     let model = resolve(&state, &principal, &req.model)?;
+    let admitted = admit(&state, &principal, &model.name, || {
+        (tokenizer::estimate_input(&req.model, &req.input), 0)
+    })
+    .await?;
+    let rate_headers = admitted.headers.clone();
     let plan = state.routes.plan(model, |name| may_use(&principal, name));
     let mut meter = Meter::start(
+        books(&state),
         request_id(&headers),
         principal,
         Endpoint::Embeddings,
         model.name.clone(),
     );
+    meter.admitted(admitted);
+    let req = Arc::new(req);
+    meter.prompt(Prompt::Embeddings(req.clone()));
     match state.routes.embeddings(&plan, &req).await {
         Ok(served) => {
             let target = &served.target;
@@ -42,7 +53,10 @@ pub async fn embeddings(
                 meter.usage(usage);
             }
             meter.finish(StatusCode::OK.as_u16(), Ending::Ok);
-            Ok(json_response(served.value.body))
+            Ok(with_rate_headers(
+                json_response(served.value.body),
+                &rate_headers,
+            ))
         }
         Err(error) => Err(failed(&mut meter, error)),
     }

@@ -8,8 +8,13 @@ use axum::{Extension, Json};
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
+use axum::response::Response;
+
 use crate::auth::Principal;
+use crate::clock::Timestamp;
 use crate::error::{ApiError, ErrorKind};
+use crate::metering::Books;
+use crate::quota::{AdmitError, Admitted, Amount, Exceeded, Window};
 use crate::routing::Model;
 use crate::state::AppState;
 
@@ -101,6 +106,101 @@ pub(crate) fn resolve<'a>(
 }
 
 /// The request id the middleware put on the request.
+/// Where this request's numbers go when it ends.
+pub(crate) fn books(state: &AppState) -> Books {
+    Books {
+        usage: state.usage.clone(),
+        prices: state.prices.clone(),
+        quotas: state.quotas.clone(),
+    }
+}
+
+/// Reserves the request against the caller's quotas and rate limits; a refusal is the 429.
+/// `tokens` (the prompt estimate and the completion reservation) runs only when a token or
+/// cost limit applies.
+pub(crate) async fn admit(
+    state: &AppState,
+    principal: &Principal,
+    model: &str,
+    tokens: impl FnOnce() -> (u64, u64),
+) -> Result<Admitted, ApiError> {
+    let margin = state.config.quota.prompt_margin_percent;
+    let estimate = || {
+        let (prompt, completion) = tokens();
+        let prompt = prompt + (prompt * margin).div_ceil(100);
+        let cost = state
+            .prices
+            .get(model)
+            .map_or(0, |price| price.cost_micro_usd(prompt, 0, completion));
+        Amount {
+            requests: 1,
+            tokens: i64::try_from(prompt + completion).unwrap_or(i64::MAX),
+            cost_micro_usd: cost,
+        }
+    };
+    match state.quotas.admit(principal, estimate).await {
+        Ok(admitted) => Ok(admitted),
+        Err(AdmitError::Exceeded(exceeded)) => Err(refusal(&exceeded)),
+        Err(AdmitError::Unavailable(error)) => {
+            tracing::error!(%error, "quota limits unavailable: the database is unreachable");
+            Err(ApiError::new(
+                ErrorKind::Unavailable,
+                "The service is temporarily unavailable.",
+            )
+            .with_retry_after(1))
+        }
+    }
+}
+
+/// The 429 for a limit: `rate_limited` for per-minute limits, `quota_exceeded` for periods.
+fn refusal(exceeded: &Exceeded) -> ApiError {
+    let whose = if exceeded.scope.subject.is_some() {
+        "your user"
+    } else {
+        "your tenant"
+    };
+    let wait = (exceeded.resets_at.millis() - Timestamp::now().millis()).max(0);
+    let seconds = u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1);
+    metrics::counter!("tollgate_quota_rejections_total", "limit" => exceeded.kind.name())
+        .increment(1);
+    tracing::info!(tenant = %exceeded.scope.tenant, subject = exceeded.scope.subject.as_deref(),
+        limit = exceeded.kind.name(), max = exceeded.limit, used = exceeded.used,
+        "request refused by a quota");
+    let (kind, message) = if exceeded.kind.window() == Window::Minute {
+        (
+            ErrorKind::RateLimited,
+            format!(
+                "Rate limit reached: {} for {whose} is {}.",
+                exceeded.kind.name(),
+                exceeded.limit
+            ),
+        )
+    } else {
+        (
+            ErrorKind::QuotaExceeded,
+            format!(
+                "Quota exceeded: {} for {whose} is used up until {}.",
+                exceeded.kind.name(),
+                exceeded.resets_at.to_rfc3339()
+            ),
+        )
+    };
+    ApiError::new(kind, message).with_retry_after(seconds)
+}
+
+/// Adds the `x-ratelimit-*` headers of an admitted request to its response.
+pub(crate) fn with_rate_headers(
+    mut response: Response,
+    headers: &[(&'static str, String)],
+) -> Response {
+    for (name, value) in headers {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
+    }
+    response
+}
+
 pub(crate) fn request_id(headers: &HeaderMap) -> Arc<str> {
     headers
         .get("x-request-id")

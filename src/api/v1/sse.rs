@@ -106,6 +106,7 @@ impl Relay {
                 }
             } else {
                 self.meter.first_token();
+                self.meter.delivered(&event.data);
             }
             return Some((Ok(frame(&event.data)), self));
         }
