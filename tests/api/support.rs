@@ -166,6 +166,11 @@ impl TestApp {
     /// A tenant, an active user in it, and an API key for that user; returns the key.
     pub async fn api_key(&self, tenant: &str, subject: &str) -> String {
         self.create_tenant(tenant).await;
+        self.user_key(tenant, subject).await
+    }
+
+    /// A new active user in an existing tenant, and an API key for it.
+    pub async fn user_key(&self, tenant: &str, subject: &str) -> String {
         assert_eq!(
             self.put_user(tenant, subject, serde_json::json!({}))
                 .await

@@ -2,7 +2,9 @@
 //! restarts, shutdown. Events are recorded straight into the writer (the data plane that will
 //! call it is built elsewhere), and the tests read the tables back through the store.
 
+mod gateway;
 mod outage;
+mod wire;
 mod writer;
 
 use std::path::Path;
