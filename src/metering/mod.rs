@@ -6,7 +6,7 @@
 //! - [`outcome`]: how a routed request ended, and the request log line.
 //! - [`writer`] and [`spill`]: the batch writer behind [`UsageRecorder::record`].
 
-mod delivered;
+pub mod delivered;
 pub mod event;
 pub mod outcome;
 pub mod price;

@@ -3,6 +3,7 @@
 //! call it is built elsewhere), and the tests read the tables back through the store.
 
 mod gateway;
+mod lifecycle;
 mod outage;
 mod wire;
 mod writer;

@@ -1,0 +1,213 @@
+//! No usage lost: SIGTERM with streams in flight, and the database going away under load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tollgate::store::Store;
+
+use super::{Outage, wait_for_count};
+use crate::dataplane::upstream::{Step, Upstream};
+use crate::support::{Backend, TestApp, on_both_backends};
+
+/// `tollgate serve` as its own process, SIGTERM while 100 streams are open: every request that
+/// started is recorded once.
+#[tokio::test]
+async fn sigterm_during_100_streams_records_every_request_once() {
+    let upstream = Upstream::always(Step::Slow(Duration::from_millis(150))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+            [server]
+            listen = "127.0.0.1:0"
+            [database]
+            url = "sqlite://{db}"
+            [metering]
+            spill_dir = "{spill}"
+            [[providers]]
+            name = "up"
+            kind = "openai"
+            base_url = "{base}"
+            [[models]]
+            name = "m"
+            targets = [{{ provider = "up", model = "real-m" }}]
+            "#,
+            db = dir.path().join("t.db").display(),
+            spill = dir.path().join("spill").display(),
+            base = upstream.base_url,
+        ),
+    )
+    .unwrap();
+    let admin_token = "sigterm-test-admin-token-0123456789";
+    let mut command = crate::cli::tollgate(dir.path());
+    command
+        .arg("--config")
+        .arg(&config)
+        .env("TOLLGATE_ADMIN_TOKEN", admin_token);
+    let (mut child, addr, _, _lines) = crate::cli::serve(command);
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let admin = |path: &str, body: Value| {
+        client
+            .post(format!("{base}/admin/v1{path}"))
+            .bearer_auth(admin_token)
+            .json(&body)
+            .send()
+    };
+    admin("/tenants", json!({"id": "acme", "name": "Acme"}))
+        .await
+        .unwrap();
+    client
+        .put(format!("{base}/admin/v1/tenants/acme/users/jane"))
+        .bearer_auth(admin_token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let created: Value = admin("/tenants/acme/users/jane/keys", json!({"name": "k"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+
+    let streams: Vec<_> = (0..100)
+        .map(|i| {
+            let client = client.clone();
+            let url = format!("{base}/v1/chat/completions");
+            let key = key.clone();
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .bearer_auth(key)
+                    .header("x-request-id", format!("inflight-{i}"))
+                    .json(&json!({"model": "m", "stream": true,
+                                  "messages": [{"role": "user", "content": "hi"}]}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                response.text().await.unwrap_or_default()
+            })
+        })
+        .collect();
+    for _ in 0..200 {
+        if upstream.hits() >= 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(upstream.hits(), 100, "all 100 streams are open");
+    crate::cli::terminate(&child);
+    for stream in streams {
+        let body = stream.await.unwrap();
+        assert!(
+            body.ends_with("data: [DONE]\n\n"),
+            "in-flight streams finish: {body}"
+        );
+    }
+    assert!(child.wait().unwrap().success());
+
+    let store = Store::connect(
+        &format!("sqlite://{}", dir.path().join("t.db").display()),
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        store.usage_count().await.unwrap(),
+        100,
+        "every request recorded, once"
+    );
+    for i in [0, 42, 99] {
+        let event = store
+            .usage_event(&format!("inflight-{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(event.total_tokens > 0);
+    }
+}
+
+on_both_backends!(the_database_going_away_under_load_loses_no_usage);
+
+/// Traffic keeps flowing while the database is away for 10 s; afterwards every answered
+/// request is in the database exactly once.
+async fn the_database_going_away_under_load_loses_no_usage(backend: Backend) {
+    let app = TestApp::spawn_with(backend.clone(), |config| {
+        let upstreams = tollgate::Config::from_toml(
+            r#"
+            [[providers]]
+            name = "mock"
+            kind = "mock"
+            [[models]]
+            name = "m"
+            targets = [{ provider = "mock", model = "mock-1" }]
+            "#,
+        )
+        .unwrap();
+        config.providers = upstreams.providers;
+        config.models = upstreams.models;
+        config.metering.flush_interval = Duration::from_millis(20);
+        config.metering.spill_after = Duration::from_secs(1);
+        config.metering.retry_max_backoff = Duration::from_millis(300);
+    })
+    .await;
+    let key = app.api_key("acme", "jane").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        let client = app.client.clone();
+        let url = app.url("/v1/chat/completions");
+        tokio::spawn(async move {
+            let mut answered = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let id = format!("load-{i}");
+                let sent = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .header("x-request-id", &id)
+                    .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+                    .timeout(Duration::from_secs(15))
+                    .send()
+                    .await;
+                if let Ok(response) = sent
+                    && response.status() == 200
+                {
+                    answered.push(id);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answered
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let outage = Outage::begin(&backend, &app.config.database.url).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    outage.end().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let answered = load.await.unwrap();
+    assert!(answered.len() > 20, "traffic flowed: {}", answered.len());
+
+    let store = Store::connect(&app.config.database.url, 2).await.unwrap();
+    wait_for_count(&store, answered.len() as i64, Duration::from_secs(20)).await;
+    assert_eq!(
+        store.usage_count().await.unwrap(),
+        answered.len() as i64,
+        "exactly once"
+    );
+    for id in &answered {
+        assert!(
+            store.usage_event(id).await.unwrap().is_some(),
+            "{id} was lost"
+        );
+    }
+}
