@@ -129,12 +129,18 @@ impl Gateway {
             .map_err(StartError::Quota)?;
         quotas.rebuild(&day, &month);
         let prices = Arc::new(crate::metering::PriceBook::from_config(&config.models));
+        let changes = Arc::new(crate::changes::Changes::new(
+            store.clone(),
+            auth.clone(),
+            quotas.clone(),
+        ));
         let state = AppState::new(Inner {
             store: store.clone(),
             config: config.clone(),
             admin_token,
             auth: auth.clone(),
             quotas,
+            changes: changes.clone(),
             usage: usage.clone(),
             prices,
             routes,
@@ -152,6 +158,13 @@ impl Gateway {
 
         let (stop, mut stopped) = watch::channel(false);
         tokio::spawn(refresh_auth(auth, config.clone(), stop.subscribe()));
+        if let Some(pool) = store.postgres() {
+            tokio::spawn(crate::changes::listen(
+                changes,
+                pool.clone(),
+                stop.subscribe(),
+            ));
+        }
         let grace = config.server.shutdown_grace;
         let task = tokio::spawn(async move {
             use axum::serve::ListenerExt;

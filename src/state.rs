@@ -21,6 +21,8 @@ pub struct Inner {
     pub admin_token: Option<AdminToken>,
     pub auth: Arc<Authenticator>,
     pub quotas: Arc<Quotas>,
+    /// Admin writes go through here so every replica's caches see them.
+    pub changes: Arc<crate::changes::Changes>,
     /// Where the data plane sends a [`crate::metering::UsageEvent`] when a request ends.
     pub usage: UsageRecorder,
     /// Model prices, converted to integers once at start.

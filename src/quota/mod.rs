@@ -231,6 +231,12 @@ impl Quotas {
         headers
     }
 
+    /// Drops every cached limit.
+    pub fn forget_all(&self) {
+        self.tenant_limits.invalidate_all();
+        self.user_limits.invalidate_all();
+    }
+
     /// Drops cached limits after an admin write.
     pub async fn forget_limits(&self, tenant: &str, subject: Option<&str>) {
         let tenant: Arc<str> = Arc::from(tenant);

@@ -116,6 +116,14 @@ impl Store {
         })
     }
 
+    /// The PostgreSQL pool, for `LISTEN`/`NOTIFY`; `None` on SQLite.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match &*self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match &*self.pool {
             Pool::Sqlite(_) => Backend::Sqlite,

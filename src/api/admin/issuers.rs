@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::json::ApiJson;
 use crate::auth::algorithms::{self, KeyFamily};
+use crate::changes::Change;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids;
@@ -101,7 +102,7 @@ pub async fn create(
         })?;
     }
     let issuer = state.store.create_issuer(&issuer).await?;
-    state.auth.reload_issuers().await?;
+    state.changes.publish(Change::Issuers).await;
     tracing::info!(issuer = %issuer.issuer, id = %issuer.id, "issuer registered");
     Ok((StatusCode::CREATED, Json(issuer.into())))
 }
@@ -130,7 +131,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_issuer(&id).await?;
-    state.auth.reload_issuers().await?;
+    state.changes.publish(Change::Issuers).await;
     tracing::info!(id = %id, "issuer deleted");
     Ok(StatusCode::NO_CONTENT)
 }

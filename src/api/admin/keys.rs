@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::json::ApiJson;
 use crate::auth::api_keys::GeneratedKey;
+use crate::changes::Change;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids;
@@ -119,7 +120,12 @@ pub async fn revoke(
         .store
         .revoke_api_key(&path.tenant, &path.subject, &path.id)
         .await?;
-    state.auth.directory().forget_api_key(&key.key_hash).await;
+    state
+        .changes
+        .publish(Change::ApiKey {
+            hash: key.key_hash.clone(),
+        })
+        .await;
     tracing::info!(tenant = %key.tenant_id, subject = %key.subject, key_id = %key.id, "api key revoked");
     Ok(Json(key))
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::json::ApiJson;
+use crate::changes::Change;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids;
@@ -144,7 +145,13 @@ pub async fn put_tenant(
         .store
         .set_quota(&tenant, QuotaScope::Tenant, "", &limits)
         .await?;
-    state.quotas.forget_limits(&tenant, None).await;
+    state
+        .changes
+        .publish(Change::Quota {
+            tenant: tenant.clone(),
+            subject: None,
+        })
+        .await;
     tracing::info!(tenant = %tenant, ?limits, "tenant quota set");
     get_tenant(State(state), Path(tenant)).await
 }
@@ -189,8 +196,11 @@ pub async fn put_user(
         .set_quota(&path.tenant, QuotaScope::User, &path.subject, &limits)
         .await?;
     state
-        .quotas
-        .forget_limits(&path.tenant, Some(&path.subject))
+        .changes
+        .publish(Change::Quota {
+            tenant: path.tenant.clone(),
+            subject: Some(path.subject.clone()),
+        })
         .await;
     tracing::info!(tenant = %path.tenant, subject = %path.subject, ?limits, "user quota set");
     get_user(State(state), Path(path)).await
@@ -238,7 +248,13 @@ pub async fn put_default(
         .store
         .set_quota(&tenant, QuotaScope::DefaultUser, "", &limits)
         .await?;
-    state.quotas.forget_limits(&tenant, None).await;
+    state
+        .changes
+        .publish(Change::Quota {
+            tenant: tenant.clone(),
+            subject: None,
+        })
+        .await;
     tracing::info!(tenant = %tenant, ?limits, "default user quota set");
     get_default(State(state), Path(tenant)).await
 }

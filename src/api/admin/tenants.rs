@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::json::ApiJson;
+use crate::changes::Change;
 use crate::error::ApiError;
 use crate::ids;
 use crate::state::AppState;
@@ -82,7 +83,12 @@ pub async fn update(
         status: body.status,
     };
     let tenant = state.store.update_tenant(&tenant, &patch).await?;
-    state.auth.directory().forget_tenant(&tenant.id).await;
+    state
+        .changes
+        .publish(Change::Tenant {
+            tenant: tenant.id.clone(),
+        })
+        .await;
     tracing::info!(tenant = %tenant.id, status = tenant.status.as_str(), "tenant updated");
     Ok(Json(tenant))
 }
@@ -92,7 +98,12 @@ pub async fn delete(
     Path(tenant): Path<String>,
 ) -> Result<Json<Tenant>, ApiError> {
     let tenant = state.store.delete_tenant(&tenant).await?;
-    state.auth.directory().forget_tenant(&tenant.id).await;
+    state
+        .changes
+        .publish(Change::Tenant {
+            tenant: tenant.id.clone(),
+        })
+        .await;
     tracing::info!(tenant = %tenant.id, "tenant deleted");
     Ok(Json(tenant))
 }
@@ -112,7 +123,12 @@ pub async fn set_models(
         .store
         .set_allowed_models(&tenant, models.as_deref())
         .await?;
-    state.auth.directory().forget_tenant(&tenant.id).await;
+    state
+        .changes
+        .publish(Change::Tenant {
+            tenant: tenant.id.clone(),
+        })
+        .await;
     tracing::info!(tenant = %tenant.id, "model allow-list updated");
     Ok(Json(tenant.allowed_models))
 }

@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::json::ApiJson;
+use crate::changes::Change;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids;
@@ -164,9 +165,11 @@ pub async fn revoke_token(
         .revoke_token(&tenant, &body.jti, expires_at)
         .await?;
     state
-        .auth
-        .directory()
-        .forget_revocation(&tenant, &body.jti)
+        .changes
+        .publish(Change::Revocation {
+            tenant: tenant.clone(),
+            jti: body.jti.clone(),
+        })
         .await;
     tracing::info!(tenant = %tenant, "token revoked by jti");
     Ok((StatusCode::CREATED, Json(revoked)))
@@ -183,8 +186,10 @@ pub async fn revoked_tokens(
 /// The auth stage must see a user change on the very next request.
 async fn forget(state: &AppState, user: &User) {
     state
-        .auth
-        .directory()
-        .forget_user(&user.tenant_id, &user.subject)
+        .changes
+        .publish(Change::User {
+            tenant: user.tenant_id.clone(),
+            subject: user.subject.clone(),
+        })
         .await;
 }
