@@ -8,4 +8,5 @@ mod cli;
 mod dataplane;
 mod identity;
 mod metering;
+mod replicas;
 mod support;
