@@ -41,6 +41,8 @@ pub enum StartError {
     Auth(StoreError),
     #[error("cannot rebuild the quota counters: {0}")]
     Quota(StoreError),
+    #[error("cannot connect to Redis for the shared quota counters: {0}")]
+    Redis(crate::quota::redis::RedisLedgerError),
     #[error("cannot start the usage writer: {0}")]
     Metering(#[from] WriterError),
     #[error("invalid provider configuration: {0}")]
@@ -112,10 +114,11 @@ impl Gateway {
         tokio::task::spawn_blocking(crate::metering::tokenizer::warm);
         // Replays whatever an earlier run spilled, before new events are written.
         let (usage, usage_writer) = UsageWriter::start(store.clone(), config.metering.clone())?;
-        let quotas = Arc::new(crate::quota::Quotas::new(
-            store.clone(),
-            config.auth.cache_ttl,
-        ));
+        let mut quotas = crate::quota::Quotas::new(store.clone(), config.auth.cache_ttl);
+        if let Some(redis) = &config.redis {
+            quotas = quotas.with_redis(redis).await.map_err(StartError::Redis)?;
+        }
+        let quotas = Arc::new(quotas);
         // A restart must not reset anyone's quota: the day's and month's counters start from the
         // usage already recorded.
         let now = crate::clock::Timestamp::now();

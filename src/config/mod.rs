@@ -79,6 +79,18 @@ impl Default for DatabaseConfig {
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     pub url: String,
+    /// What admission does while Redis cannot be reached: refuse (503, the default) or count
+    /// in this process alone (limits then hold per replica only; `tollgate_quota_degraded` is 1).
+    #[serde(default)]
+    pub on_unavailable: RedisFallback,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisFallback {
+    #[default]
+    FailClosed,
+    Local,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,6 +8,7 @@
 //! exact (at most N in any calendar minute), not a token bucket's approximation.
 
 pub mod ledger;
+pub mod redis;
 pub mod window;
 
 use std::sync::Arc;
@@ -21,7 +22,50 @@ pub use window::Window;
 
 use crate::auth::Principal;
 use crate::clock::Timestamp;
+use crate::config::{RedisConfig, RedisFallback};
 use crate::store::{Limits, QuotaScope, Store, StoreError};
+
+/// OpenAI's `x-ratelimit-*` headers for the user's per-minute limits, where set; `remaining`
+/// only when the counter is at hand (in-process counting).
+fn limit_headers(
+    limits: &Limits,
+    counter: Option<&ledger::Counter>,
+    now: Timestamp,
+) -> Vec<(&'static str, String)> {
+    let reset = format!(
+        "{}s",
+        (Window::Minute.end(now).millis() - now.millis() + 999) / 1000
+    );
+    let mut headers = Vec::new();
+    for (kind, names) in [
+        (
+            LimitKind::RequestsPerMinute,
+            [
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ],
+        ),
+        (
+            LimitKind::TokensPerMinute,
+            [
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
+            ],
+        ),
+    ] {
+        if let Some(limit) = kind.limit(limits) {
+            headers.push((names[0], limit.to_string()));
+            if let Some(counter) = counter {
+                let taken = kind.of(&counter.used) + kind.of(&counter.reserved);
+                headers.push((names[1], (limit - taken).max(0).to_string()));
+            }
+            headers.push((names[2], reset.clone()));
+        }
+    }
+    headers
+}
 
 /// Whether any limit counts tokens or money (then the request's estimate matters).
 fn counts_tokens(limits: &Limits) -> bool {
@@ -43,19 +87,34 @@ pub struct Applicable {
 /// A request admitted: its reservation, and what the rate-limit headers should say.
 #[derive(Debug)]
 pub struct Admitted {
-    pub reservation: Reservation,
+    held: Held,
     pub headers: Vec<(&'static str, String)>,
+}
+
+/// Where a reservation is held.
+#[derive(Debug)]
+enum Held {
+    Local(Reservation),
+    Redis(redis::RedisReservation),
 }
 
 #[derive(Debug)]
 pub enum AdmitError {
     Exceeded(Exceeded),
-    Unavailable(Arc<StoreError>),
+    /// Limits or counters could not be read; the request is refused (fail closed).
+    Unavailable(String),
+}
+
+/// Shared counters in Redis, and what to do while Redis is away.
+struct Shared {
+    ledger: Arc<redis::RedisLedger>,
+    fallback: RedisFallback,
 }
 
 pub struct Quotas {
     store: Store,
     ledger: Ledger,
+    shared: Option<Shared>,
     tenant_limits: Cache<Arc<str>, (Limits, Option<Limits>)>,
     user_limits: Cache<(Arc<str>, Arc<str>), Option<Limits>>,
 }
@@ -65,6 +124,7 @@ impl Quotas {
         Self {
             store,
             ledger: Ledger::default(),
+            shared: None,
             tenant_limits: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(cache_ttl)
@@ -76,8 +136,27 @@ impl Quotas {
         }
     }
 
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+    /// Counts in Redis, shared by every replica, instead of in this process.
+    pub async fn with_redis(
+        mut self,
+        config: &RedisConfig,
+    ) -> Result<Self, redis::RedisLedgerError> {
+        let ledger = redis::RedisLedger::connect(&config.url, self.store.clone()).await?;
+        self.shared = Some(Shared {
+            ledger: Arc::new(ledger),
+            fallback: config.on_unavailable,
+        });
+        Ok(self)
+    }
+
+    /// The counter of one scope and window now: Redis's when configured, else this process's.
+    pub async fn snapshot(&self, scope: &Scope, window: Window) -> ledger::Counter {
+        if let Some(shared) = &self.shared
+            && let Ok(counter) = shared.ledger.snapshot(scope, window).await
+        {
+            return counter;
+        }
+        self.ledger.snapshot(scope, window, Timestamp::now())
     }
 
     /// The limits that apply to `subject` of `tenant`.
@@ -123,7 +202,7 @@ impl Quotas {
         let limits = self
             .applicable(&tenant, &principal.subject)
             .await
-            .map_err(AdmitError::Unavailable)?;
+            .map_err(|error| AdmitError::Unavailable(error.to_string()))?;
         let user_scope = Scope {
             tenant: tenant.clone(),
             subject: Some(principal.subject.clone()),
@@ -145,23 +224,55 @@ impl Quotas {
             (user_scope.clone(), limits.user),
             (tenant_scope, limits.tenant),
         ];
+        if let Some(shared) = &self.shared {
+            match shared.ledger.reserve(&scopes, estimate).await {
+                Ok(Ok(reservation)) => {
+                    metrics::gauge!("tollgate_quota_degraded").set(0.0);
+                    let headers = limit_headers(&limits.user, None, now);
+                    return Ok(Admitted {
+                        held: Held::Redis(reservation),
+                        headers,
+                    });
+                }
+                Ok(Err(exceeded)) => return Err(AdmitError::Exceeded(exceeded)),
+                Err(error) => {
+                    tracing::warn!(%error, "quota counters in Redis unavailable");
+                    if shared.fallback == RedisFallback::FailClosed {
+                        return Err(AdmitError::Unavailable(error.to_string()));
+                    }
+                    // Degraded: limits hold per replica until Redis is back.
+                    metrics::gauge!("tollgate_quota_degraded").set(1.0);
+                }
+            }
+        }
         let reservation = self
             .ledger
             .reserve(&scopes, estimate, now)
             .map_err(AdmitError::Exceeded)?;
-        let headers = self.headers(&user_scope, &limits.user, now);
+        let counter = self.ledger.snapshot(&user_scope, Window::Minute, now);
+        let headers = limit_headers(&limits.user, Some(&counter), now);
         Ok(Admitted {
-            reservation,
+            held: Held::Local(reservation),
             headers,
         })
     }
 
+    /// Settles a reservation to what the request actually used. Redis is written in the
+    /// background: the answer does not wait for it.
     pub fn settle(&self, admitted: Admitted, actual: Amount) {
-        self.ledger.settle(admitted.reservation, actual);
-    }
-
-    pub fn release(&self, admitted: Admitted) {
-        self.ledger.release(admitted.reservation);
+        match admitted.held {
+            Held::Local(reservation) => self.ledger.settle(reservation, actual),
+            Held::Redis(reservation) => {
+                if let Some(shared) = &self.shared {
+                    let ledger = shared.ledger.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = ledger.settle(reservation, actual).await {
+                            tracing::warn!(%error, "could not settle a quota reservation in Redis");
+                        }
+                    });
+                }
+            }
+        }
     }
 
     /// Rebuilds the day's and the month's counters from usage already recorded, so a restart
@@ -188,47 +299,6 @@ impl Quotas {
                 self.ledger.add_used(&whole, window, now, amount);
             }
         }
-    }
-
-    /// OpenAI's `x-ratelimit-*` headers for the user's per-minute limits, where set.
-    fn headers(
-        &self,
-        scope: &Scope,
-        limits: &Limits,
-        now: Timestamp,
-    ) -> Vec<(&'static str, String)> {
-        let counter = self.ledger.snapshot(scope, Window::Minute, now);
-        let reset = format!(
-            "{}s",
-            (Window::Minute.end(now).millis() - now.millis() + 999) / 1000
-        );
-        let mut headers = Vec::new();
-        for (kind, names) in [
-            (
-                LimitKind::RequestsPerMinute,
-                [
-                    "x-ratelimit-limit-requests",
-                    "x-ratelimit-remaining-requests",
-                    "x-ratelimit-reset-requests",
-                ],
-            ),
-            (
-                LimitKind::TokensPerMinute,
-                [
-                    "x-ratelimit-limit-tokens",
-                    "x-ratelimit-remaining-tokens",
-                    "x-ratelimit-reset-tokens",
-                ],
-            ),
-        ] {
-            if let Some(limit) = kind.limit(limits) {
-                let taken = kind.of(&counter.used) + kind.of(&counter.reserved);
-                headers.push((names[0], limit.to_string()));
-                headers.push((names[1], (limit - taken).max(0).to_string()));
-                headers.push((names[2], reset.clone()));
-            }
-        }
-        headers
     }
 
     /// Drops every cached limit.

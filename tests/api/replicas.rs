@@ -19,12 +19,17 @@ struct Replica {
 
 impl Replica {
     fn start(dir: &std::path::Path, database_url: &str, name: &str) -> Self {
+        Self::start_with(dir, database_url, name, "")
+    }
+
+    /// A replica with `extra` TOML appended to its config.
+    fn start_with(dir: &std::path::Path, database_url: &str, name: &str, extra: &str) -> Self {
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(
             &config,
             format!(
                 "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{database_url}\"\n\
-                 [metering]\nspill_dir = \"{}\"\n[log]\nlevel = \"warn\"\n",
+                 [metering]\nspill_dir = \"{}\"\nflush_interval = \"20ms\"\n{extra}\n",
                 dir.join(format!("spill-{name}")).display()
             ),
         )
@@ -34,7 +39,6 @@ impl Replica {
             .arg("--config")
             .arg(&config)
             .env("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN);
-        command.env("TOLLGATE__LOG__LEVEL", "info");
         let (child, addr, _, _) = crate::cli::serve(command);
         Self {
             child,
@@ -79,6 +83,74 @@ impl Replica {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("{} never answered {status}", self.base);
+    }
+}
+
+/// A Redis server of the test's own on a free port, so restarting it disturbs no other test.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// `None` (with a printed reason) unless the Redis tests are enabled; in CI they must be.
+    pub fn start() -> Option<Self> {
+        if std::env::var("TOLLGATE_TEST_REDIS_URL").is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the Redis tests: set TOLLGATE_TEST_REDIS_URL"
+            );
+            eprintln!("skipped: set TOLLGATE_TEST_REDIS_URL to run the Redis tests");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Some(Self::on(port))
+    }
+
+    fn on(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it and starts an empty one on the same port.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        *self = Self::on(self.port);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -211,5 +283,174 @@ async fn changes_through_one_replica_reach_the_other_within_a_second() {
     assert!(
         b.until(&bob, 401).await < within,
         "a change after the reconnect is seen by b"
+    );
+}
+
+const MOCK: &str = r#"
+[[providers]]
+name = "mock"
+kind = "mock"
+[[models]]
+name = "m"
+targets = [{ provider = "mock", model = "mock-1" }]
+"#;
+
+impl Replica {
+    /// One chat request as `key`; true when admitted.
+    async fn ask(&self, key: &str) -> bool {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/chat/completions", self.base))
+            .bearer_auth(key)
+            .json(&json!({"model": "m", "max_tokens": 5,
+                          "messages": [{"role": "user", "content": "Tell me about spring"}]}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        assert!(status == 200 || status == 429, "{status}");
+        status == 200
+    }
+}
+
+/// Two replicas sharing one PostgreSQL and one Redis, a tenant `acme` and a key for `jane`.
+async fn cluster(
+    dir: &std::path::Path,
+    redis: &RedisServer,
+) -> Option<(Replica, Replica, String, tollgate::store::Store)> {
+    let backend = Backend::postgres()?;
+    let url = backend.fresh_database(&tempfile::tempdir().unwrap()).await;
+    let extra = format!("[redis]\nurl = \"{}\"\n{MOCK}", redis.url());
+    let a = Replica::start_with(dir, &url, "a", &extra);
+    let b = Replica::start_with(dir, &url, "b", &extra);
+    a.admin(
+        reqwest::Method::POST,
+        "/tenants",
+        json!({"id": "acme", "name": "Acme"}),
+    )
+    .await;
+    let key = new_key(&a, "jane").await;
+    let store = tollgate::store::Store::connect(&url, 2).await.unwrap();
+    Some((a, b, key, store))
+}
+
+/// Total tokens recorded, once the writers have flushed `requests` events.
+async fn billed(store: &tollgate::store::Store, requests: usize) -> i64 {
+    for _ in 0..200 {
+        if store.usage_count().await.unwrap() >= requests as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(store.usage_count().await.unwrap(), requests as i64);
+    store.usage_event_sums().await.unwrap().total_tokens
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_limit_holds_across_replicas() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some((a, b, key, store)) = cluster(dir.path(), &redis).await else {
+        return;
+    };
+    let limit = 700;
+    a.admin(
+        reqwest::Method::PUT,
+        "/tenants/acme/users/jane/quota",
+        json!({"tokens_per_day": limit}),
+    )
+    .await;
+    let requests = (0..200).map(|i| {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        let key = key.clone();
+        async move { replica.ask(&key).await }
+    });
+    let admitted = futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .filter(|ok| *ok)
+        .count();
+    let billed = billed(&store, admitted).await;
+    assert!(
+        billed <= limit,
+        "billed {billed} > {limit} over two replicas"
+    );
+    assert!(admitted >= 10, "{admitted}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_minute_limits_are_shared_by_the_replicas() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some((a, b, key, _store)) = cluster(dir.path(), &redis).await else {
+        return;
+    };
+    a.admin(
+        reqwest::Method::PUT,
+        "/tenants/acme/users/jane/quota",
+        json!({"requests_per_minute": 10}),
+    )
+    .await;
+    // Stay inside one calendar minute.
+    let second = tollgate::clock::Timestamp::now().millis() / 1000 % 60;
+    if second > 45 {
+        tokio::time::sleep(Duration::from_secs((61 - second) as u64)).await;
+    }
+    let mut admitted = 0;
+    for i in 0..30 {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        if replica.ask(&key).await {
+            admitted += 1;
+        }
+    }
+    assert_eq!(
+        admitted, 10,
+        "the two replicas together admit the limit, not twice it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_come_back_from_postgresql_after_a_redis_restart() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some((a, b, key, store)) = cluster(dir.path(), &redis).await else {
+        return;
+    };
+    let limit = 400;
+    a.admin(
+        reqwest::Method::PUT,
+        "/tenants/acme/users/jane/quota",
+        json!({"tokens_per_day": limit}),
+    )
+    .await;
+    let mut admitted = 0;
+    for i in 0..6 {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        assert!(replica.ask(&key).await);
+        admitted += 1;
+    }
+    let before = billed(&store, admitted).await;
+    assert!(before > 0 && before < limit);
+    redis.restart();
+    // Redis is empty now; the first admission rebuilds the counters from the usage table.
+    let mut i = 0;
+    while i < 200 {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        if !replica.ask(&key).await {
+            break;
+        }
+        admitted += 1;
+        i += 1;
+    }
+    assert!(i < 200, "the limit was reached");
+    let after = billed(&store, admitted).await;
+    assert!(
+        after <= limit,
+        "billed {after} > {limit}: the restart reset the counters"
     );
 }

@@ -96,36 +96,35 @@ fn dollars(micro: i64) -> f64 {
 }
 
 /// Each limit with what the scope used and holds reserved in its current period.
-fn usage(state: &AppState, scope: &Scope, limits: &Limits) -> Vec<Value> {
+async fn usage(state: &AppState, scope: &Scope, limits: &Limits) -> Vec<Value> {
     let now = Timestamp::now();
-    LimitKind::ALL
-        .iter()
-        .map(|&kind| {
-            let window = kind.window();
-            let counter = state.quotas.ledger().snapshot(scope, window, now);
-            let (limit, used, reserved) = if kind == LimitKind::CostPerMonth {
-                (
-                    json!(kind.limit(limits).map(dollars)),
-                    json!(dollars(kind.of(&counter.used))),
-                    json!(dollars(kind.of(&counter.reserved))),
-                )
-            } else {
-                (
-                    json!(kind.limit(limits)),
-                    json!(kind.of(&counter.used)),
-                    json!(kind.of(&counter.reserved)),
-                )
-            };
-            json!({
-                "limit": kind.name(),
-                "max": limit,
-                "used": used,
-                "reserved": reserved,
-                "period_start": window.start(now),
-                "resets_at": window.end(now),
-            })
-        })
-        .collect()
+    let mut rows = Vec::with_capacity(LimitKind::ALL.len());
+    for kind in LimitKind::ALL {
+        let window = kind.window();
+        let counter = state.quotas.snapshot(scope, window).await;
+        let (limit, used, reserved) = if kind == LimitKind::CostPerMonth {
+            (
+                json!(kind.limit(limits).map(dollars)),
+                json!(dollars(kind.of(&counter.used))),
+                json!(dollars(kind.of(&counter.reserved))),
+            )
+        } else {
+            (
+                json!(kind.limit(limits)),
+                json!(kind.of(&counter.used)),
+                json!(kind.of(&counter.reserved)),
+            )
+        };
+        rows.push(json!({
+            "limit": kind.name(),
+            "max": limit,
+            "used": used,
+            "reserved": reserved,
+            "period_start": window.start(now),
+            "resets_at": window.end(now),
+        }));
+    }
+    rows
 }
 
 #[derive(Deserialize)]
@@ -174,7 +173,7 @@ pub async fn get_tenant(
         "tenant": tenant,
         "scope": "tenant",
         "limits": LimitsView::from(&limits),
-        "usage": usage(&state, &scope, &limits),
+        "usage": usage(&state, &scope, &limits).await,
     })))
 }
 
@@ -233,7 +232,7 @@ pub async fn get_user(
         "scope": "user",
         "source": if applicable.user_has_own { "user" } else { "default_user" },
         "limits": LimitsView::from(&applicable.user),
-        "usage": usage(&state, &scope, &applicable.user),
+        "usage": usage(&state, &scope, &applicable.user).await,
     })))
 }
 

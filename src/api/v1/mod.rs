@@ -142,7 +142,7 @@ pub(crate) async fn admit(
         Ok(admitted) => Ok(admitted),
         Err(AdmitError::Exceeded(exceeded)) => Err(refusal(&exceeded)),
         Err(AdmitError::Unavailable(error)) => {
-            tracing::error!(%error, "quota limits unavailable: the database is unreachable");
+            tracing::error!(%error, "quota limits or counters unavailable; refusing (fail closed)");
             Err(ApiError::new(
                 ErrorKind::Unavailable,
                 "The service is temporarily unavailable.",
