@@ -94,7 +94,7 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// `None` (with a printed reason) unless the Redis tests are enabled; in CI they must be.
-    pub fn start() -> Option<Self> {
+    pub async fn start() -> Option<Self> {
         if std::env::var("TOLLGATE_TEST_REDIS_URL").is_err() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -108,10 +108,10 @@ impl RedisServer {
             .local_addr()
             .unwrap()
             .port();
-        Some(Self::on(port))
+        Some(Self::on(port).await)
     }
 
-    fn on(port: u16) -> Self {
+    async fn on(port: u16) -> Self {
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -130,7 +130,7 @@ impl RedisServer {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Self { child, port }
     }
@@ -140,10 +140,10 @@ impl RedisServer {
     }
 
     /// Stops it and starts an empty one on the same port.
-    pub fn restart(&mut self) {
+    pub async fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        *self = Self::on(self.port);
+        *self = Self::on(self.port).await;
     }
 }
 
@@ -347,7 +347,7 @@ async fn billed(store: &tollgate::store::Store, requests: usize) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_limit_holds_across_replicas() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = RedisServer::start().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -381,7 +381,7 @@ async fn a_user_limit_holds_across_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_minute_limits_are_shared_by_the_replicas() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = RedisServer::start().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -414,7 +414,7 @@ async fn per_minute_limits_are_shared_by_the_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_come_back_from_postgresql_after_a_redis_restart() {
-    let Some(mut redis) = RedisServer::start() else {
+    let Some(mut redis) = RedisServer::start().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -436,7 +436,7 @@ async fn counters_come_back_from_postgresql_after_a_redis_restart() {
     }
     let before = billed(&store, admitted).await;
     assert!(before > 0 && before < limit);
-    redis.restart();
+    redis.restart().await;
     // Redis is empty now; the first admission rebuilds the counters from the usage table.
     let mut i = 0;
     while i < 200 {
