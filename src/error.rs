@@ -215,3 +215,13 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+impl From<crate::billing::BillingError> for ApiError {
+    fn from(error: crate::billing::BillingError) -> Self {
+        use crate::billing::BillingError;
+        match error {
+            BillingError::InvalidParameter { .. } => ApiError::invalid_request(error.to_string()),
+            BillingError::Store(error) => error.into(),
+        }
+    }
+}
