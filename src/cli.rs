@@ -120,3 +120,68 @@ pub fn render(explanation: &Explanation) -> String {
     }
     out
 }
+
+/// Arguments of `tollgate export`: the same parameters as `GET /admin/v1/usage/export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// First hour included: a date (2026-11-01 = 00:00 UTC) or an RFC 3339 time on a whole hour.
+    #[arg(long)]
+    pub from: String,
+    /// First hour not included (exclusive), in the same forms: --from 2026-11-01 --to
+    /// 2026-12-01 is November.
+    #[arg(long)]
+    pub to: String,
+    /// Only this tenant (default: every tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// csv, jsonl or focus (FinOps FOCUS 1.0 CSV).
+    #[arg(long, default_value = "csv")]
+    pub format: String,
+    /// Any of tenant,user,model,provider and one of month,day,hour.
+    #[arg(long, default_value = crate::billing::export::DEFAULT_GROUP_BY)]
+    pub group_by: String,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// Runs `tollgate export`: the HTTP export's rows, written as they are read.
+pub async fn export(config: &Config, args: &ExportArgs) -> Result<(), String> {
+    use std::io::Write;
+
+    let request = crate::billing::ExportRequest::parse(
+        Some(&args.from),
+        Some(&args.to),
+        args.tenant.as_deref(),
+        Some(&args.format),
+        Some(&args.group_by),
+    )
+    .map_err(|e| e.to_string())?;
+    let store = open_store(config).await.map_err(|e| e.to_string())?;
+    // Plain blocking writes: this command owns its runtime, and the export task keeps reading
+    // the database on another worker while a chunk is written.
+    let mut out: Box<dyn Write + Send> = match &args.out {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let mut chunks = crate::billing::export_chunks(store.clone(), request);
+    let mut result = Ok(());
+    while let Some(chunk) = chunks.recv().await {
+        let written = match chunk {
+            Ok(bytes) => out.write_all(&bytes).map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(message) = written {
+            result = Err(message);
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = out.flush().map_err(|e| e.to_string());
+    }
+    store.close().await;
+    result
+}

@@ -258,3 +258,13 @@ impl From<RouteError> for ApiError {
         }
     }
 }
+
+impl From<crate::billing::BillingError> for ApiError {
+    fn from(error: crate::billing::BillingError) -> Self {
+        use crate::billing::BillingError;
+        match error {
+            BillingError::InvalidParameter { .. } => ApiError::invalid_request(error.to_string()),
+            BillingError::Store(error) => error.into(),
+        }
+    }
+}

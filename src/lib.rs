@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod billing;
 pub mod changes;
 pub mod cli;
 pub mod clock;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tollgate::cli::{MintArgs, explain, mint};
+use tollgate::cli::{ExportArgs, MintArgs, explain, export, mint};
 use tollgate::config::Config;
 use tollgate::server::{Gateway, open_store};
 
@@ -52,6 +52,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a billing export (the rows of GET /admin/v1/usage/export) to a file or stdout.
+    ///
+    /// Example: tollgate export --from 2026-11-01 --to 2026-12-01 --format focus --out nov.csv
+    Export(ExportArgs),
     /// Make tokens for trying things out and for tests.
     Token {
         #[command(subcommand)]
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
                 Ok(false) => Err(None),
                 Err(message) => Err(Some(message)),
             },
+            Command::Export(args) => export(&config, &args).await.map_err(Some),
             Command::Token { .. } => Ok(()),
         }
         .map_err(|message: Option<String>| message)

@@ -8,10 +8,12 @@ mod issuers;
 mod keys;
 mod quotas;
 mod tenants;
+mod usage;
 mod users;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
@@ -79,10 +81,19 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/tenants/{tenant}/revoked-tokens",
             post(users::revoke_token).get(users::revoked_tokens),
         )
+        .route("/tenants/{tenant}/usage", get(usage::tenant_report))
         .route_layer(middleware::from_fn(tenant_guard));
 
+    // The tenant is a query parameter here, so this route has its own guard.
+    let export = Router::new()
+        .route("/usage/export", get(usage::export))
+        .route_layer(middleware::from_fn(export_guard));
+
     Router::new()
-        .nest("/admin/v1", platform_only.merge(tenant_scoped))
+        .nest(
+            "/admin/v1",
+            platform_only.merge(tenant_scoped).merge(export),
+        )
         .layer(middleware::from_fn_with_state(state, authenticate))
 }
 
@@ -141,6 +152,29 @@ async fn tenant_guard(
     match caller(&request)? {
         Caller::Platform => Ok(next.run(request).await),
         Caller::TenantAdmin { tenant_id } if *tenant_id == path.tenant => {
+            Ok(next.run(request).await)
+        }
+        Caller::TenantAdmin { .. } => Err(ApiError::forbidden()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExportTenant {
+    tenant: Option<String>,
+}
+
+/// The platform admin may export every tenant or one; a tenant admin only their own tenant,
+/// and must say so with `tenant=`, so an export never silently means "everything I can see".
+async fn export_guard(
+    query: Result<Query<ExportTenant>, QueryRejection>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    match caller(&request)? {
+        Caller::Platform => Ok(next.run(request).await),
+        Caller::TenantAdmin { tenant_id }
+            if query.is_ok_and(|Query(q)| q.tenant.as_deref() == Some(tenant_id.as_str())) =>
+        {
             Ok(next.run(request).await)
         }
         Caller::TenantAdmin { .. } => Err(ApiError::forbidden()),

@@ -1,0 +1,84 @@
+//! Usage routes: a tenant's report, and the streamed export across tenants.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use http::{HeaderValue, header};
+use serde::Deserialize;
+
+use crate::billing::report::{UsageReport, report};
+use crate::billing::{ExportRequest, export_chunks};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Query parameters of both routes; each handler reads the ones it knows.
+#[derive(Debug, Default, Deserialize)]
+pub struct UsageParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub group_by: Option<String>,
+    pub tenant: Option<String>,
+    pub format: Option<String>,
+}
+
+fn params(query: Result<Query<UsageParams>, QueryRejection>) -> Result<UsageParams, ApiError> {
+    query
+        .map(|Query(params)| params)
+        .map_err(|rejection| ApiError::invalid_request(format!("Invalid query: {rejection}")))
+}
+
+/// `GET /admin/v1/tenants/{tenant}/usage`
+pub async fn tenant_report(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    query: Result<Query<UsageParams>, QueryRejection>,
+) -> Result<Json<UsageReport>, ApiError> {
+    let p = params(query)?;
+    if state.store.tenant(&tenant).await?.is_none() {
+        return Err(ApiError::not_found(format!("Tenant `{tenant}` not found.")));
+    }
+    let body = report(
+        &state.store,
+        &tenant,
+        p.from.as_deref(),
+        p.to.as_deref(),
+        p.group_by.as_deref(),
+    )
+    .await?;
+    Ok(Json(body))
+}
+
+/// `GET /admin/v1/usage/export`: the body streams while the database is read. The first chunk
+/// is awaited before the status is sent, so a database that is down is a 503, not a 200 with
+/// an empty file.
+pub async fn export(
+    State(state): State<AppState>,
+    query: Result<Query<UsageParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = params(query)?;
+    let request = ExportRequest::parse(
+        p.from.as_deref(),
+        p.to.as_deref(),
+        p.tenant.as_deref(),
+        p.format.as_deref(),
+        p.group_by.as_deref(),
+    )?;
+    let content_type = request.format.content_type();
+    let disposition = format!("attachment; filename=\"{}\"", request.file_name());
+    let mut chunks = export_chunks(state.store.clone(), request);
+    let first = chunks.recv().await.transpose()?;
+    let rest = futures_util::stream::unfold(chunks, |mut chunks| async move {
+        chunks.recv().await.map(|chunk| (chunk, chunks))
+    });
+    let stream = futures_util::stream::iter(first.map(Ok)).chain(rest);
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
