@@ -118,6 +118,14 @@ impl Store {
         })
     }
 
+    /// The SQLite pool, for tests and tools that read it directly; `None` on PostgreSQL.
+    pub fn sqlite(&self) -> Option<&SqlitePool> {
+        match &*self.pool {
+            Pool::Sqlite(pool) => Some(pool),
+            Pool::Postgres(_) => None,
+        }
+    }
+
     /// The PostgreSQL pool, for `LISTEN`/`NOTIFY`; `None` on SQLite.
     pub fn postgres(&self) -> Option<&PgPool> {
         match &*self.pool {

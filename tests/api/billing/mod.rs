@@ -3,6 +3,7 @@
 
 mod access;
 mod boundaries;
+mod end_to_end;
 mod formats;
 mod reconcile;
 

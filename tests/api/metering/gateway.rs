@@ -13,7 +13,7 @@ use super::wire;
 use crate::support::{Backend, TestApp};
 
 /// A gateway whose writer flushes fast, with the given providers and models (TOML).
-async fn gateway(models_toml: &str) -> (TestApp, Store, String) {
+pub(crate) async fn gateway(models_toml: &str) -> (TestApp, Store, String) {
     let upstreams = tollgate::Config::from_toml(models_toml).unwrap();
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
         config.providers = upstreams.providers;
@@ -49,7 +49,7 @@ async fn chat(app: &TestApp, key: &str, request_id: &str, body: &Value) -> reqwe
 }
 
 /// The usage a client was shown: the JSON answer's, or a stream's usage chunk.
-async fn usage_seen(response: reqwest::Response, stream: bool) -> (Value, String) {
+pub(crate) async fn usage_seen(response: reqwest::Response, stream: bool) -> (Value, String) {
     let text = response.text().await.unwrap();
     if !stream {
         let body: Value = serde_json::from_str(&text).unwrap();

@@ -2,10 +2,10 @@
 //! restarts, shutdown. Events are recorded straight into the writer (the data plane that will
 //! call it is built elsewhere), and the tests read the tables back through the store.
 
-mod gateway;
+pub(crate) mod gateway;
 mod lifecycle;
 mod outage;
-mod wire;
+pub(crate) mod wire;
 mod writer;
 
 use std::path::Path;
