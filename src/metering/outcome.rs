@@ -218,12 +218,15 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) {
 
 /// The token counts of a finished request: the upstream's when it reported them; otherwise the
 /// tokenizer's, for the prompt and whatever the client received — but only if the upstream
-/// started answering (a request no upstream accepted costs nothing).
+/// started answering (a request no upstream accepted costs nothing; one whose stream began is
+/// billed its prompt even if the client left before any text).
 fn counts(outcome: &RequestOutcome) -> Counts {
     if let Some(usage) = outcome.usage {
         return Counts::Reported(usage);
     }
-    let answered = outcome.ending == Ending::Ok || !outcome.delivered.is_empty();
+    let answered = outcome.ending == Ending::Ok
+        || outcome.time_to_first_token.is_some()
+        || !outcome.delivered.is_empty();
     if !answered {
         return Counts::Reported(Usage::default());
     }

@@ -21,6 +21,7 @@ const OUTPUT: f64 = 15.0;
 async fn exports_equal_events_equal_what_the_clients_received() {
     let base = wire::start().await;
     let failing = Upstream::always(Step::Status(500, None)).await;
+    let slow = Upstream::always(Step::Slow(std::time::Duration::from_millis(300))).await;
     let price = format!("price = {{ input_per_mtok = {INPUT}, output_per_mtok = {OUTPUT} }}");
     let (app, store, jane) = gateway(&format!(
         r#"
@@ -49,8 +50,16 @@ async fn exports_equal_events_equal_what_the_clients_received() {
         name = "m-broken"
         targets = [{{ provider = "broken", model = "x" }}]
         {price}
+        [[providers]]
+        name = "slow"
+        kind = "openai"
+        base_url = "{}"
+        [[models]]
+        name = "m-slow"
+        targets = [{{ provider = "slow", model = "y" }}]
+        {price}
         "#,
-        failing.base_url
+        failing.base_url, slow.base_url
     ))
     .await;
     let bob = app.user_key("acme", "bob").await;
@@ -64,9 +73,10 @@ async fn exports_equal_events_equal_what_the_clients_received() {
     let mut requests = 0i64;
     for i in 0..60 {
         let key = &keys[rng.below(3) as usize];
-        let model = ["m-mock", "m-claude", "m-broken"][rng.below(3) as usize];
+        let model = ["m-mock", "m-claude", "m-broken", "m-slow"][rng.below(4) as usize];
         let stream = rng.below(2) == 1;
-        let leave = stream && model == "m-mock" && rng.below(4) == 0;
+        // A slow stream's client always leaves after the first chunk.
+        let leave = stream && model == "m-slow";
         let body = json!({
             "model": model, "stream": stream, "max_tokens": 1 + rng.below(20),
             "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null },
