@@ -169,6 +169,7 @@ impl Gateway {
             ));
         }
         let grace = config.server.shutdown_grace;
+        let mut stopping = stop.subscribe();
         let task = tokio::spawn(async move {
             use axum::serve::ListenerExt;
             // Nagle's algorithm would hold small SSE chunks back by up to 40 ms.
@@ -179,9 +180,14 @@ impl Gateway {
                 axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 });
-            match tokio::time::timeout(grace + Duration::from_secs(1), serve.into_future()).await {
-                Ok(result) => result,
-                Err(_) => {
+            // The grace period starts at the stop signal, not when serving starts.
+            let grace_over = async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+                tokio::time::sleep(grace + Duration::from_secs(1)).await;
+            };
+            tokio::select! {
+                result = serve.into_future() => result,
+                () = grace_over => {
                     tracing::warn!("shutdown grace period over; dropping open connections");
                     Ok(())
                 }

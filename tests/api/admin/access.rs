@@ -135,3 +135,16 @@ async fn without_a_token_the_admin_api_does_not_exist() {
     assert_eq!(response.status(), 404);
     gateway.shutdown().await.unwrap();
 }
+
+/// The shutdown grace period counts from the stop signal: a gateway keeps serving long after
+/// `server.shutdown_grace` has passed since it started.
+#[tokio::test]
+async fn serving_outlives_the_shutdown_grace_period() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.server.shutdown_grace = std::time::Duration::from_millis(200);
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
