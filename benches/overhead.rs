@@ -107,7 +107,7 @@ fn main() {
     let mut gateway = Gateway::start(&dir, upstream, knobs.gateway_cpus.as_deref());
     let token = client_runtime.block_on(gateway.provision());
     // Idle means started, warmed up (the tokenizer loads in the background) and not serving.
-    client_runtime.block_on(tokio::time::sleep(Duration::from_millis(1500)));
+    client_runtime.block_on(async { tokio::time::sleep(Duration::from_millis(1500)).await });
     let idle_rss = gateway.rss_mib();
 
     let mut rows = Vec::new();
