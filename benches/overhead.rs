@@ -1,11 +1,17 @@
 //! End-to-end overhead: the same load sent straight to a mock OpenAI upstream and through the
-//! release `tollgate` binary (authenticating an API key on every request), non-streaming and
-//! streaming, at each concurrency. Prints a markdown table.
+//! release `tollgate` binary, non-streaming and streaming, at each concurrency. The gateway does
+//! its full work on every request: an RS256 JWT verified (one token per client, as real clients
+//! reuse theirs; the verified-token cache serves repeats), a user quota admitted and settled,
+//! a usage event written, a log line. Prints a markdown table with the gateway's RSS and CPU,
+//! then holds many streams open at once and reports the RSS, then checks on a paced stream
+//! that chunks are neither delayed nor batched.
 //!
 //! `cargo bench --bench overhead`. Knobs (environment):
-//! - `TOLLGATE_BENCH_CONCURRENCY` (default `1,32`), `TOLLGATE_BENCH_SECONDS` per run (default 4),
-//!   `TOLLGATE_BENCH_REQUESTS` cap per run (default none), `TOLLGATE_BENCH_CHUNKS` per stream
-//!   (default 20);
+//! - `TOLLGATE_BENCH_CONCURRENCY` (default `1,32,128`), `TOLLGATE_BENCH_SECONDS` per run
+//!   (default 3), `TOLLGATE_BENCH_REQUESTS` cap per run (default none), `TOLLGATE_BENCH_CHUNKS`
+//!   per stream (default 20);
+//! - `TOLLGATE_BENCH_OPEN_STREAMS` held open at once for the RSS check (default 1000; 0 skips);
+//! - `TOLLGATE_BENCH_PACE_MS` between chunks of the paced stream check (default 5; 0 skips);
 //! - `TOLLGATE_BENCH_GATEWAY_CPUS`, e.g. `1`: run the gateway under `taskset -c 1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,6 +20,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -24,12 +31,16 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef0123456789";
+const ISSUER: &str = "https://idp.bench.example";
+const AUDIENCE: &str = "tollgate-bench";
 
 struct Knobs {
     concurrency: Vec<usize>,
     seconds: f64,
     max_requests: Option<usize>,
     chunks: usize,
+    open_streams: usize,
+    pace: Duration,
     gateway_cpus: Option<String>,
 }
 
@@ -50,6 +61,30 @@ struct Run {
     first_bytes: Vec<Duration>,
 }
 
+/// What the gateway process used during one run.
+#[derive(Default, Clone, Copy)]
+struct Usage {
+    /// CPU seconds (user + system) over the run.
+    cpu: f64,
+    /// Highest RSS sampled during the run, in MiB.
+    peak_rss: f64,
+}
+
+struct Row {
+    mode: Mode,
+    concurrency: usize,
+    direct: Run,
+    through: Run,
+    usage: Usage,
+}
+
+/// What the mock upstream is told through the request body (the gateway forwards unknown
+/// fields): hold the stream open after its first chunk, or pace the chunks.
+struct Control {
+    hold: Arc<AtomicBool>,
+    released: Arc<tokio::sync::Notify>,
+}
+
 fn main() {
     let knobs = Knobs::from_env();
     // The upstream gets its own runtime and thread, as a separate server would.
@@ -58,7 +93,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let upstream = upstream_runtime.block_on(start_upstream(knobs.chunks));
+    let control = Control {
+        hold: Arc::new(AtomicBool::new(true)),
+        released: Arc::new(tokio::sync::Notify::new()),
+    };
+    let upstream = upstream_runtime.block_on(start_upstream(knobs.chunks, &control));
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,7 +105,10 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut gateway = Gateway::start(&dir, upstream, knobs.gateway_cpus.as_deref());
-    let key = client_runtime.block_on(gateway.api_key());
+    let token = client_runtime.block_on(gateway.provision());
+    // Idle means started, warmed up (the tokenizer loads in the background) and not serving.
+    client_runtime.block_on(async { tokio::time::sleep(Duration::from_millis(1500)).await });
+    let idle_rss = gateway.rss_mib();
 
     let mut rows = Vec::new();
     for mode in [Mode::Json, Mode::Stream] {
@@ -78,22 +120,56 @@ fn main() {
             };
             let through = Target {
                 url: format!("http://{}/v1/chat/completions", gateway.addr),
-                bearer: key.clone(),
+                bearer: token.clone(),
                 model: "bench",
             };
             let direct = client_runtime.block_on(load(&direct, mode, concurrency, &knobs));
+            let sampler = Sampler::start(gateway.pid());
             let through = client_runtime.block_on(load(&through, mode, concurrency, &knobs));
+            let usage = sampler.stop();
             gateway.check_alive();
-            rows.push((mode, concurrency, direct, through));
+            rows.push(Row {
+                mode,
+                concurrency,
+                direct,
+                through,
+                usage,
+            });
         }
     }
+    print_table(&knobs, &rows, idle_rss);
+    if knobs.open_streams > 0 {
+        let held =
+            client_runtime.block_on(hold_streams(&gateway, &token, &control, knobs.open_streams));
+        gateway.check_alive();
+        held.print();
+    }
+    if !knobs.pace.is_zero() {
+        let direct = client_runtime.block_on(paced(
+            &format!("http://{upstream}/v1/chat/completions"),
+            "sk-bench",
+            "real-model",
+            &knobs,
+        ));
+        let through = client_runtime.block_on(paced(
+            &format!("http://{}/v1/chat/completions", gateway.addr),
+            &token,
+            "bench",
+            &knobs,
+        ));
+        gateway.check_alive();
+        print_paced(&knobs, &direct, &through);
+    }
+    println!(
+        "gateway RSS high-water mark over the whole bench: {:.1} MiB",
+        gateway.status_mib("VmHWM:")
+    );
     gateway.stop();
-    print_table(&knobs, &rows);
 }
 
 // === the upstream ===
 
-async fn start_upstream(chunks: usize) -> SocketAddr {
+async fn start_upstream(chunks: usize, control: &Control) -> SocketAddr {
     let completion = Bytes::from(
         json!({
             "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "real-model",
@@ -128,30 +204,44 @@ async fn start_upstream(chunks: usize) -> SocketAddr {
             .map(|e| Bytes::from(e.to_owned()))
             .collect(),
     );
+    let (hold, released) = (control.hold.clone(), control.released.clone());
 
     let app = Router::new().route(
         "/v1/chat/completions",
         post(move |body: Bytes| {
             let completion = completion.clone();
             let events = events.clone();
+            let (hold, released) = (hold.clone(), released.clone());
             async move {
-                let streaming = serde_json::from_slice::<Value>(&body)
-                    .map(|v| v["stream"] == true)
-                    .unwrap_or(false);
-                if streaming {
-                    let stream = futures_util::stream::iter(
-                        (0..events.len()).map(move |i| Ok::<_, Infallible>(events[i].clone())),
-                    );
-                    Response::builder()
-                        .header("content-type", "text/event-stream")
-                        .body(Body::from_stream(stream))
-                        .unwrap()
-                } else {
-                    Response::builder()
+                let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+                if request["stream"] != true {
+                    return Response::builder()
                         .header("content-type", "application/json")
                         .body(Body::from(completion))
-                        .unwrap()
+                        .unwrap();
                 }
+                let held = request["bench_hold"] == true;
+                let pace = request["bench_pace_ms"].as_u64().map(Duration::from_millis);
+                let stream = futures_util::stream::unfold(0, move |i| {
+                    let (events, hold, released) = (events.clone(), hold.clone(), released.clone());
+                    async move {
+                        let event = events.get(i)?.clone();
+                        if i == 1 && held {
+                            // The first chunk is out; wait for the bench to let go.
+                            let notified = released.notified();
+                            if hold.load(Ordering::SeqCst) {
+                                notified.await;
+                            }
+                        } else if let Some(pace) = pace.filter(|_| i > 0) {
+                            tokio::time::sleep(pace).await;
+                        }
+                        Some((Ok::<_, Infallible>(event), i + 1))
+                    }
+                });
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from_stream(stream))
+                    .unwrap()
             }
         }),
     );
@@ -192,6 +282,8 @@ listen = "{addr}"
 url = "sqlite://{db}"
 [log]
 level = "info"
+[metering]
+spill_dir = "{spill}"
 [[providers]]
 name = "upstream"
 kind = "openai"
@@ -200,13 +292,16 @@ api_key_env = "TOLLGATE_BENCH_UPSTREAM_KEY"
 [[models]]
 name = "bench"
 targets = [{{ provider = "upstream", model = "real-model" }}]
+price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
 "#,
             db = dir.path().join("tollgate.db").display(),
+            spill = dir.path().join("spill").display(),
         )
         .unwrap();
         let binary = env!("CARGO_BIN_EXE_tollgate");
         let mut command = match cpus {
             Some(cpus) => {
+                // taskset execs the gateway: the child's pid is the gateway's.
                 let mut command = Command::new("taskset");
                 command.args(["-c", cpus, binary]);
                 command
@@ -226,6 +321,10 @@ targets = [{{ provider = "upstream", model = "real-model" }}]
         let mut gateway = Self { addr, child, log };
         gateway.wait_until_ready();
         gateway
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     // Blocking sleep is right here: this is the bench's main thread, not a runtime worker.
@@ -254,39 +353,79 @@ targets = [{{ provider = "upstream", model = "real-model" }}]
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// A tenant, a user and an API key through the admin API.
-    async fn api_key(&self) -> String {
+    fn rss_mib(&self) -> f64 {
+        self.status_mib("VmRSS:")
+    }
+
+    /// A `kB` line of `/proc/<pid>/status`, in MiB.
+    fn status_mib(&self, field: &str) -> f64 {
+        status_kib(self.pid(), field) / 1024.0
+    }
+
+    /// A tenant, an RS256 issuer with a PEM public key, a user with a quota; returns a token
+    /// for that user (valid for an hour).
+    async fn provision(&self) -> String {
         let client = reqwest::Client::new();
-        let admin = |path: &str| format!("http://{}/admin/v1{path}", self.addr);
+        let admin = |method: reqwest::Method, path: &str, body: Value| {
+            client
+                .request(method, format!("http://{}/admin/v1{path}", self.addr))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&body)
+                .send()
+        };
         let ok = |r: reqwest::Response| {
             assert!(r.status().is_success(), "{}", r.status());
             r
         };
-        ok(client
-            .post(admin("/tenants"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"id": "bench", "name": "Bench"}))
-            .send()
-            .await
-            .unwrap());
-        ok(client
-            .put(admin("/tenants/bench/users/load"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap());
-        let key: Value = ok(client
-            .post(admin("/tenants/bench/users/load/keys"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"name": "bench"}))
-            .send()
-            .await
-            .unwrap())
-        .json()
+        let fixture = |name: &str| {
+            std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/keys")
+                    .join(name),
+            )
+            .unwrap()
+        };
+        use reqwest::Method;
+        ok(admin(
+            Method::POST,
+            "/tenants",
+            json!({"id": "bench", "name": "Bench"}),
+        )
         .await
-        .unwrap();
-        key["key"].as_str().unwrap().to_owned()
+        .unwrap());
+        ok(admin(
+            Method::POST,
+            "/issuers",
+            json!({"issuer": ISSUER, "tenant": "bench", "audiences": [AUDIENCE],
+                   "public_key_pem": fixture("rsa_public.pem"), "algorithms": ["RS256"]}),
+        )
+        .await
+        .unwrap());
+        ok(admin(Method::PUT, "/tenants/bench/users/load", json!({}))
+            .await
+            .unwrap());
+        // Limits far above what the bench uses, so every request is admitted after real work:
+        // the prompt is estimated, every window reserved and settled.
+        ok(admin(
+            Method::PUT,
+            "/tenants/bench/users/load/quota",
+            json!({"tokens_per_day": 1_000_000_000_000_i64, "tokens_per_month": 1_000_000_000_000_i64,
+                   "requests_per_minute": 1_000_000_000_i64, "tokens_per_minute": 1_000_000_000_000_i64,
+                   "cost_usd_per_month": 1_000_000}),
+        )
+        .await
+        .unwrap());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({"iss": ISSUER, "sub": "load", "aud": AUDIENCE, "iat": now,
+                            "exp": now + 3600, "jti": "bench-token-1"});
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_pem(fixture("rsa_private.pem").as_bytes()).unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some("bench".into());
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
     }
 
     fn stop(&mut self) {
@@ -301,6 +440,83 @@ impl Drop for Gateway {
     }
 }
 
+fn status_kib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces; the fields after it are space-separated.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: state is field 3, utime 14 and stime 15 (1-based in proc(5)).
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(14) + ticks(15)) / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// Samples the gateway's RSS every 20 ms on its own thread, and its CPU time at both ends.
+struct Sampler {
+    pid: u32,
+    cpu_before: f64,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+impl Sampler {
+    // Blocking sleep is right here: a plain thread, not a runtime worker.
+    #[allow(clippy::disallowed_methods)]
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(status_kib(pid, "VmRSS:"));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak.max(status_kib(pid, "VmRSS:"))
+        });
+        Self {
+            pid,
+            cpu_before: cpu_seconds(pid),
+            stop,
+            thread,
+        }
+    }
+
+    fn stop(self) -> Usage {
+        self.stop.store(true, Ordering::Relaxed);
+        let peak = self.thread.join().unwrap();
+        Usage {
+            cpu: cpu_seconds(self.pid) - self.cpu_before,
+            peak_rss: peak / 1024.0,
+        }
+    }
+}
+
 // === the load ===
 
 struct Target {
@@ -309,21 +525,26 @@ struct Target {
     model: &'static str,
 }
 
+fn request_body(model: &str, stream: bool, extra: Value) -> Bytes {
+    let mut body = json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
+        "stream": stream,
+    });
+    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    Bytes::from(body.to_string())
+}
+
 async fn load(target: &Target, mode: Mode, concurrency: usize, knobs: &Knobs) -> Run {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .tcp_nodelay(true)
         .build()
         .unwrap();
-    let body = Bytes::from(
-        json!({
-            "model": target.model,
-            "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
-            "stream": mode == Mode::Stream,
-        })
-        .to_string(),
-    );
-    // Warm the connection pools (and the gateway's key cache) before measuring.
+    let body = request_body(target.model, mode == Mode::Stream, Value::Null);
+    // Warm the connection pools (and the gateway's caches) before measuring.
     let warm_until = Instant::now() + Duration::from_millis(300);
     while Instant::now() < warm_until {
         let _ = one(&client, target, &body, mode).await;
@@ -345,11 +566,7 @@ async fn load(target: &Target, mode: Mode, concurrency: usize, knobs: &Knobs) ->
                 let mut samples = Vec::new();
                 while Instant::now() < until
                     && budget
-                        .fetch_update(
-                            std::sync::atomic::Ordering::Relaxed,
-                            std::sync::atomic::Ordering::Relaxed,
-                            |n| n.checked_sub(1),
-                        )
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
                         .is_ok()
                 {
                     samples.push(one(&client, &target, &body, mode).await);
@@ -434,11 +651,165 @@ async fn one(
     }
 }
 
+/// What holding many streams open at once cost the gateway.
+struct Held {
+    streams: usize,
+    opened: usize,
+    rss_open: f64,
+    completed: usize,
+    open_time: Duration,
+}
+
+/// Opens `n` streams through the gateway that the upstream holds after their first chunk,
+/// measures the gateway's RSS with all of them open, then lets them finish.
+async fn hold_streams(gateway: &Gateway, token: &str, control: &Control, n: usize) -> Held {
+    control.hold.store(true, Ordering::SeqCst);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(n)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    let body = request_body("bench", true, json!({"bench_hold": true}));
+    let url = format!("http://{}/v1/chat/completions", gateway.addr);
+    let started = Instant::now();
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (client, body, url, token, opened) = (
+                client.clone(),
+                body.clone(),
+                url.clone(),
+                token.to_owned(),
+                opened_tx.clone(),
+            );
+            tokio::spawn(async move {
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                let Ok(response) = response.and_then(|r| r.error_for_status()) else {
+                    let _ = opened.send(false);
+                    return false;
+                };
+                let mut stream = response.bytes_stream();
+                let mut tail = Vec::new();
+                let mut first = true;
+                while let Some(Ok(chunk)) = stream.next().await {
+                    if std::mem::take(&mut first) {
+                        let _ = opened.send(true);
+                    }
+                    tail.extend_from_slice(&chunk);
+                    if tail.len() > 64 {
+                        tail.drain(..tail.len() - 64);
+                    }
+                }
+                if first {
+                    let _ = opened.send(false);
+                }
+                String::from_utf8_lossy(&tail).ends_with("data: [DONE]\n\n")
+            })
+        })
+        .collect();
+    drop(opened_tx);
+    let mut opened = 0;
+    for _ in 0..n {
+        if let Ok(Some(true)) =
+            tokio::time::timeout(Duration::from_secs(60), opened_rx.recv()).await
+        {
+            opened += 1;
+        }
+    }
+    let open_time = started.elapsed();
+    // Let the gateway settle (buffers for every connection are allocated by now).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_open = gateway.rss_mib();
+    control.hold.store(false, Ordering::SeqCst);
+    control.released.notify_waiters();
+    let mut completed = 0;
+    for task in tasks {
+        if task.await.unwrap_or(false) {
+            completed += 1;
+        }
+    }
+    Held {
+        streams: n,
+        opened,
+        rss_open,
+        completed,
+        open_time,
+    }
+}
+
+/// Chunk arrival on paced streams: how many body reads a stream took (one per event means
+/// nothing was batched) and the gaps between consecutive reads (a relay that held chunks back
+/// and sent them together would show gaps near zero next to gaps of several paces).
+struct Paced {
+    streams: usize,
+    events: usize,
+    reads: Vec<usize>,
+    /// Between consecutive body reads of the answer's events.
+    gaps: Vec<Duration>,
+}
+
+async fn paced(url: &str, bearer: &str, model: &str, knobs: &Knobs) -> Paced {
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    let pace = knobs.pace;
+    let body = request_body(
+        model,
+        true,
+        json!({"bench_pace_ms": pace.as_millis() as u64}),
+    );
+    let streams = 10;
+    let mut out = Paced {
+        streams,
+        // the role chunk, the content chunks, the finish chunk
+        events: knobs.chunks + 2,
+        reads: Vec::new(),
+        gaps: Vec::new(),
+    };
+    for _ in 0..streams {
+        let response = client
+            .post(url)
+            .bearer_auth(bearer)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let mut stream = response.bytes_stream();
+        let mut last: Option<Instant> = None;
+        let mut reads = 0;
+        let mut events = 0usize;
+        while let Some(Ok(chunk)) = stream.next().await {
+            let now = Instant::now();
+            reads += 1;
+            // Only the answer's events: the gateway drops the usage chunk nobody asked for.
+            if events < out.events
+                && let Some(last) = last
+            {
+                out.gaps.push(now - last);
+            }
+            last = Some(now);
+            events += chunk.windows(2).filter(|w| w == b"\n\n").count();
+        }
+        out.reads.push(reads);
+    }
+    out.gaps.sort();
+    out.reads.sort();
+    out
+}
+
 // === the report ===
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     if sorted.is_empty() {
-        return Duration::ZERO;
+        return T::default();
     }
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index]
@@ -448,10 +819,10 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn print_table(knobs: &Knobs, rows: &[(Mode, usize, Run, Run)]) {
+fn print_table(knobs: &Knobs, rows: &[Row], idle_rss: f64) {
     println!();
     println!(
-        "tollgate overhead: {:.1} s per run, {} chunks per stream, gateway on {}",
+        "tollgate overhead: RS256 JWT + user quota + metering on; {:.1} s per run, {} chunks per stream, gateway on {}",
         knobs.seconds,
         knobs.chunks,
         knobs
@@ -461,10 +832,11 @@ fn print_table(knobs: &Knobs, rows: &[(Mode, usize, Run, Run)]) {
     );
     println!();
     println!(
-        "| mode | conc | direct req/s | gateway req/s | ratio | p50 ms direct / gw (+added) | p90 ms direct / gw (+added) | p99 ms direct / gw (+added) | TTFB p50 ms direct / gw | errors direct / gw |"
+        "| mode | conc | direct req/s | gateway req/s | ratio | p50 ms direct / gw (+added) | p90 ms direct / gw (+added) | p99 ms direct / gw (+added) | TTFB p50 ms direct / gw (+added) | gw CPU s (µs/req) | gw peak RSS MiB | errors direct / gw |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (mode, concurrency, direct, through) in rows {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let (direct, through) = (&row.direct, &row.through);
         let rps = |run: &Run| run.requests as f64 / run.elapsed.as_secs_f64();
         let cell = |p: f64| {
             let (d, g) = (
@@ -473,23 +845,23 @@ fn print_table(knobs: &Knobs, rows: &[(Mode, usize, Run, Run)]) {
             );
             format!("{:.3} / {:.3} (+{:.3})", ms(d), ms(g), ms(g) - ms(d))
         };
-        let ttfb = if *mode == Mode::Stream {
-            format!(
-                "{:.3} / {:.3}",
+        let ttfb = if row.mode == Mode::Stream {
+            let (d, g) = (
                 ms(percentile(&direct.first_bytes, 0.5)),
-                ms(percentile(&through.first_bytes, 0.5))
-            )
+                ms(percentile(&through.first_bytes, 0.5)),
+            );
+            format!("{d:.3} / {g:.3} (+{:.3})", g - d)
         } else {
             "–".to_owned()
         };
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {} / {} |",
-            if *mode == Mode::Json {
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {:.2} ({:.0}) | {:.1} | {} / {} |",
+            if row.mode == Mode::Json {
                 "json"
             } else {
                 "stream"
             },
-            concurrency,
+            row.concurrency,
             rps(direct),
             rps(through),
             rps(through) / rps(direct),
@@ -497,12 +869,15 @@ fn print_table(knobs: &Knobs, rows: &[(Mode, usize, Run, Run)]) {
             cell(0.9),
             cell(0.99),
             ttfb,
+            row.usage.cpu,
+            row.usage.cpu * 1e6 / through.requests.max(1) as f64,
+            row.usage.peak_rss,
             direct.errors,
             through.errors,
         );
     }
-    for (_, _, direct, through) in rows {
-        for error in [&direct.first_error, &through.first_error]
+    for row in rows {
+        for error in [&row.direct.first_error, &row.through.first_error]
             .into_iter()
             .flatten()
         {
@@ -510,6 +885,43 @@ fn print_table(knobs: &Knobs, rows: &[(Mode, usize, Run, Run)]) {
         }
     }
     println!();
+    println!(
+        "gateway RSS idle (started, provisioned, warmed up, before any load): {idle_rss:.1} MiB"
+    );
+}
+
+impl Held {
+    fn print(&self) {
+        println!(
+            "open streams: {} of {} streams open at once (in {:.2} s): gateway RSS {:.1} MiB; {} completed with [DONE] after release",
+            self.opened,
+            self.streams,
+            self.open_time.as_secs_f64(),
+            self.rss_open,
+            self.completed
+        );
+    }
+}
+
+fn print_paced(knobs: &Knobs, direct: &Paced, through: &Paced) {
+    let line = |name: &str, p: &Paced| {
+        format!(
+            "{name}: {} streams of {} answer events, body reads per stream min {} / max {}, gap between chunks min {:.3} / p50 {:.3} / max {:.3} ms",
+            p.streams,
+            p.events,
+            percentile(&p.reads, 0.0),
+            percentile(&p.reads, 1.0),
+            ms(percentile(&p.gaps, 0.0)),
+            ms(percentile(&p.gaps, 0.5)),
+            ms(percentile(&p.gaps, 1.0)),
+        )
+    };
+    println!(
+        "paced streams ({} ms between chunks):",
+        knobs.pace.as_millis()
+    );
+    println!("  {}", line("direct ", direct));
+    println!("  {}", line("gateway", through));
 }
 
 impl Knobs {
@@ -517,7 +929,7 @@ impl Knobs {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Self {
             concurrency: var("TOLLGATE_BENCH_CONCURRENCY")
-                .unwrap_or_else(|| "1,32".into())
+                .unwrap_or_else(|| "1,32,128".into())
                 .split(',')
                 .map(|c| {
                     c.trim()
@@ -525,9 +937,14 @@ impl Knobs {
                         .expect("TOLLGATE_BENCH_CONCURRENCY: numbers")
                 })
                 .collect(),
-            seconds: var("TOLLGATE_BENCH_SECONDS").map_or(4.0, |s| s.parse().expect("seconds")),
+            seconds: var("TOLLGATE_BENCH_SECONDS").map_or(3.0, |s| s.parse().expect("seconds")),
             max_requests: var("TOLLGATE_BENCH_REQUESTS").map(|n| n.parse().expect("a count")),
             chunks: var("TOLLGATE_BENCH_CHUNKS").map_or(20, |n| n.parse().expect("a count")),
+            open_streams: var("TOLLGATE_BENCH_OPEN_STREAMS")
+                .map_or(1000, |n| n.parse().expect("a count")),
+            pace: Duration::from_millis(
+                var("TOLLGATE_BENCH_PACE_MS").map_or(5, |n| n.parse().expect("milliseconds")),
+            ),
             gateway_cpus: var("TOLLGATE_BENCH_GATEWAY_CPUS"),
         }
     }

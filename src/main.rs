@@ -96,7 +96,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tollgate::telemetry::init_logging(&config.log);
+    // Flushes the log queue when main returns.
+    let _logs = tollgate::telemetry::init_logging(&config.log);
     // reqwest, sqlx and redis all speak TLS through rustls; give them one crypto provider.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 

@@ -110,8 +110,12 @@ impl Gateway {
                 .await
                 .map_err(StartError::Auth)?,
         );
-        // The tokenizer's first use costs a few hundred ms: pay it now, not on a request.
-        tokio::task::spawn_blocking(crate::metering::tokenizer::warm);
+        // The tokenizer's first use costs a few hundred ms: pay it now, not on a request. Only
+        // the vocabularies the configured models use: each holds tens of MB.
+        let names: Vec<String> = config.models.iter().map(|m| m.name.clone()).collect();
+        tokio::task::spawn_blocking(move || {
+            crate::metering::tokenizer::warm_for(names.iter().map(String::as_str));
+        });
         // Replays whatever an earlier run spilled, before new events are written.
         let (usage, usage_writer) = UsageWriter::start(store.clone(), config.metering.clone())?;
         let mut quotas = crate::quota::Quotas::new(store.clone(), config.auth.cache_ttl);
@@ -282,6 +286,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(count_requests))
                 .layer(SetSensitiveRequestHeadersLayer::new([http::header::AUTHORIZATION]))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -299,6 +304,47 @@ pub fn router(state: AppState) -> Router {
                 }))
                 .layer(DefaultBodyLimit::max(max_body)),
         )
+}
+
+/// When a request arrived, before any stage ran (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub tokio::time::Instant);
+
+/// `tollgate_http_requests_total{route, status}`: every answer, 401s and 404s included, by a
+/// fixed set of route names and the status class. Notes when the request [`Arrived`].
+async fn count_requests(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    request
+        .extensions_mut()
+        .insert(Arrived(tokio::time::Instant::now()));
+    let route = route_label(request.uri().path());
+    let response = next.run(request).await;
+    let status = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!("tollgate_http_requests_total", "route" => route, "status" => status)
+        .increment(1);
+    response
+}
+
+/// A bounded label for a path: the routes by name, the admin API as one, anything else `other`.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" => "/v1/chat/completions",
+        "/v1/embeddings" => "/v1/embeddings",
+        "/v1/models" => "/v1/models",
+        "/metrics" => "/metrics",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        _ if path.starts_with("/admin/") => "/admin",
+        _ => "other",
+    }
 }
 
 /// Prometheus text format.

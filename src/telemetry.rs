@@ -1,19 +1,62 @@
-//! Logs: one format chosen by config, the level by config or `RUST_LOG`.
+//! Logs: one format chosen by config, the level by config or `RUST_LOG`, written off the
+//! request path. Metrics: the process's Prometheus recorder and the cache counters.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::Duration;
 
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::{LogConfig, LogFormat};
 
+/// Log lines waiting for the writer thread; beyond this a line is written directly.
+const LOG_QUEUE: usize = 16_384;
+/// The writer thread gathers lines this long before one write, so a busy gateway makes one
+/// `write(2)` per batch instead of one per request.
+const LOG_BATCH_WINDOW: Duration = Duration::from_millis(5);
+
+/// Flushes the log queue when dropped; hold it for as long as the process logs.
+#[must_use = "dropping the guard flushes and stops the log writer"]
+pub struct LogGuard {
+    sender: Option<SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        // Closing our sender ends the thread once every other sender (the subscriber's) is
+        // gone too; the global subscriber lives for the process, so do not wait for that: the
+        // thread drains what is queued on its next wake, and we give it a moment.
+        drop(self.sender.take());
+        if let Some(thread) = self.thread.take() {
+            let deadline = std::time::Instant::now() + Duration::from_millis(200);
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
 /// Installs the global subscriber. Call once, before anything logs.
-pub fn init_logging(config: &LogConfig) {
+pub fn init_logging(config: &LogConfig) -> LogGuard {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (sender, receiver) = std::sync::mpsc::sync_channel(LOG_QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("tollgate-log".into())
+        .spawn(move || write_logs(&receiver))
+        .ok();
+    // Without a writer thread, write directly (a closed channel falls through to stderr).
+    let writer = QueuedStderr {
+        sender: sender.clone(),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         // Colour codes only for a person at a terminal, never in files or pipes.
         .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests start several gateways in one process) is not an error.
@@ -21,17 +64,141 @@ pub fn init_logging(config: &LogConfig) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    LogGuard {
+        sender: Some(sender),
+        thread,
+    }
 }
 
-use std::sync::OnceLock;
+/// Hands each formatted line to the writer thread.
+#[derive(Clone)]
+struct QueuedStderr {
+    sender: SyncSender<Vec<u8>>,
+}
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+/// One event's line, sent when the formatter is done with it.
+struct QueuedLine {
+    sender: SyncSender<Vec<u8>>,
+    line: Vec<u8>,
+}
+
+impl<'a> MakeWriter<'a> for QueuedStderr {
+    type Writer = QueuedLine;
+
+    fn make_writer(&'a self) -> QueuedLine {
+        QueuedLine {
+            sender: self.sender.clone(),
+            line: Vec::new(),
+        }
+    }
+}
+
+impl Write for QueuedLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for QueuedLine {
+    fn drop(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        let line = std::mem::take(&mut self.line);
+        // A full queue or a stopped writer: no line is dropped, it is written here instead.
+        if let Err(TrySendError::Full(line) | TrySendError::Disconnected(line)) =
+            self.sender.try_send(line)
+        {
+            let _ = std::io::stderr().lock().write_all(&line);
+        }
+    }
+}
+
+/// The writer thread: waits for a line, gathers what else arrives within the batch window,
+/// writes it all at once.
+// A plain thread that owns no runtime: sleeping here blocks nothing else.
+#[allow(clippy::disallowed_methods)]
+fn write_logs(receiver: &Receiver<Vec<u8>>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+    while let Ok(line) = receiver.recv() {
+        let _ = out.write_all(&line);
+        std::thread::sleep(LOG_BATCH_WINDOW);
+        while let Ok(line) = receiver.try_recv() {
+            let _ = out.write_all(&line);
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+}
+
+/// Latency buckets (seconds) for every `_seconds` histogram: from 50 µs (the gateway's own
+/// overhead) to 5 minutes (a long stream).
+const SECONDS_BUCKETS: [f64; 20] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
 
 /// The process's Prometheus recorder, installed on first use. One per process: every gateway
 /// in it (tests start several) shares it.
 pub fn metrics() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .ok()?
+                .install_recorder()
+                .ok()?;
+            register_zeroes();
+            Some(handle)
+        })
         .as_ref()
+}
+
+/// Counters that only move on rare events still belong in every scrape, at zero.
+fn register_zeroes() {
+    metrics::counter!("tollgate_usage_retries_total").absolute(0);
+    for result in ["inserted", "spilled", "overflowed", "failed"] {
+        metrics::counter!("tollgate_usage_batches_total", "result" => result).increment(0);
+    }
+    for result in ["ok", "error"] {
+        metrics::counter!("tollgate_jwks_fetches_total", "result" => result).increment(0);
+    }
+    metrics::gauge!("tollgate_usage_spilled_events").increment(0.0);
+}
+
+/// Hit and miss counters of one in-memory cache, resolved once so a lookup costs an atomic add.
+#[derive(Clone)]
+pub struct CacheStats {
+    hit: metrics::Counter,
+    miss: metrics::Counter,
+}
+
+impl CacheStats {
+    /// `tollgate_cache_requests_total{cache, result}`.
+    pub fn new(cache: &'static str) -> Self {
+        Self {
+            hit: metrics::counter!("tollgate_cache_requests_total", "cache" => cache, "result" => "hit"),
+            miss: metrics::counter!("tollgate_cache_requests_total", "cache" => cache, "result" => "miss"),
+        }
+    }
+
+    pub fn record(&self, hit: bool) {
+        if hit {
+            self.hit.increment(1);
+        } else {
+            self.miss.increment(1);
+        }
+    }
+}
+
+impl std::fmt::Debug for CacheStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheStats")
+    }
 }

@@ -117,7 +117,11 @@ impl<F: Framing, T: Translate<F::Frame>> Driver<F, T> {
         let mut made = Vec::new();
         match self.lines.next_line().await? {
             Some(line) => {
-                if let Some(frame) = self.framing.line(&line)? {
+                // Checked in place: a line is not copied into a `String` of its own.
+                let line = std::str::from_utf8(&line).map_err(|_| {
+                    ProviderError::InvalidResponse("stream is not valid UTF-8".into())
+                })?;
+                if let Some(frame) = self.framing.line(line)? {
                     self.apply(frame, &mut made)?;
                 }
             }
@@ -170,7 +174,7 @@ impl LineReader {
         }
     }
 
-    async fn next_line(&mut self) -> Result<Option<String>, ProviderError> {
+    async fn next_line(&mut self) -> Result<Option<BytesMut>, ProviderError> {
         loop {
             if let Some(pos) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
                 let mut line = self.buf.split_to(self.scanned + pos + 1);
@@ -179,7 +183,7 @@ impl LineReader {
                 if line.last() == Some(&b'\r') {
                     line.truncate(line.len() - 1);
                 }
-                return utf8(line).map(Some);
+                return Ok(Some(line));
             }
             self.scanned = self.buf.len();
             if self.buf.len() > MAX_FRAME_BYTES {
@@ -191,7 +195,7 @@ impl LineReader {
                 }
                 let line = self.buf.split();
                 self.scanned = 0;
-                return utf8(line).map(Some);
+                return Ok(Some(line));
             }
             match self.body.next().await {
                 Some(chunk) => self.buf.extend_from_slice(&chunk?),
@@ -199,11 +203,6 @@ impl LineReader {
             }
         }
     }
-}
-
-fn utf8(line: BytesMut) -> Result<String, ProviderError> {
-    String::from_utf8(line.to_vec())
-        .map_err(|_| ProviderError::InvalidResponse("stream is not valid UTF-8".into()))
 }
 
 fn too_big() -> ProviderError {

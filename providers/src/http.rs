@@ -38,6 +38,11 @@ impl Upstream {
         format!("{}{path}", self.settings.base())
     }
 
+    /// The same, parsed once (at start) so a request does not parse its URL again.
+    pub(crate) fn parsed_url(&self, path: &str) -> Option<reqwest::Url> {
+        reqwest::Url::parse(&self.url(path)).ok()
+    }
+
     /// `Authorization: Bearer <key>`, or nothing when no key is configured.
     pub(crate) fn bearer(&self) -> Auth {
         self.key_header("authorization", "Bearer ")
@@ -52,9 +57,9 @@ impl Upstream {
     }
 
     /// POSTs `body` as JSON and returns the response once its headers arrived with a 2xx status.
-    pub(crate) async fn post_json<T: Serialize + ?Sized>(
+    pub(crate) async fn post_json<T: Serialize + ?Sized, U: reqwest::IntoUrl>(
         &self,
-        url: &str,
+        url: U,
         auth: Auth,
         extra_headers: &[(&'static str, &'static str)],
         body: &T,

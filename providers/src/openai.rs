@@ -18,20 +18,33 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct OpenAi {
     upstream: Upstream,
+    /// Parsed once; `None` if the base URL does not parse (each call then reports it).
+    chat_url: Option<reqwest::Url>,
+    embeddings_url: Option<reqwest::Url>,
 }
 
 impl OpenAi {
     pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
+        let upstream = Upstream::new(settings, client);
         Self {
-            upstream: Upstream::new(settings, client),
+            chat_url: upstream.parsed_url("/chat/completions"),
+            embeddings_url: upstream.parsed_url("/embeddings"),
+            upstream,
         }
     }
 }
 
 impl Provider for OpenAi {
     async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
-        let url = self.upstream.url("/chat/completions");
-        chat(&self.upstream, &url, self.upstream.bearer(), req, model).await
+        let auth = self.upstream.bearer();
+        match &self.chat_url {
+            Some(url) => chat(&self.upstream, url.clone(), auth, req, model).await,
+            // Unparseable: reqwest says why, on the call.
+            None => {
+                let url = self.upstream.url("/chat/completions");
+                chat(&self.upstream, url, auth, req, model).await
+            }
+        }
     }
 
     async fn chat_stream(
@@ -39,8 +52,14 @@ impl Provider for OpenAi {
         req: &ChatRequest,
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
-        let url = self.upstream.url("/chat/completions");
-        chat_stream(&self.upstream, &url, self.upstream.bearer(), req, model).await
+        let auth = self.upstream.bearer();
+        match &self.chat_url {
+            Some(url) => chat_stream(&self.upstream, url.clone(), auth, req, model).await,
+            None => {
+                let url = self.upstream.url("/chat/completions");
+                chat_stream(&self.upstream, url, auth, req, model).await
+            }
+        }
     }
 
     async fn embeddings(
@@ -48,8 +67,14 @@ impl Provider for OpenAi {
         req: &EmbeddingsRequest,
         model: &str,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        let url = self.upstream.url("/embeddings");
-        embeddings(&self.upstream, &url, self.upstream.bearer(), req, model).await
+        let auth = self.upstream.bearer();
+        match &self.embeddings_url {
+            Some(url) => embeddings(&self.upstream, url.clone(), auth, req, model).await,
+            None => {
+                let url = self.upstream.url("/embeddings");
+                embeddings(&self.upstream, url, auth, req, model).await
+            }
+        }
     }
 }
 
@@ -57,7 +82,7 @@ impl Provider for OpenAi {
 
 pub(crate) async fn chat(
     upstream: &Upstream,
-    url: &str,
+    url: impl reqwest::IntoUrl,
     auth: Auth,
     req: &ChatRequest,
     model: &str,
@@ -74,7 +99,7 @@ pub(crate) async fn chat(
 
 pub(crate) async fn chat_stream(
     upstream: &Upstream,
-    url: &str,
+    url: impl reqwest::IntoUrl,
     auth: Auth,
     req: &ChatRequest,
     model: &str,
@@ -92,7 +117,7 @@ pub(crate) async fn chat_stream(
 
 pub(crate) async fn embeddings(
     upstream: &Upstream,
-    url: &str,
+    url: impl reqwest::IntoUrl,
     auth: Auth,
     req: &EmbeddingsRequest,
     model: &str,

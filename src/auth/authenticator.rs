@@ -116,6 +116,7 @@ impl Expiry<String, Arc<VerifiedToken>> for UntilExpiry {
 pub struct Authenticator {
     directory: Arc<Directory>,
     tokens: Cache<String, Arc<VerifiedToken>>,
+    token_stats: crate::telemetry::CacheStats,
 }
 
 impl Authenticator {
@@ -126,6 +127,7 @@ impl Authenticator {
                 .max_capacity(token_cache_capacity)
                 .expire_after(UntilExpiry)
                 .build(),
+            token_stats: crate::telemetry::CacheStats::new("auth_token"),
         }
     }
 
@@ -169,7 +171,9 @@ impl Authenticator {
             return self.api_key(credential, trace).await;
         }
         let cached = if use_cache {
-            self.tokens.get(credential).await
+            let cached = self.tokens.get(credential).await;
+            self.token_stats.record(cached.is_some());
+            cached
         } else {
             None
         };

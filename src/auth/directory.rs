@@ -18,6 +18,7 @@ use moka::future::Cache;
 use super::jwks::{JwksSettings, JwksSource};
 use super::keys::KeySet;
 use crate::store::{ApiKey, Issuer, KeySource, Store, StoreError, Tenant, User};
+use crate::telemetry::CacheStats;
 
 #[derive(Debug, Clone)]
 pub struct DirectorySettings {
@@ -75,6 +76,15 @@ pub struct Directory {
     users: Cache<UserKey, Option<Arc<User>>>,
     revoked: Cache<UserKey, bool>,
     api_keys: Cache<String, Option<Arc<ApiKey>>>,
+    stats: DirectoryStats,
+}
+
+/// Hits and misses of each cache (`tollgate_cache_requests_total{cache}`).
+struct DirectoryStats {
+    tenants: CacheStats,
+    users: CacheStats,
+    revoked: CacheStats,
+    api_keys: CacheStats,
 }
 
 impl Directory {
@@ -109,6 +119,12 @@ impl Directory {
                 .max_capacity(settings.capacity)
                 .expire_after(split())
                 .build(),
+            stats: DirectoryStats {
+                tenants: CacheStats::new("tenant"),
+                users: CacheStats::new("user"),
+                revoked: CacheStats::new("revoked_token"),
+                api_keys: CacheStats::new("api_key"),
+            },
         }
     }
 
@@ -172,17 +188,29 @@ impl Directory {
     }
 
     pub async fn tenant(&self, id: &Arc<str>) -> Result<Option<Arc<Tenant>>, Arc<StoreError>> {
-        self.tenants
-            .try_get_with_by_ref(id, async { Ok(self.store.tenant(id).await?.map(Arc::new)) })
-            .await
+        let mut missed = false;
+        let found = self
+            .tenants
+            .try_get_with_by_ref(id, async {
+                missed = true;
+                Ok(self.store.tenant(id).await?.map(Arc::new))
+            })
+            .await;
+        self.stats.tenants.record(!missed);
+        found
     }
 
     pub async fn user(&self, key: &UserKey) -> Result<Option<Arc<User>>, Arc<StoreError>> {
-        self.users
+        let mut missed = false;
+        let found = self
+            .users
             .try_get_with_by_ref(key, async {
+                missed = true;
                 Ok(self.store.user(&key.0, &key.1).await?.map(Arc::new))
             })
-            .await
+            .await;
+        self.stats.users.record(!missed);
+        found
     }
 
     /// Creates the user on first sight (just-in-time provisioning) and caches the result.
@@ -194,19 +222,29 @@ impl Directory {
 
     /// Whether `jti` is on the tenant's revocation list.
     pub async fn is_revoked(&self, key: &UserKey) -> Result<bool, Arc<StoreError>> {
-        self.revoked
+        let mut missed = false;
+        let found = self
+            .revoked
             .try_get_with_by_ref(key, async {
+                missed = true;
                 Ok(self.store.revoked_token(&key.0, &key.1).await?.is_some())
             })
-            .await
+            .await;
+        self.stats.revoked.record(!missed);
+        found
     }
 
     pub async fn api_key(&self, hash: &str) -> Result<Option<Arc<ApiKey>>, Arc<StoreError>> {
-        self.api_keys
+        let mut missed = false;
+        let found = self
+            .api_keys
             .try_get_with_by_ref(hash, async {
+                missed = true;
                 Ok(self.store.api_key_by_hash(hash).await?.map(Arc::new))
             })
-            .await
+            .await;
+        self.stats.api_keys.record(!missed);
+        found
     }
 
     // === invalidation by admin writes in this process ===

@@ -59,6 +59,11 @@ pub struct RequestOutcome {
     pub latency: Duration,
     /// Until the first chunk of a stream was ready for the client.
     pub time_to_first_token: Option<Duration>,
+    /// When (after `started`) the gateway began calling upstreams.
+    pub upstream_from: Option<Duration>,
+    /// How long the upstream calls took; `None` for a stream (its upstream time runs until
+    /// the stream ends).
+    pub upstream_time: Option<Duration>,
     /// The quota reservation to settle to the actual count.
     pub admitted: Option<Admitted>,
     /// The request, kept for a tokenizer estimate when the upstream reports no usage.
@@ -195,25 +200,63 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) {
         ttft_ms = outcome.time_to_first_token.map(|d| d.as_millis() as u64),
         "request"
     );
-    // Labels are configured names only (models, providers): bounded, never a user.
-    let model = outcome.model.to_string();
+    observe(&outcome, &provider, &usage);
+    books.usage.record(event);
+}
+
+/// The request's metrics. Labels are configured names only (models, providers) and fixed
+/// words: bounded, never a user. Names are shared (`Arc`), not copied, into the labels.
+fn observe(outcome: &RequestOutcome, provider: &Arc<str>, usage: &Usage) {
+    let endpoint = outcome.endpoint.as_str();
     metrics::counter!(
         "tollgate_requests_total",
-        "model" => model.clone(),
-        "provider" => provider.to_string(),
-        "endpoint" => outcome.endpoint.as_str(),
+        "model" => outcome.model.clone(),
+        "provider" => provider.clone(),
+        "endpoint" => endpoint,
         "ending" => outcome.ending.as_str(),
+        "status" => status_class(outcome.status),
     )
     .increment(1);
     if usage.total_tokens > 0 {
-        metrics::counter!("tollgate_tokens_total", "model" => model.clone(), "kind" => "prompt")
-            .increment(usage.prompt_tokens);
-        metrics::counter!("tollgate_tokens_total", "model" => model, "kind" => "completion")
-            .increment(usage.completion_tokens);
+        for (kind, count) in [
+            ("prompt", usage.prompt_tokens),
+            ("completion", usage.completion_tokens),
+            ("cached", usage.cached_tokens),
+            ("reasoning", usage.reasoning_tokens),
+        ] {
+            if count > 0 {
+                metrics::counter!("tollgate_tokens_total", "model" => outcome.model.clone(), "kind" => kind)
+                    .increment(count);
+            }
+        }
     }
-    metrics::histogram!("tollgate_request_duration_seconds", "endpoint" => outcome.endpoint.as_str())
+    metrics::histogram!("tollgate_request_duration_seconds", "endpoint" => endpoint)
         .record(outcome.latency.as_secs_f64());
-    books.usage.record(event);
+    if let Some(ttft) = outcome.time_to_first_token {
+        metrics::histogram!("tollgate_time_to_first_token_seconds", "model" => outcome.model.clone())
+            .record(ttft.as_secs_f64());
+    }
+    if let Some(from) = outcome.upstream_from {
+        // A stream's upstream time runs from the call to the stream's end.
+        let upstream = outcome
+            .upstream_time
+            .unwrap_or_else(|| outcome.latency.saturating_sub(from));
+        metrics::histogram!("tollgate_upstream_duration_seconds", "provider" => provider.clone())
+            .record(upstream.as_secs_f64());
+        metrics::histogram!("tollgate_gateway_overhead_seconds", "endpoint" => endpoint)
+            .record(outcome.latency.saturating_sub(upstream).as_secs_f64());
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        400..=498 => "4xx",
+        // The client closed the request (nginx's 499): neither our error nor the upstream's.
+        499 => "client_closed",
+        500..=599 => "5xx",
+        _ => "other",
+    }
 }
 
 /// The token counts of a finished request: the upstream's when it reported them; otherwise the
@@ -256,12 +299,15 @@ pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 // === impl Meter ===
 
 impl Meter {
+    /// `started`: when the request arrived (before authentication), so latency and the
+    /// gateway's overhead count every stage.
     pub fn start(
         books: Books,
         request_id: Arc<str>,
         principal: Principal,
         endpoint: Endpoint,
         model: Arc<str>,
+        started: Instant,
     ) -> Self {
         Self {
             books,
@@ -278,9 +324,11 @@ impl Meter {
                 ending: Ending::ClientDisconnected,
                 usage: None,
                 attempts: 0,
-                started: Instant::now(),
+                started,
                 latency: Duration::ZERO,
                 time_to_first_token: None,
+                upstream_from: None,
+                upstream_time: None,
                 admitted: None,
                 prompt: None,
                 delivered: String::new(),
@@ -301,6 +349,22 @@ impl Meter {
             outcome.provider = Some(provider.clone());
             outcome.upstream_model = Some(upstream_model.clone());
             outcome.attempts = attempts;
+        }
+    }
+
+    /// The gateway starts calling upstreams now.
+    pub fn upstream_started(&mut self) {
+        if let Some(outcome) = &mut self.outcome {
+            outcome.upstream_from = Some(outcome.started.elapsed());
+        }
+    }
+
+    /// The upstream calls of a non-streaming request are over.
+    pub fn upstream_finished(&mut self) {
+        if let Some(outcome) = &mut self.outcome
+            && let Some(from) = outcome.upstream_from
+        {
+            outcome.upstream_time = Some(outcome.started.elapsed().saturating_sub(from));
         }
     }
 

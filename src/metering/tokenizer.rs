@@ -67,11 +67,55 @@ impl Encoding {
     }
 }
 
+/// The roles every chat uses, counted once per vocabulary: a message's role costs a table
+/// lookup, not a pass of the tokenizer's regex.
+const ROLES: [&str; 6] = [
+    "system",
+    "user",
+    "assistant",
+    "tool",
+    "developer",
+    "function",
+];
+
+impl Encoding {
+    /// Tokens in a message's role.
+    fn count_role(self, role: &str) -> u64 {
+        // One table per vocabulary, so counting roles never loads a vocabulary nobody uses.
+        static COUNTS: [std::sync::OnceLock<[u64; ROLES.len()]>; 2] =
+            [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+        let counts = COUNTS[usize::from(self == Self::Cl100kBase)]
+            .get_or_init(|| ROLES.map(|known| self.count(known)));
+        match ROLES.iter().position(|known| *known == role) {
+            Some(i) => counts[i],
+            None => self.count(role),
+        }
+    }
+}
+
 /// Loads both vocabularies. The first use costs a few hundred milliseconds of CPU, so the
 /// gateway calls this in a blocking task at start-up rather than on someone's request.
 pub fn warm() {
-    for encoding in [Encoding::O200kBase, Encoding::Cl100kBase] {
+    warm_encodings([Encoding::O200kBase, Encoding::Cl100kBase]);
+}
+
+/// Loads the vocabularies these model names use, and no other: every estimate is made for a
+/// configured model name, and each vocabulary costs tens of MB of memory.
+pub fn warm_for<'a>(models: impl IntoIterator<Item = &'a str>) {
+    let mut needed: Vec<Encoding> = Vec::new();
+    for model in models {
+        let encoding = Encoding::for_model(model);
+        if !needed.contains(&encoding) {
+            needed.push(encoding);
+        }
+    }
+    warm_encodings(needed);
+}
+
+fn warm_encodings(encodings: impl IntoIterator<Item = Encoding>) {
+    for encoding in encodings {
         encoding.count("warm");
+        encoding.count_role("user");
     }
 }
 
@@ -83,8 +127,12 @@ pub fn estimate_prompt(request: &ChatRequest) -> u64 {
     let mut tokens = REPLY_PRIMING;
     for message in &request.messages {
         tokens += TOKENS_PER_MESSAGE;
-        tokens += encoding.count(&message.role);
-        tokens += encoding.count(&message.text());
+        tokens += encoding.count_role(&message.role);
+        // A string content is counted where it lies; only parts need joining.
+        tokens += match &message.content {
+            Some(serde_json::Value::String(text)) => encoding.count(text),
+            _ => encoding.count(&message.text()),
+        };
         if let Some(name) = &message.name {
             tokens += encoding.count(name);
         }

@@ -117,6 +117,8 @@ pub struct Quotas {
     shared: Option<Shared>,
     tenant_limits: Cache<Arc<str>, (Limits, Option<Limits>)>,
     user_limits: Cache<(Arc<str>, Arc<str>), Option<Limits>>,
+    /// Hits and misses of both limit caches (`cache="quota_limits"`).
+    stats: crate::telemetry::CacheStats,
 }
 
 impl Quotas {
@@ -133,6 +135,7 @@ impl Quotas {
                 .max_capacity(100_000)
                 .time_to_live(cache_ttl)
                 .build(),
+            stats: crate::telemetry::CacheStats::new("quota_limits"),
         }
     }
 
@@ -165,9 +168,11 @@ impl Quotas {
         tenant: &Arc<str>,
         subject: &Arc<str>,
     ) -> Result<Applicable, Arc<StoreError>> {
+        let mut tenant_missed = false;
         let (tenant_limits, default_user) = self
             .tenant_limits
             .try_get_with_by_ref(tenant, async {
+                tenant_missed = true;
                 let own = self.store.quota(tenant, QuotaScope::Tenant, "").await?;
                 let default = self
                     .store
@@ -176,13 +181,17 @@ impl Quotas {
                 Ok::<_, StoreError>((own.unwrap_or_default(), default))
             })
             .await?;
+        self.stats.record(!tenant_missed);
         let key = (tenant.clone(), subject.clone());
+        let mut user_missed = false;
         let own = self
             .user_limits
             .try_get_with_by_ref(&key, async {
+                user_missed = true;
                 self.store.quota(tenant, QuotaScope::User, subject).await
             })
             .await?;
+        self.stats.record(!user_missed);
         Ok(Applicable {
             tenant: tenant_limits,
             user: own.or(default_user).unwrap_or_default(),

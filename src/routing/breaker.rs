@@ -6,11 +6,22 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-#[derive(Debug)]
 pub struct Breaker {
     threshold: u32,
     cooldown: Duration,
     state: Mutex<State>,
+    /// `tollgate_circuit_breaker_state`: 0 closed, 1 open, 2 half-open.
+    gauge: Option<metrics::Gauge>,
+}
+
+impl std::fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Breaker")
+            .field("threshold", &self.threshold)
+            .field("cooldown", &self.cooldown)
+            .field("state", &*self.lock())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +47,30 @@ impl Breaker {
             threshold: threshold.max(1),
             cooldown,
             state: Mutex::new(State::Closed { failures: 0 }),
+            gauge: None,
         }
+    }
+
+    /// Reports every change of state on `gauge` (0 closed, 1 open, 2 half-open).
+    pub fn with_gauge(mut self, gauge: metrics::Gauge) -> Self {
+        gauge.set(0.0);
+        self.gauge = Some(gauge);
+        self
+    }
+
+    /// Moves to `next`, telling the gauge when the kind of state changed.
+    fn set(&self, state: &mut State, next: State) {
+        let code = |s: &State| match s {
+            State::Closed { .. } => 0.0,
+            State::Open { .. } => 1.0,
+            State::HalfOpen { .. } => 2.0,
+        };
+        if let Some(gauge) = &self.gauge
+            && code(state) != code(&next)
+        {
+            gauge.set(code(&next));
+        }
+        *state = next;
     }
 
     /// May a request go to this target now? In the half-open state only the caller that gets
@@ -48,7 +82,7 @@ impl Breaker {
             State::Closed { .. } => true,
             State::Open { since } | State::HalfOpen { since } => {
                 if now.duration_since(since) >= self.cooldown {
-                    *state = State::HalfOpen { since: now };
+                    self.set(&mut state, State::HalfOpen { since: now });
                     true
                 } else {
                     false
@@ -58,18 +92,22 @@ impl Breaker {
     }
 
     pub fn record_success(&self) {
-        *self.lock() = State::Closed { failures: 0 };
+        let mut state = self.lock();
+        if *state != (State::Closed { failures: 0 }) {
+            self.set(&mut state, State::Closed { failures: 0 });
+        }
     }
 
     pub fn record_failure(&self) {
         let now = Instant::now();
         let mut state = self.lock();
-        *state = match *state {
+        let next = match *state {
             State::Closed { failures } if failures + 1 < self.threshold => State::Closed {
                 failures: failures + 1,
             },
             _ => State::Open { since: now },
         };
+        self.set(&mut state, next);
     }
 
     /// True while the target is being kept out (for logs and tests).

@@ -183,7 +183,14 @@ fn build_model(
             provider: provider.clone(),
             upstream_model: target.model.as_str().into(),
             weight: target.weight,
-            breaker: Breaker::new(policy.breaker_failures, policy.breaker_cooldown),
+            breaker: Breaker::new(policy.breaker_failures, policy.breaker_cooldown).with_gauge(
+                metrics::gauge!(
+                    "tollgate_circuit_breaker_state",
+                    "model" => model.name.clone(),
+                    "provider" => target.provider.clone(),
+                    "upstream_model" => target.model.clone(),
+                ),
+            ),
         }));
     }
     Ok(Model {

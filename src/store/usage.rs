@@ -1,6 +1,6 @@
 //! Usage events and their hourly rollup, written together in one transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::{Store, StoreError, on_pool};
 use crate::clock::Timestamp;
@@ -111,14 +111,85 @@ macro_rules! event_columns {
     };
 }
 
-// `ON CONFLICT DO NOTHING RETURNING` returns a row only for an event that was not there yet,
-// which is exactly the set the rollup must count.
-const INSERT_EVENT: &str = concat!(
-    "INSERT INTO usage_events (",
-    event_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20) ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
-);
+/// Rows per `INSERT`: 20 parameters each, well below SQLite's and PostgreSQL's limits.
+const EVENTS_PER_INSERT: usize = 100;
+const EVENT_PARAMS: usize = 20;
+
+/// `INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING request_id` for `rows` events.
+/// `RETURNING` gives a row only for an event that was not there yet, which is exactly the set
+/// the rollup must count.
+///
+/// PostgreSQL needs numbered parameters (`$1`); SQLite gets anonymous ones (`?`), because it
+/// finds a numbered parameter's name by a linear scan, which makes binding a wide statement
+/// quadratic.
+fn insert_events(rows: usize, numbered: bool) -> String {
+    use std::fmt::Write;
+    let mut sql = String::with_capacity(200 + rows * 120);
+    sql.push_str(concat!(
+        "INSERT INTO usage_events (",
+        event_columns!(),
+        ") VALUES "
+    ));
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for param in 0..EVENT_PARAMS {
+            let sep = if param == 0 { "" } else { ", " };
+            if numbered {
+                let _ = write!(sql, "{sep}${}", row * EVENT_PARAMS + param + 1);
+            } else {
+                let _ = write!(sql, "{sep}?");
+            }
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
+    sql
+}
+
+/// Binds events' columns in [`event_columns!`] order, for either database.
+trait BindEvents<'q>: Sized {
+    fn bind_events(self, events: &'q [UsageEvent]) -> Self;
+}
+
+impl<'q, DB, O> BindEvents<'q>
+    for sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Timestamp: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    fn bind_events(mut self, events: &'q [UsageEvent]) -> Self {
+        for event in events {
+            self = self
+                .bind(event.request_id.as_str())
+                .bind(event.at)
+                .bind(event.tenant_id.as_str())
+                .bind(event.subject.as_str())
+                .bind(event.credential_id.as_str())
+                .bind(event.model.as_str())
+                .bind(event.provider.as_str())
+                .bind(event.upstream_model.as_str())
+                .bind(event.prompt_tokens)
+                .bind(event.completion_tokens)
+                .bind(event.cached_tokens)
+                .bind(event.reasoning_tokens)
+                .bind(event.total_tokens)
+                .bind(event.cost_micro_usd)
+                .bind(event.status.as_str())
+                .bind(event.http_status)
+                .bind(event.latency_ms)
+                .bind(event.ttft_ms)
+                .bind(event.streamed)
+                .bind(event.estimated);
+        }
+        self
+    }
+}
 
 const UPSERT_HOUR: &str = "INSERT INTO usage_hourly (tenant_id, subject, model, provider, \
      hour_start, requests, prompt_tokens, completion_tokens, cached_tokens, total_tokens, \
@@ -151,43 +222,30 @@ impl Store {
             return Ok(0);
         }
         let mut hours: BTreeMap<HourKey<'_>, HourDelta> = BTreeMap::new();
+        let numbered = matches!(&*self.pool, super::Pool::Postgres(_));
         let inserted = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let mut inserted = 0u64;
-            for event in events {
-                let new: Option<(String,)> = sqlx::query_as(INSERT_EVENT)
-                    .bind(&event.request_id)
-                    .bind(event.at)
-                    .bind(&event.tenant_id)
-                    .bind(&event.subject)
-                    .bind(&event.credential_id)
-                    .bind(&event.model)
-                    .bind(&event.provider)
-                    .bind(&event.upstream_model)
-                    .bind(event.prompt_tokens)
-                    .bind(event.completion_tokens)
-                    .bind(event.cached_tokens)
-                    .bind(event.reasoning_tokens)
-                    .bind(event.total_tokens)
-                    .bind(event.cost_micro_usd)
-                    .bind(event.status.as_str())
-                    .bind(event.http_status)
-                    .bind(event.latency_ms)
-                    .bind(event.ttft_ms)
-                    .bind(event.streamed)
-                    .bind(event.estimated)
-                    .fetch_optional(&mut *tx)
+            // Many rows per statement: one round trip to the database per chunk, not per event.
+            for chunk in events.chunks(EVENTS_PER_INSERT) {
+                let new: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(insert_events(chunk.len(), numbered)))
+                    .bind_events(chunk)
+                    .fetch_all(&mut *tx)
                     .await?;
-                if new.is_some() {
-                    inserted += 1;
-                    let key = (
-                        event.tenant_id.as_str(),
-                        event.subject.as_str(),
-                        event.model.as_str(),
-                        event.provider.as_str(),
-                        event.hour_start(),
-                    );
-                    hours.entry(key).or_default().add(event);
+                let mut new: HashSet<String> = new.into_iter().map(|(id,)| id).collect();
+                for event in chunk {
+                    // A request id twice in one chunk: the first row went in, the second not.
+                    if new.remove(&event.request_id) {
+                        inserted += 1;
+                        let key = (
+                            event.tenant_id.as_str(),
+                            event.subject.as_str(),
+                            event.model.as_str(),
+                            event.provider.as_str(),
+                            event.hour_start(),
+                        );
+                        hours.entry(key).or_default().add(event);
+                    }
                 }
             }
             for ((tenant_id, subject, model, provider, hour_start), delta) in &hours {

@@ -11,6 +11,43 @@ use tollgate::{Config, Gateway};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-with-enough-entropy-0123456789";
 
+/// Where the whole test run's logs go: `TOLLGATE_TEST_LOG`, else `target/tmp/tollgate-test.log`.
+/// `.ci/check-log-secrets` greps this file for every secret the tests use.
+pub fn test_log_path() -> PathBuf {
+    std::env::var_os("TOLLGATE_TEST_LOG")
+        .filter(|path| !path.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tollgate-test.log"),
+            PathBuf::from,
+        )
+}
+
+/// Installs one process-wide subscriber that writes every gateway's logs, at TRACE for
+/// tollgate's own crates, as JSON lines to [`test_log_path`] (truncated once per run). What a
+/// gateway would log in the most verbose setting is what the secrets check reads.
+pub fn init_test_logging() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let path = test_log_path();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create the test log's directory");
+        }
+        let file = std::fs::File::create(&path).expect("create the test log");
+        let filter = tracing_subscriber::EnvFilter::new(
+            "tollgate=trace,tollgate_providers=trace,tower_http=debug,warn",
+        );
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init();
+    });
+}
+
 /// Which database a test runs on.
 #[derive(Debug, Clone)]
 pub enum Backend {
@@ -107,6 +144,7 @@ impl TestApp {
         keys: ProviderKeys,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
+        init_test_logging();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".parse().expect("addr");

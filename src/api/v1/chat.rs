@@ -15,24 +15,26 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::metering::{Ending, Endpoint, Meter, Prompt, tokenizer};
 use crate::routing::RouteError;
+use crate::server::Arrived;
 use crate::state::AppState;
 
 pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    arrived: Option<Extension<Arrived>>,
     headers: HeaderMap,
     ApiJson(mut req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     strip_steering(&mut req.extra);
     let model = resolve(&state, &principal, &req.model)?;
-    let admitted = admit(&state, &principal, &model.name, || {
+    let mut admitted = admit(&state, &principal, &model.name, || {
         let completion = req
             .max_output_tokens()
             .unwrap_or(state.config.quota.default_max_tokens);
         (tokenizer::estimate_prompt(&req), completion)
     })
     .await?;
-    let rate_headers = admitted.headers.clone();
+    let rate_headers = std::mem::take(&mut admitted.headers);
     let plan = state.routes.plan(model, |name| may_use(&principal, name));
     let streaming = req.stream == Some(true);
     let endpoint = if streaming {
@@ -46,6 +48,7 @@ pub async fn chat_completions(
         principal,
         endpoint,
         model.name.clone(),
+        arrived.map_or_else(tokio::time::Instant::now, |Extension(Arrived(at))| at),
     );
     meter.admitted(admitted);
     let req = Arc::new(req);
@@ -58,6 +61,7 @@ pub async fn chat_completions(
             .and_then(|options| options.include_usage)
             == Some(true);
         let keep_alive = state.config.server.sse_keep_alive;
+        meter.upstream_started();
         return match state.routes.chat_stream(&plan, &req, keep_alive).await {
             Ok(served) => {
                 let target = &served.target;
@@ -74,7 +78,10 @@ pub async fn chat_completions(
         };
     }
 
-    match state.routes.chat(&plan, &req).await {
+    meter.upstream_started();
+    let served = state.routes.chat(&plan, &req).await;
+    meter.upstream_finished();
+    match served {
         Ok(served) => {
             let target = &served.target;
             meter.target(

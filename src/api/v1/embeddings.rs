@@ -14,21 +14,23 @@ use crate::api::json::ApiJson;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::metering::{Ending, Endpoint, Meter, Prompt, tokenizer};
+use crate::server::Arrived;
 use crate::state::AppState;
 
 pub async fn embeddings(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    arrived: Option<Extension<Arrived>>,
     headers: HeaderMap,
     ApiJson(mut req): ApiJson<EmbeddingsRequest>,
 ) -> Result<Response, ApiError> {
     strip_steering(&mut req.extra);
     let model = resolve(&state, &principal, &req.model)?;
-    let admitted = admit(&state, &principal, &model.name, || {
+    let mut admitted = admit(&state, &principal, &model.name, || {
         (tokenizer::estimate_input(&req.model, &req.input), 0)
     })
     .await?;
-    let rate_headers = admitted.headers.clone();
+    let rate_headers = std::mem::take(&mut admitted.headers);
     let plan = state.routes.plan(model, |name| may_use(&principal, name));
     let mut meter = Meter::start(
         books(&state),
@@ -36,11 +38,15 @@ pub async fn embeddings(
         principal,
         Endpoint::Embeddings,
         model.name.clone(),
+        arrived.map_or_else(tokio::time::Instant::now, |Extension(Arrived(at))| at),
     );
     meter.admitted(admitted);
     let req = Arc::new(req);
     meter.prompt(Prompt::Embeddings(req.clone()));
-    match state.routes.embeddings(&plan, &req).await {
+    meter.upstream_started();
+    let served = state.routes.embeddings(&plan, &req).await;
+    meter.upstream_finished();
+    match served {
         Ok(served) => {
             let target = &served.target;
             meter.target(

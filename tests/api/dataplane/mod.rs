@@ -13,6 +13,7 @@ mod errors;
 mod routing;
 mod sdk;
 
+mod observability;
 mod streaming;
 pub mod upstream;
 
