@@ -9,7 +9,9 @@ use tollgate_providers::ChatRequest;
 
 use std::sync::Arc;
 
-use super::{admit, books, may_use, request_id, resolve, sse, strip_steering, with_rate_headers};
+use super::{
+    admit, books, may_use, request_id, resolve, served_by, sse, strip_steering, with_rate_headers,
+};
 use crate::api::json::ApiJson;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -65,12 +67,7 @@ pub async fn chat_completions(
         return match state.routes.chat_stream(&plan, &req, keep_alive).await {
             Ok(served) => {
                 let target = &served.target;
-                meter.target(
-                    &target.model,
-                    &target.provider.name,
-                    &target.upstream_model,
-                    served.attempts,
-                );
+                served_by(&mut meter, target, served.attempts);
                 let response = sse::response(served.value, include_usage, keep_alive, meter);
                 Ok(with_rate_headers(response, &rate_headers))
             }
@@ -84,12 +81,7 @@ pub async fn chat_completions(
     match served {
         Ok(served) => {
             let target = &served.target;
-            meter.target(
-                &target.model,
-                &target.provider.name,
-                &target.upstream_model,
-                served.attempts,
-            );
+            served_by(&mut meter, target, served.attempts);
             match served.value.usage {
                 Some(usage) => meter.usage(usage),
                 // No usage from the upstream: the answer's text is what gets counted.
@@ -122,12 +114,7 @@ pub(super) fn failed(meter: &mut Meter, error: RouteError) -> ApiError {
         ..
     } = &error
     {
-        meter.target(
-            &target.model,
-            &target.provider.name,
-            &target.upstream_model,
-            error.attempts(),
-        );
+        served_by(meter, target, error.attempts());
     } else {
         meter.attempts(error.attempts());
     }

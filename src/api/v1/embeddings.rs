@@ -1,5 +1,7 @@
 //! `POST /v1/embeddings`.
 
+use std::sync::Arc;
+
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
@@ -7,9 +9,9 @@ use http::{HeaderMap, StatusCode};
 use tollgate_providers::EmbeddingsRequest;
 
 use super::chat::{failed, json_response};
-use std::sync::Arc;
-
-use super::{admit, books, may_use, request_id, resolve, strip_steering, with_rate_headers};
+use super::{
+    admit, books, may_use, request_id, resolve, served_by, strip_steering, with_rate_headers,
+};
 use crate::api::json::ApiJson;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -49,12 +51,7 @@ pub async fn embeddings(
     match served {
         Ok(served) => {
             let target = &served.target;
-            meter.target(
-                &target.model,
-                &target.provider.name,
-                &target.upstream_model,
-                served.attempts,
-            );
+            served_by(&mut meter, target, served.attempts);
             if let Some(usage) = served.value.usage {
                 meter.usage(usage);
             }

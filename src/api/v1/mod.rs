@@ -13,9 +13,9 @@ use axum::response::Response;
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::error::{ApiError, ErrorKind};
-use crate::metering::Books;
+use crate::metering::{Books, Meter};
 use crate::quota::{AdmitError, Admitted, Amount, Exceeded, Window};
-use crate::routing::Model;
+use crate::routing::{Model, Target};
 use crate::state::AppState;
 
 mod chat;
@@ -106,6 +106,16 @@ pub(crate) fn resolve<'a>(
 }
 
 /// The request id the middleware put on the request.
+/// Notes on the meter which target served (or last failed to serve) the request.
+pub(crate) fn served_by(meter: &mut Meter, target: &Target, attempts: u32) {
+    meter.target(
+        &target.model,
+        &target.provider.name,
+        &target.upstream_model,
+        attempts,
+    );
+}
+
 /// Where this request's numbers go when it ends.
 pub(crate) fn books(state: &AppState) -> Books {
     Books {
