@@ -138,33 +138,51 @@ pub async fn put_tenant(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<QuotaBody>,
 ) -> Result<Json<Value>, ApiError> {
+    save_tenant_wide(&state, &tenant, QuotaScope::Tenant, body).await?;
+    get_tenant(State(state), Path(tenant)).await
+}
+
+/// Stores a limit that has no subject (the tenant's, or its default for users) and tells every
+/// replica.
+async fn save_tenant_wide(
+    state: &AppState,
+    tenant: &str,
+    scope: QuotaScope,
+    body: QuotaBody,
+) -> Result<(), ApiError> {
     let limits = body.into_limits()?;
-    state.store.live_tenant(&tenant).await?;
-    state
-        .store
-        .set_quota(&tenant, QuotaScope::Tenant, "", &limits)
-        .await?;
+    state.store.live_tenant(tenant).await?;
+    state.store.set_quota(tenant, scope, "", &limits).await?;
     state
         .changes
         .publish(Change::Quota {
-            tenant: tenant.clone(),
+            tenant: tenant.to_owned(),
             subject: None,
         })
         .await;
-    tracing::info!(tenant = %tenant, ?limits, "tenant quota set");
-    get_tenant(State(state), Path(tenant)).await
+    tracing::info!(tenant = %tenant, scope = scope.as_str(), ?limits, "quota set");
+    Ok(())
+}
+
+/// The stored limits of a tenant-wide scope (none set: no limits).
+async fn tenant_wide_limits(
+    state: &AppState,
+    tenant: &str,
+    scope: QuotaScope,
+) -> Result<Limits, ApiError> {
+    state.store.live_tenant(tenant).await?;
+    Ok(state
+        .store
+        .quota(tenant, scope, "")
+        .await?
+        .unwrap_or_default())
 }
 
 pub async fn get_tenant(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.store.live_tenant(&tenant).await?;
-    let limits = state
-        .store
-        .quota(&tenant, QuotaScope::Tenant, "")
-        .await?
-        .unwrap_or_default();
+    let limits = tenant_wide_limits(&state, &tenant, QuotaScope::Tenant).await?;
     let scope = Scope {
         tenant: tenant.as_str().into(),
         subject: None,
@@ -241,20 +259,7 @@ pub async fn put_default(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<QuotaBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let limits = body.into_limits()?;
-    state.store.live_tenant(&tenant).await?;
-    state
-        .store
-        .set_quota(&tenant, QuotaScope::DefaultUser, "", &limits)
-        .await?;
-    state
-        .changes
-        .publish(Change::Quota {
-            tenant: tenant.clone(),
-            subject: None,
-        })
-        .await;
-    tracing::info!(tenant = %tenant, ?limits, "default user quota set");
+    save_tenant_wide(&state, &tenant, QuotaScope::DefaultUser, body).await?;
     get_default(State(state), Path(tenant)).await
 }
 
@@ -262,12 +267,7 @@ pub async fn get_default(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.store.live_tenant(&tenant).await?;
-    let limits = state
-        .store
-        .quota(&tenant, QuotaScope::DefaultUser, "")
-        .await?
-        .unwrap_or_default();
+    let limits = tenant_wide_limits(&state, &tenant, QuotaScope::DefaultUser).await?;
     let now = Timestamp::now();
     let windows: Vec<Value> = LimitKind::ALL
         .iter()
