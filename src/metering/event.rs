@@ -47,6 +47,12 @@ impl UsageStatus {
 /// midnight is billed to the day it began.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageEvent {
+    /// The event's own key, made by the gateway (a UUIDv7): writing an event twice (a retried
+    /// batch, a replayed spill file) leaves one row. Not the request id, which a client may
+    /// choose and send again: two requests with one id are two requests to bill.
+    #[serde(default)]
+    pub event_id: String,
+    /// The `x-request-id` the caller was answered with (its own, when it sent one).
     pub request_id: String,
     /// Milliseconds in the spill file: exact, and independent of any date format.
     #[serde(with = "millis")]
@@ -145,6 +151,7 @@ impl UsageEvent {
             )
         });
         Self {
+            event_id: uuid::Uuid::now_v7().to_string(),
             request_id: info.request_id,
             at: info.at,
             tenant_id: info.tenant_id,

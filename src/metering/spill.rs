@@ -177,7 +177,14 @@ impl SpillReader {
             }
             self.lines += 1;
             match serde_json::from_slice::<UsageEvent>(text) {
-                Ok(event) => events.push(event),
+                Ok(mut event) => {
+                    // Spilled before events had ids of their own: keyed by the request id, as
+                    // the migration keyed the rows already stored.
+                    if event.event_id.is_empty() {
+                        event.event_id.clone_from(&event.request_id);
+                    }
+                    events.push(event);
+                }
                 Err(error) => {
                     self.skipped += 1;
                     tracing::warn!(%error, line = self.lines, "skipping an unreadable line in the usage spill file");
@@ -253,6 +260,7 @@ mod tests {
 
     pub(crate) fn event(id: &str) -> UsageEvent {
         UsageEvent {
+            event_id: id.to_owned(),
             request_id: id.to_owned(),
             at: Timestamp(1_764_460_800_000),
             tenant_id: "acme".into(),

@@ -202,4 +202,48 @@ mod tests {
         assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
         assert_eq!(redact_url("sqlite://tollgate.db"), "sqlite://tollgate.db");
     }
+
+    /// Events stored before events had ids of their own keep their counts, and are not
+    /// written a second time by a replay of the spill file they came from.
+    #[tokio::test]
+    async fn events_stored_before_event_ids_survive_the_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let store = Store::connect(&url, 1).await.unwrap();
+        let all = sqlx::migrate!("migrations/sqlite");
+        let before = sqlx::migrate::Migrator {
+            migrations: all.migrations[..2].to_vec().into(),
+            ..sqlx::migrate!("migrations/sqlite")
+        };
+        let Pool::Sqlite(pool) = &*store.pool else {
+            unreachable!("a sqlite url")
+        };
+        before.run(pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO usage_events (request_id, at, tenant_id, subject, credential_id, model, \
+             provider, upstream_model, prompt_tokens, completion_tokens, cached_tokens, \
+             reasoning_tokens, total_tokens, cost_micro_usd, status, http_status, latency_ms, \
+             ttft_ms, streamed, estimated) \
+             VALUES ('old-1', 1000, 'acme', 'jane', 'k', 'm', 'p', 'u', 3, 4, 0, 0, 7, 9, 'ok', \
+             200, 5, NULL, false, false)",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+
+        store.migrate().await.unwrap();
+        let old = store.usage_event("old-1").await.unwrap().unwrap();
+        assert_eq!((old.event_id.as_str(), old.total_tokens), ("old-1", 7));
+        // The same event read back from an old spill file (no event id) is keyed the same way.
+        let mut replayed = old.clone();
+        replayed.event_id.clear();
+        let line = serde_json::to_string(&replayed)
+            .unwrap()
+            .replace(r#""event_id":"","#, "");
+        let spill = dir.path().join("old.jsonl");
+        std::fs::write(&spill, line + "\n").unwrap();
+        let (events, _) = crate::metering::spill::SpillReader::read_all(&spill).unwrap();
+        assert_eq!(store.insert_usage_batch(&events).await.unwrap(), 0);
+        assert_eq!(store.usage_count().await.unwrap(), 1);
+    }
 }

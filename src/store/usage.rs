@@ -54,6 +54,7 @@ impl HourDelta {
 
 #[derive(sqlx::FromRow)]
 struct UsageRow {
+    event_id: String,
     request_id: String,
     at: Timestamp,
     tenant_id: String,
@@ -79,6 +80,7 @@ struct UsageRow {
 impl From<UsageRow> for UsageEvent {
     fn from(row: UsageRow) -> Self {
         Self {
+            event_id: row.event_id,
             request_id: row.request_id,
             at: row.at,
             tenant_id: row.tenant_id,
@@ -105,24 +107,24 @@ impl From<UsageRow> for UsageEvent {
 
 macro_rules! event_columns {
     () => {
-        "request_id, at, tenant_id, subject, credential_id, model, provider, upstream_model, \
+        "event_id, request_id, at, tenant_id, subject, credential_id, model, provider, upstream_model, \
          prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, total_tokens, \
          cost_micro_usd, status, http_status, latency_ms, ttft_ms, streamed, estimated"
     };
 }
 
-/// Rows per `INSERT`: 20 parameters each, well below SQLite's and PostgreSQL's limits.
+/// Rows per `INSERT`: 21 parameters each, well below SQLite's and PostgreSQL's limits.
 const EVENTS_PER_INSERT: usize = 100;
-const EVENT_PARAMS: usize = 20;
+const EVENT_PARAMS: usize = 21;
 
-/// `INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING request_id` for `rows` events.
-/// `RETURNING` gives a row only for an event that was not there yet, which is exactly the set
-/// the rollup must count.
+/// `INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING` for `rows` events, with `RETURNING
+/// event_id` when asked: that gives a row only for an event that was not there yet, which is
+/// exactly the set the rollup must count.
 ///
 /// PostgreSQL needs numbered parameters (`$1`); SQLite gets anonymous ones (`?`), because it
 /// finds a numbered parameter's name by a linear scan, which makes binding a wide statement
 /// quadratic.
-fn insert_events(rows: usize, numbered: bool) -> String {
+fn insert_events(rows: usize, numbered: bool, returning: bool) -> String {
     use std::fmt::Write;
     let mut sql = String::with_capacity(200 + rows * 120);
     sql.push_str(concat!(
@@ -142,7 +144,10 @@ fn insert_events(rows: usize, numbered: bool) -> String {
         }
         sql.push(')');
     }
-    sql.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
+    sql.push_str(" ON CONFLICT (event_id) DO NOTHING");
+    if returning {
+        sql.push_str(" RETURNING event_id");
+    }
     sql
 }
 
@@ -166,6 +171,7 @@ where
     fn bind_events(mut self, events: &'q [UsageEvent]) -> Self {
         for event in events {
             self = self
+                .bind(event.event_id.as_str())
                 .bind(event.request_id.as_str())
                 .bind(event.at)
                 .bind(event.tenant_id.as_str())
@@ -215,12 +221,29 @@ macro_rules! sums {
 
 impl Store {
     /// Inserts a batch of events and their rollup in one transaction; returns how many were new.
-    /// An event whose request id is already stored is skipped and not counted again, so
-    /// retrying a batch or replaying a spill file is harmless.
+    /// An event whose id is already stored is skipped and not counted again, so retrying a
+    /// batch or replaying a spill file is harmless.
     pub async fn insert_usage_batch(&self, events: &[UsageEvent]) -> Result<u64, StoreError> {
         if events.is_empty() {
             return Ok(0);
         }
+        // Almost always every event is new, and each statement's row count says so. Only when
+        // one is not (a replay) is the batch written again, learning row by row which are new:
+        // `RETURNING` sends every inserted row back, one message each through SQLite's worker
+        // thread, which would cost the hot path's core more than the insert itself.
+        match self.insert_usage(events, false).await? {
+            Some(inserted) => Ok(inserted),
+            None => Ok(self.insert_usage(events, true).await?.unwrap_or(0)),
+        }
+    }
+
+    /// One attempt at [`Store::insert_usage_batch`]. Without `returning`, gives up (rolling
+    /// back) with `None` as soon as a statement skips a stored event.
+    async fn insert_usage(
+        &self,
+        events: &[UsageEvent],
+        returning: bool,
+    ) -> Result<Option<u64>, StoreError> {
         let mut hours: BTreeMap<HourKey<'_>, HourDelta> = BTreeMap::new();
         let numbered = matches!(&*self.pool, super::Pool::Postgres(_));
         let inserted = on_pool!(self, pool => {
@@ -228,14 +251,21 @@ impl Store {
             let mut inserted = 0u64;
             // Many rows per statement: one round trip to the database per chunk, not per event.
             for chunk in events.chunks(EVENTS_PER_INSERT) {
-                let new: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(insert_events(chunk.len(), numbered)))
-                    .bind_events(chunk)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let mut new: HashSet<String> = new.into_iter().map(|(id,)| id).collect();
+                let sql = sqlx::AssertSqlSafe(insert_events(chunk.len(), numbered, returning));
+                let query = sqlx::query_as::<_, (String,)>(sql).bind_events(chunk);
+                let mut new: HashSet<String> = if returning {
+                    query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id).collect()
+                } else {
+                    let written = sqlx::Executor::execute(&mut *tx, query).await?.rows_affected();
+                    if written != chunk.len() as u64 {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
+                    HashSet::new()
+                };
                 for event in chunk {
-                    // A request id twice in one chunk: the first row went in, the second not.
-                    if new.remove(&event.request_id) {
+                    // An event twice in one chunk: the first row went in, the second not.
+                    if !returning || new.remove(&event.event_id) {
                         inserted += 1;
                         let key = (
                             event.tenant_id.as_str(),
@@ -267,7 +297,7 @@ impl Store {
             tx.commit().await?;
             inserted
         });
-        Ok(inserted)
+        Ok(Some(inserted))
     }
 
     /// Per-user totals since `from`, read from the hourly rollup only (so a month is a few
@@ -289,10 +319,11 @@ impl Store {
         Ok(rows)
     }
 
-    /// One stored event, by request id.
+    /// The first stored event with this request id (a client may send one id twice).
     pub async fn usage_event(&self, request_id: &str) -> Result<Option<UsageEvent>, StoreError> {
         let row: Option<UsageRow> = on_pool!(self, pool => sqlx::query_as(
-            concat!("SELECT ", event_columns!(), " FROM usage_events WHERE request_id = $1")
+            concat!("SELECT ", event_columns!(),
+                " FROM usage_events WHERE request_id = $1 ORDER BY at, event_id LIMIT 1")
         )
         .bind(request_id)
         .fetch_optional(pool)

@@ -148,6 +148,7 @@ pub fn random_event(rng: &mut Rng, i: u64) -> UsageEvent {
     };
     let cached = rng.below(prompt as u64 + 1) as i64;
     UsageEvent {
+        event_id: format!("req-{i}"),
         request_id: format!("req-{i}"),
         at: Timestamp(OCTOBER + rng.below(OCTOBER_MS as u64) as i64),
         tenant_id: format!("tenant-{}", rng.below(3)),

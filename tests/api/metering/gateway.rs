@@ -392,6 +392,21 @@ async fn per_minute_limits_answer_rate_limited_with_headers() {
     assert!(statuses.contains(&429) || statuses.iter().filter(|s| **s == 200).count() <= 6);
 }
 
+/// A client may choose its `x-request-id`, and reuse it: every request is still billed.
+#[tokio::test]
+async fn two_requests_with_one_request_id_are_both_billed() {
+    let (app, store, key) = gateway(MOCK).await;
+    for _ in 0..2 {
+        let response = chat(&app, &key, "my-fixed-id", &ask(Some(5))).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-request-id"], "my-fixed-id");
+    }
+    billed(&store, 2).await;
+    let rollup = store.usage_rollup_sums().await.unwrap();
+    assert_eq!(rollup.requests, 2);
+    assert_eq!(rollup, store.usage_event_sums().await.unwrap());
+}
+
 #[tokio::test]
 async fn a_client_that_leaves_mid_stream_is_billed_for_what_it_got() {
     let upstream = crate::dataplane::upstream::Upstream::always(

@@ -48,6 +48,7 @@ pub fn event(tag: &str, i: u64) -> UsageEvent {
     let completion = 10 + (i * 13) % 500;
     let cached = (i % 4) * 10;
     UsageEvent {
+        event_id: format!("{tag}-{i}"),
         request_id: format!("{tag}-{i}"),
         // 2026-11-30T00:00:00Z plus 7 minutes per event: many hourly rollup rows.
         at: Timestamp(1_796_083_200_000 + (i as i64) * 420_000),

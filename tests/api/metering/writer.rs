@@ -52,7 +52,7 @@ async fn concurrent_events_are_stored_exactly_once(backend: Backend) {
     );
 }
 
-/// The same request id recorded twice — in one batch, in different batches, or inserted again
+/// The same event recorded twice — in one batch, in different batches, or inserted again
 /// directly — is one row, counted once in the rollup.
 async fn duplicates_are_stored_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
