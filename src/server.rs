@@ -7,17 +7,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use http::{HeaderName, Request};
+use http::{HeaderName, HeaderValue};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 use crate::api;
 use crate::auth::Authenticator;
@@ -286,18 +283,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(count_requests))
-                .layer(SetSensitiveRequestHeadersLayer::new([http::header::AUTHORIZATION]))
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                    let id = request
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-                }))
+                .layer(axum::middleware::from_fn(front_door))
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    http::header::AUTHORIZATION,
+                ]))
                 .layer(CatchPanicLayer::custom(|_| {
                     tracing::error!("a handler panicked");
                     axum::response::IntoResponse::into_response(ApiError::internal())
@@ -310,9 +299,12 @@ pub fn router(state: AppState) -> Router {
 #[derive(Debug, Clone, Copy)]
 pub struct Arrived(pub tokio::time::Instant);
 
-/// `tollgate_http_requests_total{route, status}`: every answer, 401s and 404s included, by a
-/// fixed set of route names and the status class. Notes when the request [`Arrived`].
-async fn count_requests(
+/// The first stage of every request, in one middleware: notes when it [`Arrived`], gives it a
+/// request id (the client's `x-request-id`, or a new UUIDv7) that the response echoes and every
+/// log line inside carries, and counts the answer in
+/// `tollgate_http_requests_total{route, status}` by a fixed set of route names and the status
+/// class, 401s and 404s included.
+async fn front_door(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -320,7 +312,16 @@ async fn count_requests(
         .extensions_mut()
         .insert(Arrived(tokio::time::Instant::now()));
     let route = route_label(request.uri().path());
-    let response = next.run(request).await;
+    let id = match request.headers().get(REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let id = new_request_id();
+            request.headers_mut().insert(REQUEST_ID, id.clone());
+            id
+        }
+    };
+    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
+    let mut response = next.run(request).instrument(span).await;
     let status = match response.status().as_u16() {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -328,6 +329,7 @@ async fn count_requests(
         400..=499 => "4xx",
         _ => "5xx",
     };
+    response.headers_mut().entry(REQUEST_ID).or_insert(id);
     metrics::counter!("tollgate_http_requests_total", "route" => route, "status" => status)
         .increment(1);
     response
@@ -363,14 +365,10 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Request ids are UUIDv7: unique, and sortable by time in a log search.
-#[derive(Clone, Copy)]
-struct MakeRequestUuidV7;
-
-impl MakeRequestId for MakeRequestUuidV7 {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let id = uuid::Uuid::now_v7().to_string();
-        http::HeaderValue::from_str(&id).ok().map(RequestId::new)
-    }
+fn new_request_id() -> HeaderValue {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 async fn shutdown_signal() {

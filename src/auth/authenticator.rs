@@ -115,7 +115,9 @@ impl Expiry<String, Arc<VerifiedToken>> for UntilExpiry {
 
 pub struct Authenticator {
     directory: Arc<Directory>,
-    tokens: Cache<String, Arc<VerifiedToken>>,
+    /// Keyed by the whole token. foldhash, not SipHash: every request hashes ~1 KB of token,
+    /// and only verified tokens are ever inserted, so callers cannot flood a bucket.
+    tokens: Cache<String, Arc<VerifiedToken>, foldhash::fast::RandomState>,
     token_stats: crate::telemetry::CacheStats,
 }
 
@@ -126,7 +128,7 @@ impl Authenticator {
             tokens: Cache::builder()
                 .max_capacity(token_cache_capacity)
                 .expire_after(UntilExpiry)
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             token_stats: crate::telemetry::CacheStats::new("auth_token"),
         }
     }
