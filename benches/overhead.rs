@@ -12,7 +12,9 @@
 //!   per stream (default 20);
 //! - `TOLLGATE_BENCH_OPEN_STREAMS` held open at once for the RSS check (default 1000; 0 skips);
 //! - `TOLLGATE_BENCH_PACE_MS` between chunks of the paced stream check (default 5; 0 skips);
-//! - `TOLLGATE_BENCH_GATEWAY_CPUS`, e.g. `1`: run the gateway under `taskset -c 1`.
+//! - `TOLLGATE_BENCH_GATEWAY_CPUS`, e.g. `1`: run the gateway under `taskset -c 1`;
+//! - `TOLLGATE_BENCH_BUSY_POLL`, e.g. `150us`: the gateway's `server.busy_poll` (default off,
+//!   as in the gateway's own default).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -42,6 +44,7 @@ struct Knobs {
     open_streams: usize,
     pace: Duration,
     gateway_cpus: Option<String>,
+    busy_poll: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -104,7 +107,7 @@ fn main() {
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let mut gateway = Gateway::start(&dir, upstream, knobs.gateway_cpus.as_deref());
+    let mut gateway = Gateway::start(&dir, upstream, &knobs);
     let token = client_runtime.block_on(gateway.provision());
     // Idle means started, warmed up (the tokenizer loads in the background) and not serving.
     client_runtime.block_on(async { tokio::time::sleep(Duration::from_millis(1500)).await });
@@ -266,7 +269,8 @@ struct Gateway {
 }
 
 impl Gateway {
-    fn start(dir: &tempfile::TempDir, upstream: SocketAddr, cpus: Option<&str>) -> Self {
+    fn start(dir: &tempfile::TempDir, upstream: SocketAddr, knobs: &Knobs) -> Self {
+        let cpus = knobs.gateway_cpus.as_deref();
         let addr = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap()
@@ -278,6 +282,7 @@ impl Gateway {
             r#"
 [server]
 listen = "{addr}"
+busy_poll = "{busy_poll}"
 [database]
 url = "sqlite://{db}"
 [log]
@@ -295,6 +300,7 @@ targets = [{{ provider = "upstream", model = "real-model" }}]
 price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
 "#,
             db = dir.path().join("tollgate.db").display(),
+            busy_poll = knobs.busy_poll.as_deref().unwrap_or("0s"),
             spill = dir.path().join("spill").display(),
         )
         .unwrap();
@@ -822,13 +828,14 @@ fn ms(d: Duration) -> f64 {
 fn print_table(knobs: &Knobs, rows: &[Row], idle_rss: f64) {
     println!();
     println!(
-        "tollgate overhead: RS256 JWT + user quota + metering on; {:.1} s per run, {} chunks per stream, gateway on {}",
+        "tollgate overhead: RS256 JWT + user quota + metering on; {:.1} s per run, {} chunks per stream, gateway on {}, busy_poll {}",
         knobs.seconds,
         knobs.chunks,
         knobs
             .gateway_cpus
             .as_deref()
-            .map_or("any CPU".to_owned(), |c| format!("CPU {c} (taskset)"))
+            .map_or("any CPU".to_owned(), |c| format!("CPU {c} (taskset)")),
+        knobs.busy_poll.as_deref().unwrap_or("off"),
     );
     println!();
     println!(
@@ -946,6 +953,7 @@ impl Knobs {
                 var("TOLLGATE_BENCH_PACE_MS").map_or(5, |n| n.parse().expect("milliseconds")),
             ),
             gateway_cpus: var("TOLLGATE_BENCH_GATEWAY_CPUS"),
+            busy_poll: var("TOLLGATE_BENCH_BUSY_POLL"),
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod billing;
+pub mod busy_poll;
 pub mod changes;
 pub mod cli;
 pub mod clock;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
 use axum::routing::{get, post};
 use http::{HeaderName, HeaderValue};
 use tokio::net::TcpListener;
@@ -18,6 +19,7 @@ use tracing::Instrument;
 
 use crate::api;
 use crate::auth::Authenticator;
+use crate::busy_poll::BusyPoll;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metering::{UsageRecorder, UsageWriter, WriterError, WriterHandle};
@@ -262,6 +264,7 @@ async fn refresh_auth(
 /// The whole HTTP surface with its middleware.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
+    let busy_poll = BusyPoll::start(state.config.server.busy_poll);
     let v1 = Router::new()
         .route("/v1/models", get(api::v1::models))
         .route("/v1/chat/completions", post(api::v1::chat_completions))
@@ -283,7 +286,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(front_door))
+                .layer(axum::middleware::from_fn_with_state(busy_poll, front_door))
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     http::header::AUTHORIZATION,
                 ]))
@@ -299,12 +302,14 @@ pub fn router(state: AppState) -> Router {
 #[derive(Debug, Clone, Copy)]
 pub struct Arrived(pub tokio::time::Instant);
 
-/// The first stage of every request, in one middleware: notes when it [`Arrived`], gives it a
+/// The first stage of every request, in one middleware: notes when it [`Arrived`] (and tells
+/// the [`BusyPoll`], when there is one, that a request started and ended), gives it a
 /// request id (the client's `x-request-id`, or a new UUIDv7) that the response echoes and every
 /// log line inside carries, and counts the answer in
 /// `tollgate_http_requests_total{route, status}` by a fixed set of route names and the status
 /// class, 401s and 404s included.
 async fn front_door(
+    State(busy_poll): State<Option<Arc<BusyPoll>>>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -321,7 +326,10 @@ async fn front_door(
         }
     };
     let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
+    let touch = || busy_poll.as_deref().map(BusyPoll::touch);
+    touch();
     let mut response = next.run(request).instrument(span).await;
+    touch();
     let status = match response.status().as_u16() {
         100..=199 => "1xx",
         200..=299 => "2xx",

@@ -45,6 +45,10 @@ pub struct ServerConfig {
     /// proxies between the client and us do not close an idle connection.
     #[serde(with = "duration")]
     pub sse_keep_alive: Duration,
+    /// After a request starts or ends, keep polling the network this long instead of sleeping
+    /// (see `busy_poll.rs`). Zero, the default, turns it off.
+    #[serde(with = "duration")]
+    pub busy_poll: Duration,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +58,7 @@ impl Default for ServerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
             sse_keep_alive: Duration::from_secs(10),
+            busy_poll: Duration::ZERO,
         }
     }
 }
@@ -315,6 +320,12 @@ impl Config {
         if self.server.sse_keep_alive.is_zero() {
             return Err(invalid("server.sse_keep_alive", "must be longer than zero"));
         }
+        if self.server.busy_poll > Duration::from_millis(10) {
+            return Err(invalid(
+                "server.busy_poll",
+                "at most 10ms: it is meant to bridge the gap to the next packet, not to spin idle",
+            ));
+        }
         if self.admin.token_env.trim().is_empty() {
             return Err(invalid(
                 "admin.token_env",
@@ -423,13 +434,13 @@ pub mod duration {
             Raw::Seconds(seconds) => Ok(Duration::from_secs(seconds)),
             Raw::Text(text) => parse(&text).ok_or_else(|| {
                 de::Error::custom(format!(
-                    "`{text}` is not a duration (use e.g. 500ms, 30s, 15m, 2h)"
+                    "`{text}` is not a duration (use e.g. 150us, 500ms, 30s, 15m, 2h)"
                 ))
             }),
         }
     }
 
-    /// Parses `500ms`, `30s`, `15m`, `2h`, `1d` or a bare number of seconds.
+    /// Parses `150us`, `500ms`, `30s`, `15m`, `2h`, `1d` or a bare number of seconds.
     pub fn parse(text: &str) -> Option<Duration> {
         let text = text.trim();
         let split = text
@@ -437,15 +448,16 @@ pub mod duration {
             .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
         let number: u64 = number.parse().ok()?;
-        let millis = match unit.trim() {
-            "ms" => number,
-            "" | "s" => number.checked_mul(1000)?,
-            "m" => number.checked_mul(60_000)?,
-            "h" => number.checked_mul(3_600_000)?,
-            "d" => number.checked_mul(86_400_000)?,
+        let micros = match unit.trim() {
+            "us" | "µs" => number,
+            "ms" => number.checked_mul(1_000)?,
+            "" | "s" => number.checked_mul(1_000_000)?,
+            "m" => number.checked_mul(60_000_000)?,
+            "h" => number.checked_mul(3_600_000_000)?,
+            "d" => number.checked_mul(86_400_000_000)?,
             _ => return None,
         };
-        Some(Duration::from_millis(millis))
+        Some(Duration::from_micros(micros))
     }
 }
 
@@ -455,6 +467,7 @@ mod tests {
 
     #[test]
     fn durations_parse_in_every_unit() {
+        assert_eq!(duration::parse("150us"), Some(Duration::from_micros(150)));
         assert_eq!(duration::parse("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(duration::parse("30s"), Some(Duration::from_secs(30)));
         assert_eq!(duration::parse("15m"), Some(Duration::from_secs(900)));
@@ -590,5 +603,13 @@ mod tests {
         let bad_timeout =
             message("[[providers]]\nname = \"p\"\nkind = \"mock\"\ntimeout = \"soon\"");
         assert!(bad_timeout.contains("timeout"), "{bad_timeout}");
+        assert!(message("[server]\nbusy_poll = \"1s\"").contains("server.busy_poll"));
+        assert_eq!(
+            parse("[server]\nbusy_poll = \"150us\"")
+                .unwrap()
+                .server
+                .busy_poll,
+            Duration::from_micros(150)
+        );
     }
 }

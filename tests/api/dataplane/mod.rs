@@ -9,6 +9,7 @@ use tollgate::routing::ProviderKeys;
 
 use crate::support::{Backend, TestApp};
 
+mod busy_poll;
 mod errors;
 mod routing;
 mod sdk;
