@@ -1,5 +1,6 @@
 //! `server.busy_poll`: a gateway that keeps polling between requests still serves everything,
-//! on a single-threaded runtime where a poll loop that never yielded would stall it.
+//! on a single-threaded runtime (where a poll loop that never yielded would stall it) and on a
+//! multi-threaded one (where the polling task holds a worker).
 
 use std::time::Duration;
 
@@ -8,6 +9,15 @@ use super::{DataPlane, ask, ask_stream, events, model, provider};
 
 #[tokio::test]
 async fn a_busy_polling_gateway_serves_requests_and_streams_on_one_thread() {
+    serves_requests_and_streams().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_polling_gateway_serves_requests_and_streams_on_two_threads() {
+    serves_requests_and_streams().await;
+}
+
+async fn serves_requests_and_streams() {
     let upstream = Upstream::healthy().await;
     let plane = DataPlane::start(
         vec![provider("up", &upstream.base_url)],
