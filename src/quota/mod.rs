@@ -20,6 +20,8 @@ use ledger::Ledger;
 pub use ledger::{Amount, Exceeded, LimitKind, Reservation, Scope};
 pub use window::Window;
 
+use http::HeaderValue;
+
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::config::{RedisConfig, RedisFallback};
@@ -31,12 +33,11 @@ fn limit_headers(
     limits: &Limits,
     counter: Option<&ledger::Counter>,
     now: Timestamp,
-) -> Vec<(&'static str, String)> {
-    let reset = format!(
-        "{}s",
-        (Window::Minute.end(now).millis() - now.millis() + 999) / 1000
-    );
-    let mut headers = Vec::new();
+) -> Vec<(&'static str, HeaderValue)> {
+    let seconds = (Window::Minute.end(now).millis() - now.millis() + 999) / 1000;
+    // Digits and an `s`: always a valid header value.
+    let reset = HeaderValue::try_from(format!("{seconds}s")).ok();
+    let mut headers = Vec::with_capacity(6);
     for (kind, names) in [
         (
             LimitKind::RequestsPerMinute,
@@ -56,12 +57,14 @@ fn limit_headers(
         ),
     ] {
         if let Some(limit) = kind.limit(limits) {
-            headers.push((names[0], limit.to_string()));
+            headers.push((names[0], HeaderValue::from(limit)));
             if let Some(counter) = counter {
                 let taken = kind.of(&counter.used) + kind.of(&counter.reserved);
-                headers.push((names[1], (limit - taken).max(0).to_string()));
+                headers.push((names[1], HeaderValue::from((limit - taken).max(0))));
             }
-            headers.push((names[2], reset.clone()));
+            if let Some(reset) = &reset {
+                headers.push((names[2], reset.clone()));
+            }
         }
     }
     headers
@@ -88,7 +91,7 @@ pub struct Applicable {
 #[derive(Debug)]
 pub struct Admitted {
     held: Held,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, HeaderValue)>,
 }
 
 /// Where a reservation is held.

@@ -69,7 +69,7 @@ pub async fn chat_completions(
                 let target = &served.target;
                 served_by(&mut meter, target, served.attempts);
                 let response = sse::response(served.value, include_usage, keep_alive, meter);
-                Ok(with_rate_headers(response, &rate_headers))
+                Ok(with_rate_headers(response, rate_headers))
             }
             Err(error) => Err(failed(&mut meter, error)),
         };
@@ -90,7 +90,7 @@ pub async fn chat_completions(
             meter.finish(StatusCode::OK.as_u16(), Ending::Ok);
             Ok(with_rate_headers(
                 json_response(served.value.body),
-                &rate_headers,
+                rate_headers,
             ))
         }
         Err(error) => Err(failed(&mut meter, error)),

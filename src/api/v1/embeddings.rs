@@ -58,7 +58,7 @@ pub async fn embeddings(
             meter.finish(StatusCode::OK.as_u16(), Ending::Ok);
             Ok(with_rate_headers(
                 json_response(served.value.body),
-                &rate_headers,
+                rate_headers,
             ))
         }
         Err(error) => Err(failed(&mut meter, error)),

@@ -105,7 +105,6 @@ pub(crate) fn resolve<'a>(
     Ok(model)
 }
 
-/// The request id the middleware put on the request.
 /// Notes on the meter which target served (or last failed to serve) the request.
 pub(crate) fn served_by(meter: &mut Meter, target: &Target, attempts: u32) {
     meter.target(
@@ -201,16 +200,15 @@ fn refusal(exceeded: &Exceeded) -> ApiError {
 /// Adds the `x-ratelimit-*` headers of an admitted request to its response.
 pub(crate) fn with_rate_headers(
     mut response: Response,
-    headers: &[(&'static str, String)],
+    headers: Vec<(&'static str, http::HeaderValue)>,
 ) -> Response {
     for (name, value) in headers {
-        if let Ok(value) = http::HeaderValue::from_str(value) {
-            response.headers_mut().insert(*name, value);
-        }
+        response.headers_mut().insert(name, value);
     }
     response
 }
 
+/// The request id the front door put on the request.
 pub(crate) fn request_id(headers: &HeaderMap) -> Arc<str> {
     headers
         .get("x-request-id")
