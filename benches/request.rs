@@ -1,12 +1,14 @@
 //! The per-request costs of reading a chat request: parsing the body the way every handler
 //! does (field paths in errors), and the tokenizer's prompt estimate that admission reserves
-//! when a token or cost limit applies.
+//! when a token or cost limit applies — for a typical request, and for a long chat the first
+//! time its history is seen and the next time (long texts' counts are remembered).
 //!
 //! `cargo bench --bench request`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use serde_json::json;
 use tollgate::api::json;
 use tollgate::metering::tokenizer;
 use tollgate_providers::ChatRequest;
@@ -35,6 +37,39 @@ fn request(c: &mut Criterion) {
     c.bench_function("prompt estimate (tiktoken) of that request", |b| {
         b.iter(|| tokenizer::estimate_prompt(&request))
     });
+
+    // Ten turns of ~1 KB each (~2,500 tokens in all).
+    let chat = |tag: u64| -> ChatRequest {
+        let turns: Vec<_> = (0..10)
+            .map(|turn| {
+                let text = format!("Turn {turn} of chat {tag}: ")
+                    + &"the huts above Cortina open in late June and close in September; "
+                        .repeat(16);
+                json!({"role": if turn % 2 == 0 { "user" } else { "assistant" }, "content": text})
+            })
+            .collect();
+        serde_json::from_value(json!({"model": "gpt-4o-mini", "messages": turns})).unwrap()
+    };
+    let mut fresh = 0;
+    c.bench_function(
+        "prompt estimate of a 10-turn chat, history never seen",
+        |b| {
+            b.iter_batched(
+                || {
+                    fresh += 1;
+                    chat(fresh)
+                },
+                |request| tokenizer::estimate_prompt(&request),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    let seen = chat(0);
+    tokenizer::estimate_prompt(&seen);
+    c.bench_function(
+        "prompt estimate of a 10-turn chat, history seen before",
+        |b| b.iter(|| tokenizer::estimate_prompt(&seen)),
+    );
 }
 
 criterion_group!(benches, request);

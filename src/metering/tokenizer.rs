@@ -3,6 +3,10 @@
 //! `tiktoken-rs` so nothing is fetched; for other model families the count is an
 //! approximation, which is why upstream-reported usage always wins.
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Mutex, OnceLock};
+
 use tiktoken_rs::CoreBPE;
 use tollgate_providers::ChatRequest;
 
@@ -13,7 +17,7 @@ const TOKENS_PER_MESSAGE: u64 = 4;
 const REPLY_PRIMING: u64 = 3;
 
 /// The two vocabularies current chat models use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
     /// GPT-4o, GPT-4.1, GPT-5, the o-series.
     O200kBase,
@@ -58,12 +62,65 @@ impl Encoding {
     }
 
     /// Tokens in `text`. Special-token markup a user typed (`<|endoftext|>`) is counted as the
-    /// plain text it is.
+    /// plain text it is. Long texts are counted once and remembered (see [`Remembered`]).
     pub fn count(self, text: &str) -> u64 {
         if text.is_empty() {
             return 0;
         }
+        if text.len() < REMEMBER_FROM_BYTES {
+            return self.count_now(text);
+        }
+        Remembered::get().count(self, text)
+    }
+
+    fn count_now(self, text: &str) -> u64 {
         u64::try_from(self.bpe().count_ordinary(text)).unwrap_or(u64::MAX)
+    }
+}
+
+/// Texts at least this long have their counts remembered; shorter ones cost about as much to
+/// count as to look up.
+const REMEMBER_FROM_BYTES: usize = 512;
+/// Counts per shard before the shard starts over: 16 × 4,096 texts, about 2 MB at most.
+const REMEMBERED_PER_SHARD: usize = 4096;
+
+/// Token counts of long texts, by a hash of the vocabulary and the text. Counting costs about
+/// 85 ns per token (a 10k-token prompt: ~1 ms of the gateway's CPU before the upstream call),
+/// and the long texts come back: a chat resends its whole history with every turn, an agent its
+/// tool definitions with every call. A lookup costs one hash of the text.
+///
+/// The key is a 64-bit hash with a per-process random seed, so a collision is a one in 10^10
+/// event nobody can aim for; and all it could do is skew a reservation, which settles to the
+/// upstream's reported usage.
+struct Remembered {
+    hasher: foldhash::quality::RandomState,
+    shards: [Mutex<HashMap<u64, u64>>; 16],
+}
+
+impl Remembered {
+    fn get() -> &'static Self {
+        static REMEMBERED: OnceLock<Remembered> = OnceLock::new();
+        REMEMBERED.get_or_init(|| Self {
+            hasher: foldhash::quality::RandomState::default(),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+        })
+    }
+
+    fn count(&self, encoding: Encoding, text: &str) -> u64 {
+        let key = self.hasher.hash_one((encoding, text));
+        let shard = &self.shards[(key >> 60) as usize];
+        if let Some(count) = shard.lock().ok().and_then(|known| known.get(&key).copied()) {
+            return count;
+        }
+        // Counted outside the lock: two requests may count the same text at once, harmlessly.
+        let count = encoding.count_now(text);
+        if let Ok(mut known) = shard.lock() {
+            if known.len() >= REMEMBERED_PER_SHARD {
+                known.clear();
+            }
+            known.insert(key, count);
+        }
+        count
     }
 }
 
@@ -178,6 +235,19 @@ pub fn estimate_input(model: &str, input: &serde_json::Value) -> u64 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_remembered_count_is_the_count() {
+        let long = "The huts above Cortina open in late June. ".repeat(30);
+        let other = "Crowds thin out after the first week of September. ".repeat(30);
+        for encoding in [Encoding::O200kBase, Encoding::Cl100kBase] {
+            let direct = encoding.count_now(&long);
+            assert!(direct > 100);
+            assert_eq!(encoding.count(&long), direct, "first time: counted");
+            assert_eq!(encoding.count(&long), direct, "second time: remembered");
+            assert_eq!(encoding.count(&other), encoding.count_now(&other));
+        }
+    }
 
     #[test]
     fn picks_the_vocabulary_by_model_name() {
