@@ -184,6 +184,18 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The Prometheus text `/metrics` answers now.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// An admin request with the platform token.
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client

@@ -91,16 +91,7 @@ async fn a_mixed_workload_shows_every_metric_with_bounded_labels() {
     // upstream error
     assert_eq!(plane.chat(&ask("broken")).await.status(), 502);
 
-    let metrics = plane
-        .app
-        .client
-        .get(plane.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = plane.app.metrics().await;
     let missing: Vec<&str> = METRICS
         .iter()
         .copied()

@@ -52,18 +52,7 @@ async fn retries_stop_at_the_bound_and_all_failing_is_a_502() {
 async fn the_fallback_model_serves_when_every_target_fails() {
     let broken = Upstream::always(Step::Status(503, None)).await;
     let spare = Upstream::healthy().await;
-    let plane = DataPlane::start(
-        vec![
-            provider("broken", &broken.base_url),
-            provider("spare", &spare.base_url),
-        ],
-        vec![
-            model("m", &[("broken", "real-m")], &["backup"]),
-            model("backup", &[("spare", "real-backup")], &[]),
-        ],
-        |_| {},
-    )
-    .await;
+    let plane = with_backup("broken", &broken, &spare).await;
     let (status, body) = json(plane.chat(&ask("m")).await).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -173,18 +162,7 @@ async fn retry_after_is_honoured() {
 async fn a_stream_that_dies_after_its_first_byte_is_not_retried() {
     let upstream = Upstream::start(vec![Step::DieAfter(2)], Step::Answer).await;
     let spare = Upstream::healthy().await;
-    let plane = DataPlane::start(
-        vec![
-            provider("up", &upstream.base_url),
-            provider("spare", &spare.base_url),
-        ],
-        vec![
-            model("m", &[("up", "real-m")], &["backup"]),
-            model("backup", &[("spare", "real-backup")], &[]),
-        ],
-        |_| {},
-    )
-    .await;
+    let plane = with_backup("up", &upstream, &spare).await;
     let response = plane.chat(&ask_stream("m")).await;
     assert_eq!(response.status(), 200);
     let events = events(response).await;
@@ -248,22 +226,28 @@ async fn an_open_circuit_keeps_a_failing_target_out_until_its_cooldown() {
 async fn an_upstream_client_error_is_the_callers_400_and_not_retried() {
     let upstream = Upstream::always(Step::Status(400, None)).await;
     let spare = Upstream::healthy().await;
-    let plane = DataPlane::start(
-        vec![
-            provider("up", &upstream.base_url),
-            provider("spare", &spare.base_url),
-        ],
-        vec![
-            model("m", &[("up", "real-m")], &["backup"]),
-            model("backup", &[("spare", "real-backup")], &[]),
-        ],
-        |_| {},
-    )
-    .await;
+    let plane = with_backup("up", &upstream, &spare).await;
     let (status, body) = json(plane.chat(&ask("m")).await).await;
     assert_eq!((status, error_code(&body)), (400, "invalid_request"));
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("injected 400"), "{message}");
     assert!(!message.contains(super::PROVIDER_KEY), "{message}");
     assert_eq!((upstream.hits(), spare.hits()), (1, 0));
+}
+
+/// Model `m` served by `primary` (a provider called `name`), falling back to model `backup`,
+/// served by `spare`.
+async fn with_backup(name: &str, primary: &Upstream, spare: &Upstream) -> DataPlane {
+    DataPlane::start(
+        vec![
+            provider(name, &primary.base_url),
+            provider("spare", &spare.base_url),
+        ],
+        vec![
+            model("m", &[(name, "real-m")], &["backup"]),
+            model("backup", &[("spare", "real-backup")], &[]),
+        ],
+        |_| {},
+    )
+    .await
 }

@@ -101,16 +101,7 @@ async fn a_client_disconnect_closes_the_upstream_and_is_still_metered() {
     // The request was metered even though it never finished.
     let mut metered = false;
     for _ in 0..50 {
-        let text = plane
-            .app
-            .client
-            .get(plane.app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = plane.app.metrics().await;
         metered = text.lines().any(|line| {
             line.starts_with("tollgate_requests_total")
                 && line.contains("model=\"disconnect-model\"")

@@ -199,15 +199,7 @@ async fn every_reason_code_is_produced_explained_and_hidden_from_the_caller(back
         assert!(covered.contains(&reason.code()), "no case for {reason}");
     }
     // And the operator's metric counts each one.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for reason in covered {
         let label = format!("tollgate_auth_failures_total{{reason=\"{reason}\"}}");
         assert!(metrics.contains(&label), "{label} missing from /metrics");
