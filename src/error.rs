@@ -106,6 +106,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds the caller should wait, for 429 and 503.
     pub retry_after: Option<u64>,
+    /// The request field at fault (OpenAI's `param`), for a 400 that names one.
+    pub param: Option<String>,
 }
 
 /// The one message every authentication failure gets, byte for byte.
@@ -117,6 +119,7 @@ impl ApiError {
             kind,
             message: message.into(),
             retry_after: None,
+            param: None,
         }
     }
 
@@ -151,6 +154,17 @@ impl ApiError {
         self.retry_after = Some(seconds);
         self
     }
+
+    /// Names the request field at fault in the body's `param`.
+    pub fn with_param(mut self, field: impl Into<String>) -> Self {
+        self.param = Some(field.into());
+        self
+    }
+
+    /// A 400 about one field: the message names it, and so does `param`.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::invalid_request(message).with_param(field)
+    }
 }
 
 #[derive(Serialize)]
@@ -168,35 +182,30 @@ struct Body<'a> {
 }
 
 impl ApiError {
-    /// The error as a server-sent event (`data: {"error": …}` and a blank line), for a stream
-    /// that fails after its first byte, when the status can no longer change.
-    pub fn sse_event(&self) -> bytes::Bytes {
+    fn envelope(&self) -> Envelope<'_> {
         let spec = self.kind.spec();
-        let body = Envelope {
+        Envelope {
             error: Body {
                 message: &self.message,
                 error_type: spec.error_type,
-                param: None,
+                param: self.param.as_deref(),
                 code: spec.code,
             },
-        };
-        let json = serde_json::to_string(&body).unwrap_or_default();
+        }
+    }
+
+    /// The error as a server-sent event (`data: {"error": …}` and a blank line), for a stream
+    /// that fails after its first byte, when the status can no longer change.
+    pub fn sse_event(&self) -> bytes::Bytes {
+        let json = serde_json::to_string(&self.envelope()).unwrap_or_default();
         bytes::Bytes::from(format!("data: {json}\n\n"))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let spec = self.kind.spec();
-        let body = Envelope {
-            error: Body {
-                message: &self.message,
-                error_type: spec.error_type,
-                param: None,
-                code: spec.code,
-            },
-        };
-        let mut response = (spec.status, Json(body)).into_response();
+        let status = self.kind.spec().status;
+        let mut response = (status, Json(self.envelope())).into_response();
         let headers = response.headers_mut();
         if self.kind == ErrorKind::InvalidCredentials {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -13,17 +13,19 @@ pub const MAX_TEXT: usize = 1024;
 /// URLs, logs, metrics and CSV exports, so they stay plain.
 pub fn tenant_id(field: &str, value: &str) -> Result<(), ApiError> {
     if value.is_empty() || value.len() > MAX_TENANT_ID {
-        return Err(ApiError::invalid_request(format!(
-            "`{field}` must be 1 to {MAX_TENANT_ID} characters long"
-        )));
+        return Err(ApiError::invalid_field(
+            field,
+            format!("`{field}` must be 1 to {MAX_TENANT_ID} characters long"),
+        ));
     }
     if !value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     {
-        return Err(ApiError::invalid_request(format!(
-            "`{field}` may contain only ASCII letters, digits, '.', '_' and '-'"
-        )));
+        return Err(ApiError::invalid_field(
+            field,
+            format!("`{field}` may contain only ASCII letters, digits, '.', '_' and '-'"),
+        ));
     }
     Ok(())
 }
@@ -37,14 +39,16 @@ pub fn subject(field: &str, value: &str) -> Result<(), ApiError> {
 /// Free text used as an identifier: 1 to `max` bytes, no control characters.
 pub fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.is_empty() || value.len() > max {
-        return Err(ApiError::invalid_request(format!(
-            "`{field}` must be 1 to {max} bytes long"
-        )));
+        return Err(ApiError::invalid_field(
+            field,
+            format!("`{field}` must be 1 to {max} bytes long"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid_request(format!(
-            "`{field}` must not contain control characters"
-        )));
+        return Err(ApiError::invalid_field(
+            field,
+            format!("`{field}` must not contain control characters"),
+        ));
     }
     Ok(())
 }

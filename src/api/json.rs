@@ -39,23 +39,48 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        let message = if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
-            format!("The request body is not valid JSON: {inner}")
-        } else if inner.is_syntax() || inner.is_eof() {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+            return ApiError::invalid_request(format!(
+                "The request body is not valid JSON: {inner}"
+            ));
+        }
+        if inner.is_syntax() || inner.is_eof() {
             // Valid JSON of the wrong shape (an array where an object belongs, say).
-            "Invalid request body: invalid type, expected a JSON object with this route's fields"
-                .to_owned()
-        } else if path == "." {
+            return ApiError::invalid_request(
+                "Invalid request body: invalid type, expected a JSON object with this route's fields",
+            );
+        }
+        let message = if path == "." {
             format!("Invalid request body: {inner}")
         } else {
             format!("Invalid request body at `{path}`: {inner}")
         };
-        ApiError::invalid_request(message)
+        match field_at_fault(&path, &inner.to_string()) {
+            Some(field) => ApiError::invalid_field(&field, message),
+            None => ApiError::invalid_request(message),
+        }
     })?;
     deserializer.end().map_err(|_| {
         ApiError::invalid_request("The request body has data after the JSON value.")
     })?;
     Ok(value)
+}
+
+/// The field a deserialisation error is about, as OpenAI's `param` names it (`messages[0].role`).
+/// For a missing or unknown field serde names the field in its message and the path stops at
+/// its parent.
+fn field_at_fault(path: &str, message: &str) -> Option<String> {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());
+    match (path, named) {
+        (".", Some(name)) => Some(name.to_owned()),
+        (".", None) => None,
+        (path, Some(name)) if path.rsplit('.').next() != Some(name) => {
+            Some(format!("{path}.{name}"))
+        }
+        (path, _) => Some(path.to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -85,5 +110,24 @@ mod tests {
         assert!(error(r#"{"name": "a""#).contains("not valid JSON"));
         assert!(error(r#"{"name": "a", "tags": []} []"#).contains("after the JSON"));
         assert!(error("").contains("empty"));
+    }
+
+    fn param(json: &str) -> Option<String> {
+        parse::<Body>(json.as_bytes()).unwrap_err().param
+    }
+
+    #[test]
+    fn errors_fill_param_with_the_field() {
+        assert_eq!(param(r#"{"name": 1, "tags": []}"#).as_deref(), Some("name"));
+        assert_eq!(
+            param(r#"{"name": "a", "tags": ["x", 2]}"#).as_deref(),
+            Some("tags[1]")
+        );
+        assert_eq!(param(r#"{"name": "a"}"#).as_deref(), Some("tags"));
+        assert_eq!(
+            param(r#"{"name": "a", "tags": [], "x": 1}"#).as_deref(),
+            Some("x")
+        );
+        assert_eq!(param(r#"{"name": "a""#), None, "not JSON: no field to name");
     }
 }

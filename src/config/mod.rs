@@ -231,6 +231,9 @@ pub struct QuotaConfig {
     /// Added to the tokenizer's prompt estimate, in percent: upstream tokenizers differ from
     /// tiktoken, and a reservation must not fall short of the real count.
     pub prompt_margin_percent: u64,
+    /// The largest output cap (`max_tokens`, `max_completion_tokens`, `max_output_tokens`) a
+    /// request may ask for; a larger one is a 400 naming the field.
+    pub max_output_tokens: u64,
 }
 
 impl Default for QuotaConfig {
@@ -238,6 +241,7 @@ impl Default for QuotaConfig {
         Self {
             default_max_tokens: 1024,
             prompt_margin_percent: 20,
+            max_output_tokens: 1_048_576,
         }
     }
 }
@@ -378,6 +382,19 @@ impl Config {
         }
         if metering.spill_dir.as_os_str().is_empty() {
             return Err(invalid("metering.spill_dir", "must not be empty"));
+        }
+        // Bounded so that `n` (at most 128) times the cap stays far from overflowing a counter.
+        if self.quota.max_output_tokens == 0 || self.quota.max_output_tokens > 1 << 32 {
+            return Err(invalid(
+                "quota.max_output_tokens",
+                "must be between 1 and 4294967296",
+            ));
+        }
+        if self.quota.prompt_margin_percent > 1_000 {
+            return Err(invalid(
+                "quota.prompt_margin_percent",
+                "must be at most 1000",
+            ));
         }
         if let Some(redis) = &self.redis
             && !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://"))

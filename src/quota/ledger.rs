@@ -23,6 +23,15 @@ pub struct Amount {
     pub cost_micro_usd: i64,
 }
 
+impl Amount {
+    /// A reservation too large to count: no limit below `i64::MAX` admits it.
+    pub const UNCOUNTABLE: Amount = Amount {
+        requests: 1,
+        tokens: i64::MAX,
+        cost_micro_usd: i64::MAX,
+    };
+}
+
 /// Whose counter: a tenant's or one of its users'.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scope {
@@ -158,8 +167,12 @@ impl Ledger {
                 };
                 let window = kind.window();
                 let counter = current(&mut counters, scope, window, now);
-                let taken = kind.of(&counter.used) + kind.of(&counter.reserved);
-                if taken + kind.of(&estimate) > limit {
+                // Saturating: the estimate comes from client numbers, and a sum that wrapped
+                // would admit anything.
+                let taken = kind
+                    .of(&counter.used)
+                    .saturating_add(kind.of(&counter.reserved));
+                if taken.saturating_add(kind.of(&estimate)) > limit {
                     return Err(Exceeded {
                         kind,
                         scope: scope.clone(),
@@ -259,10 +272,13 @@ fn current<'a>(
     counter
 }
 
+/// Adds (`sign` 1) or takes away (-1) an amount, saturating: a counter pinned at the maximum
+/// refuses everything, which is the safe side.
 fn add(target: &mut Amount, amount: &Amount, sign: i64) {
-    target.requests += sign * amount.requests;
-    target.tokens += sign * amount.tokens;
-    target.cost_micro_usd += sign * amount.cost_micro_usd;
+    let add = |total: i64, part: i64| total.saturating_add(part.saturating_mul(sign));
+    target.requests = add(target.requests, amount.requests);
+    target.tokens = add(target.tokens, amount.tokens);
+    target.cost_micro_usd = add(target.cost_micro_usd, amount.cost_micro_usd);
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! limits are fixed UTC minutes counted the same way, so requests and tokens per minute are
 //! exact (at most N in any calendar minute), not a token bucket's approximation.
 
+pub mod estimate;
 pub mod ledger;
 pub mod redis;
 pub mod window;
@@ -16,8 +17,8 @@ use std::time::Duration;
 
 use moka::future::Cache;
 
-use ledger::Ledger;
-pub use ledger::{Amount, Exceeded, LimitKind, Reservation, Scope};
+pub use estimate::{Output, OutputError};
+pub use ledger::{Amount, Exceeded, Ledger, LimitKind, Reservation, Scope};
 pub use window::Window;
 
 use http::HeaderValue;
@@ -59,8 +60,13 @@ fn limit_headers(
         if let Some(limit) = kind.limit(limits) {
             headers.push((names[0], HeaderValue::from(limit)));
             if let Some(counter) = counter {
-                let taken = kind.of(&counter.used) + kind.of(&counter.reserved);
-                headers.push((names[1], HeaderValue::from((limit - taken).max(0))));
+                let taken = kind
+                    .of(&counter.used)
+                    .saturating_add(kind.of(&counter.reserved));
+                headers.push((
+                    names[1],
+                    HeaderValue::from(limit.saturating_sub(taken).max(0)),
+                ));
             }
             if let Some(reset) = &reset {
                 headers.push((names[2], reset.clone()));

@@ -10,7 +10,8 @@ use tollgate_providers::ChatRequest;
 use std::sync::Arc;
 
 use super::{
-    admit, books, may_use, request_id, resolve, served_by, sse, strip_steering, with_rate_headers,
+    admit, books, may_use, output, request_id, resolve, served_by, sse, strip_steering,
+    with_rate_headers,
 };
 use crate::api::json::ApiJson;
 use crate::auth::Principal;
@@ -29,11 +30,16 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     strip_steering(&mut req.extra);
     let model = resolve(&state, &principal, &req.model)?;
-    let mut admitted = admit(&state, &principal, &model.name, || {
-        let completion = req
-            .max_output_tokens()
-            .unwrap_or(state.config.quota.default_max_tokens);
-        (tokenizer::estimate_prompt(&req), completion)
+    let output = output(
+        &state,
+        &[
+            ("max_completion_tokens", req.max_completion_tokens),
+            ("max_tokens", req.max_tokens),
+        ],
+        req.n,
+    )?;
+    let mut admitted = admit(&state, &principal, &model.name, output, || {
+        tokenizer::estimate_prompt(&req)
     })
     .await?;
     let rate_headers = std::mem::take(&mut admitted.headers);

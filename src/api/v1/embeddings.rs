@@ -16,6 +16,7 @@ use crate::api::json::ApiJson;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::metering::{Ending, Endpoint, Meter, Prompt, tokenizer};
+use crate::quota::Output;
 use crate::server::Arrived;
 use crate::state::AppState;
 
@@ -28,8 +29,8 @@ pub async fn embeddings(
 ) -> Result<Response, ApiError> {
     strip_steering(&mut req.extra);
     let model = resolve(&state, &principal, &req.model)?;
-    let mut admitted = admit(&state, &principal, &model.name, || {
-        (tokenizer::estimate_input(&req.model, &req.input), 0)
+    let mut admitted = admit(&state, &principal, &model.name, Output::NONE, || {
+        tokenizer::estimate_input(&req.model, &req.input)
     })
     .await?;
     let rate_headers = std::mem::take(&mut admitted.headers);

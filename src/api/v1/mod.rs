@@ -14,7 +14,7 @@ use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::error::{ApiError, ErrorKind};
 use crate::metering::{Books, Meter};
-use crate::quota::{AdmitError, Admitted, Amount, Exceeded, Window};
+use crate::quota::{AdmitError, Admitted, Exceeded, Output, Window};
 use crate::routing::{Model, Target};
 use crate::state::AppState;
 
@@ -124,28 +124,32 @@ pub(crate) fn books(state: &AppState) -> Books {
     }
 }
 
+/// The output a request asks for, checked against `quota.max_output_tokens`: a cap above it or
+/// an `n` out of range is a 400 naming the field.
+pub(crate) fn output(
+    state: &AppState,
+    caps: &[(&'static str, Option<u64>)],
+    n: Option<u64>,
+) -> Result<Output, ApiError> {
+    Output::parse(caps, n, &state.config.quota)
+        .map_err(|error| ApiError::invalid_field(error.field(), error.to_string()))
+}
+
 /// Reserves the request against the caller's quotas and rate limits; a refusal is the 429.
-/// `tokens` (the prompt estimate and the completion reservation) runs only when a token or
-/// cost limit applies.
+/// `prompt_tokens` (the tokenizer's count) runs only when a token or cost limit applies.
 pub(crate) async fn admit(
     state: &AppState,
     principal: &Principal,
     model: &str,
-    tokens: impl FnOnce() -> (u64, u64),
+    output: Output,
+    prompt_tokens: impl FnOnce() -> u64,
 ) -> Result<Admitted, ApiError> {
-    let margin = state.config.quota.prompt_margin_percent;
     let estimate = || {
-        let (prompt, completion) = tokens();
-        let prompt = prompt + (prompt * margin).div_ceil(100);
-        let cost = state
-            .prices
-            .get(model)
-            .map_or(0, |price| price.cost_micro_usd(prompt, 0, completion));
-        Amount {
-            requests: 1,
-            tokens: i64::try_from(prompt + completion).unwrap_or(i64::MAX),
-            cost_micro_usd: cost,
-        }
+        output.reservation(
+            prompt_tokens(),
+            state.config.quota.prompt_margin_percent,
+            state.prices.get(model),
+        )
     };
     match state.quotas.admit(principal, estimate).await {
         Ok(admitted) => Ok(admitted),

@@ -188,7 +188,7 @@ async fn stored_usage_equals_what_each_provider_reported() {
     }
 }
 
-const MOCK: &str = r#"
+pub(crate) const MOCK: &str = r#"
     [[providers]]
     name = "mock"
     kind = "mock"

@@ -2,6 +2,7 @@
 //! restarts, shutdown. Events are recorded straight into the writer (the data plane that will
 //! call it is built elsewhere), and the tests read the tables back through the store.
 
+mod admission;
 pub(crate) mod gateway;
 mod lifecycle;
 mod outage;
