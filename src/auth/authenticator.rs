@@ -369,7 +369,9 @@ impl Authenticator {
             Some(Value::String(raw)) if ids::subject("subject", raw).is_ok() => {
                 match issuer.subject_case {
                     SubjectCase::Exact => raw.clone(),
-                    SubjectCase::Lowercase => raw.to_lowercase(),
+                    // ASCII only: Unicode folding maps lookalikes (KELVIN SIGN → `k`) onto
+                    // real users' names. Non-ASCII letters are compared exactly.
+                    SubjectCase::Lowercase => raw.to_ascii_lowercase(),
                 }
             }
             other => {

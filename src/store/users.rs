@@ -157,7 +157,8 @@ impl Store {
     }
 
     /// Creates the user or updates the given fields. A deleted user stays deleted unless the
-    /// patch sets a status explicitly (an operator bringing them back on purpose).
+    /// patch sets a status explicitly (an operator bringing them back on purpose); `deleted_at`
+    /// then keeps the time of the last delete, and the credentials that delete ended stay ended.
     pub async fn upsert_user(
         &self,
         tenant_id: &str,
@@ -212,7 +213,6 @@ impl Store {
              display_name = COALESCE($4, display_name), role = COALESCE($5, role), \
              status_changed_at = CASE WHEN $6 IS NOT NULL AND $6 <> status \
                  THEN $7 ELSE status_changed_at END, \
-             deleted_at = CASE WHEN $6 IS NOT NULL THEN NULL ELSE deleted_at END, \
              status = COALESCE($6, status), updated_at = $7 \
              WHERE tenant_id = $1 AND subject = $2 RETURNING ", columns!()
         ))
@@ -249,19 +249,45 @@ impl Store {
             .ok_or(StoreError::NotFound("user"))
     }
 
-    /// Soft delete: status `deleted`, the row and its usage history stay.
-    pub async fn delete_user(&self, tenant_id: &str, subject: &str) -> Result<User, StoreError> {
-        let row: Option<UserRow> = on_pool!(self, pool => sqlx::query_as(concat!(
-            "UPDATE users SET status = 'deleted', deleted_at = $3, status_changed_at = $3, \
-             updated_at = $3 WHERE tenant_id = $1 AND subject = $2 AND status <> 'deleted' \
-             RETURNING ", columns!()
-        ))
-        .bind(tenant_id)
-        .bind(subject)
-        .bind(Timestamp::now())
-        .fetch_optional(pool)
-        .await)?;
-        row.map(User::from).ok_or(StoreError::NotFound("user"))
+    /// Soft delete: status `deleted`, the row and its usage history stay. The user's existing
+    /// credentials end for good, in the same transaction: every token issued until now is
+    /// rejected (`tokens_valid_after`) and every API key is revoked, so restoring the user later
+    /// is a fresh start rather than a revival. Returns the user and the hashes of the keys it
+    /// revoked (for the caches).
+    pub async fn delete_user(
+        &self,
+        tenant_id: &str,
+        subject: &str,
+    ) -> Result<(User, Vec<String>), StoreError> {
+        let now = Timestamp::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row: Option<UserRow> = sqlx::query_as(concat!(
+                "UPDATE users SET status = 'deleted', deleted_at = $3, status_changed_at = $3, \
+                 tokens_valid_after = $3, updated_at = $3 \
+                 WHERE tenant_id = $1 AND subject = $2 AND status <> 'deleted' \
+                 RETURNING ", columns!()
+            ))
+            .bind(tenant_id)
+            .bind(subject)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound("user"));
+            };
+            let revoked: Vec<(String,)> = sqlx::query_as(
+                "UPDATE api_keys SET revoked_at = $3 \
+                 WHERE tenant_id = $1 AND subject = $2 AND revoked_at IS NULL RETURNING key_hash",
+            )
+            .bind(tenant_id)
+            .bind(subject)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok((User::from(row), revoked.into_iter().map(|(hash,)| hash).collect()))
+        })
     }
 
     /// Every token issued before now stops working for this user.

@@ -113,15 +113,20 @@ pub async fn list(
     Ok(Json(state.store.users(&tenant, status).await?))
 }
 
-/// Soft delete: the user's status becomes `deleted`; the row and usage history stay.
+/// Soft delete: the user's status becomes `deleted`; the row and usage history stay, and the
+/// user's tokens and API keys end for good (a later restore does not bring them back).
 pub async fn delete(
     State(state): State<AppState>,
     Path(path): Path<UserPath>,
 ) -> Result<Json<User>, ApiError> {
     state.store.live_tenant(&path.tenant).await?;
-    let user = state.store.delete_user(&path.tenant, &path.subject).await?;
+    let (user, revoked_keys) = state.store.delete_user(&path.tenant, &path.subject).await?;
     forget(&state, &user).await;
-    tracing::info!(tenant = %user.tenant_id, subject = %user.subject, "user deleted");
+    for hash in revoked_keys.iter().cloned() {
+        state.changes.publish(Change::ApiKey { hash }).await;
+    }
+    tracing::info!(tenant = %user.tenant_id, subject = %user.subject,
+        revoked_keys = revoked_keys.len(), "user deleted; their tokens and keys ended");
     Ok(Json(user))
 }
 

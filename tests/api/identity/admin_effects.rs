@@ -11,6 +11,7 @@ on_both_backends!(
     suspend_delete_and_revoke_reject_the_next_request,
     jit_provisioning_creates_members_but_never_revives_the_deleted,
     subject_case_rules_apply,
+    restoring_a_deleted_user_revives_none_of_their_credentials,
 );
 
 const ISS: &str = "https://hs.acme.test";
@@ -95,6 +96,78 @@ async fn suspend_delete_and_revoke_reject_the_next_request(backend: Backend) {
     app.assert_refused(&fresh, "user_deleted").await;
 }
 
+async fn restoring_a_deleted_user_revives_none_of_their_credentials(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.tenant_with_hs256_issuer("acme", ISS, "jane").await;
+    let token = hs_token(ISS, "jane", json!({}));
+    let old_key = app.user_key("acme", "ann").await;
+    let (_, created) = json(
+        app.admin(Method::POST, "/tenants/acme/users/jane/keys")
+            .json(&json!({"name": "laptop"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    app.assert_accepted(&token).await;
+    app.assert_accepted(&key).await; // both warm in the caches
+    app.assert_accepted(&old_key).await;
+
+    let deleted = app
+        .admin(Method::DELETE, "/tenants/acme/users/jane")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    app.assert_refused(&token, "user_deleted").await;
+    // The delete revoked the key itself (the key is checked before its user).
+    app.assert_refused(&key, "api_key_revoked").await;
+
+    // Restored: a fresh start. What was issued before the delete stays dead.
+    let (status, user) = json(
+        app.put_user("acme", "jane", json!({"status": "active"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(user["status"], "active");
+    assert!(
+        user["deleted_at"].is_string(),
+        "the delete stays on record: {user}"
+    );
+    app.assert_refused(&token, "token_revoked").await;
+    app.assert_refused(&key, "api_key_revoked").await;
+    let (_, keys) = json(
+        app.admin(Method::GET, "/tenants/acme/users/jane/keys")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["revoked_at"].is_string()),
+        "{keys}"
+    );
+    // New credentials work; another user's were never touched.
+    let (_, created) = json(
+        app.admin(Method::POST, "/tenants/acme/users/jane/keys")
+            .json(&json!({"name": "new laptop"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    app.assert_accepted(created["key"].as_str().unwrap()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.assert_accepted(&hs_token(ISS, "jane", json!({"iat": super::idp::now()})))
+        .await;
+    app.assert_accepted(&old_key).await;
+}
+
 async fn jit_provisioning_creates_members_but_never_revives_the_deleted(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_tenant("acme").await;
@@ -156,6 +229,21 @@ async fn subject_case_rules_apply(backend: Backend) {
         json!({}),
     ))
     .await;
+    // Lowercase folds ASCII only: a KELVIN SIGN (U+212A), which Unicode lowercases to `k`, is
+    // not the user `kate`, on the data plane or the admin API (kate is a tenant admin).
+    app.put_user("acme", "kate", json!({"role": "admin"})).await;
+    app.assert_accepted(&hs_token("https://lower.test", "KATE", json!({})))
+        .await;
+    let lookalike = hs_token("https://lower.test", "\u{212A}ate", json!({}));
+    app.assert_refused(&lookalike, "unknown_user").await;
+    let admin_call = app
+        .client
+        .get(app.url("/admin/v1/tenants/acme/users"))
+        .bearer_auth(&lookalike)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin_call.status(), 401);
     // A different identifier in `sub`, the real one in `email`: explain spots it.
     let oid = hs_token(ISS, "00u1a2b3c4", json!({"email": "jane@example.com"}));
     app.assert_refused(&oid, "unknown_user").await;
