@@ -20,6 +20,7 @@ pub enum ErrorKind {
     Forbidden,
     ModelNotAllowed,
     NotFound,
+    MethodNotAllowed,
     ModelNotFound,
     Conflict,
     PayloadTooLarge,
@@ -60,6 +61,11 @@ impl ErrorKind {
                 "model_not_allowed",
             ),
             NotFound => (StatusCode::NOT_FOUND, "not_found_error", "not_found"),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+            ),
             ModelNotFound => (
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",

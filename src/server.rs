@@ -318,8 +318,9 @@ async fn front_door(
         .insert(Arrived(tokio::time::Instant::now()));
     let route = route_label(request.uri().path());
     let id = match request.headers().get(REQUEST_ID) {
-        Some(id) => id.clone(),
-        None => {
+        Some(id) if is_sane_request_id(id) => id.clone(),
+        // None, or one we will not echo or log: a new one replaces it for every stage.
+        _ => {
             let id = new_request_id();
             request.headers_mut().insert(REQUEST_ID, id.clone());
             id
@@ -368,8 +369,22 @@ async fn not_found() -> ApiError {
     ApiError::not_found("No such route.")
 }
 
+/// A known route with the wrong method; axum adds the route's `Allow` header.
 async fn method_not_allowed() -> ApiError {
-    ApiError::invalid_request("Method not allowed on this route.")
+    ApiError::new(
+        crate::error::ErrorKind::MethodNotAllowed,
+        "Method not allowed on this route.",
+    )
+}
+
+/// Longest client request id echoed; a longer one is replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// A client's request id is kept if it is 1 to 128 visible ASCII characters: it goes into
+/// every log line and back to the client, so no spaces, control bytes or kilobytes.
+fn is_sane_request_id(id: &HeaderValue) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty() && bytes.len() <= MAX_REQUEST_ID && bytes.iter().all(u8::is_ascii_graphic)
 }
 
 /// Request ids are UUIDv7: unique, and sortable by time in a log search.

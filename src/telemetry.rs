@@ -1,14 +1,18 @@
 //! Logs: one format chosen by config, the level by config or `RUST_LOG`, written off the
 //! request path. Metrics: the process's Prometheus recorder and the cache counters.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::Writer;
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -62,12 +66,121 @@ pub fn init_logging(config: &LogConfig) -> LogGuard {
     // A second init (tests start several gateways in one process) is not an error.
     let _ = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.fmt_fields(TextFields).try_init(),
     };
     LogGuard {
         sender: Some(sender),
         thread,
     }
+}
+
+/// Field formatting for the text log. Values that come from requests (an unverified token's
+/// `iss`, a tenant claim, an upstream's error text) must not be able to start a line of their
+/// own or reach the terminal as escape codes: every value is written bare only when it is
+/// one plain word (no space, quote, `=` or control character) and quoted with Rust's escaping
+/// otherwise; strings are always quoted, and the message has its control characters escaped.
+/// (The JSON format escapes by construction.)
+struct TextFields;
+
+impl<'w> MakeVisitor<Writer<'w>> for TextFields {
+    type Visitor = TextVisitor<'w>;
+
+    fn make_visitor(&self, writer: Writer<'w>) -> TextVisitor<'w> {
+        TextVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        }
+    }
+}
+
+struct TextVisitor<'w> {
+    writer: Writer<'w>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl TextVisitor<'_> {
+    fn field(&mut self, field: &Field, value: &str, quote: bool) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = (|| {
+            if !std::mem::take(&mut self.first) {
+                self.writer.write_char(' ')?;
+            }
+            if field.name() == "message" {
+                return write_escaped(&mut self.writer, value);
+            }
+            write!(self.writer, "{}=", field.name())?;
+            if quote || !is_plain_word(value) {
+                write!(self.writer, "{value:?}")
+            } else {
+                self.writer.write_str(value)
+            }
+        })();
+    }
+}
+
+impl Visit for TextVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field(field, value, field.name() != "message");
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        // `%value` and `?value` fields render through Display or Debug, so their text is only
+        // known once rendered; one buffer per thread keeps that free of allocations.
+        thread_local! {
+            static RENDERED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        RENDERED.with_borrow_mut(|rendered| {
+            rendered.clear();
+            if write!(rendered, "{value:?}").is_err() {
+                self.result = Err(std::fmt::Error);
+                return;
+            }
+            self.field(field, rendered, false);
+            // A huge value once must not pin its buffer for the thread's life.
+            if rendered.capacity() > 4096 {
+                *rendered = String::new();
+            }
+        });
+    }
+}
+
+impl VisitOutput<std::fmt::Result> for TextVisitor<'_> {
+    fn finish(self) -> std::fmt::Result {
+        self.result
+    }
+}
+
+impl VisitFmt for TextVisitor<'_> {
+    fn writer(&mut self) -> &mut dyn std::fmt::Write {
+        &mut self.writer
+    }
+}
+
+/// One word a log reader cannot misread: no whitespace, quotes, `=`, backslashes or control
+/// characters.
+fn is_plain_word(value: &str) -> bool {
+    !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '=' | '\\'))
+}
+
+/// Writes `text` with control characters (newlines, ESC, …) escaped as Rust does.
+fn write_escaped(writer: &mut impl std::fmt::Write, text: &str) -> std::fmt::Result {
+    for part in text.split_inclusive(char::is_control) {
+        match part.char_indices().last() {
+            Some((at, last)) if last.is_control() => {
+                writer.write_str(&part[..at])?;
+                write!(writer, "{}", last.escape_debug())?;
+            }
+            _ => writer.write_str(part)?,
+        }
+    }
+    Ok(())
 }
 
 /// Hands each formatted line to the writer thread.

@@ -256,3 +256,60 @@ async fn the_provider_key_never_reaches_a_response() {
     .await;
     assert!(!models.to_string().contains(PROVIDER_KEY));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sane_request_id_is_echoed_and_anything_else_replaced() {
+    let upstream = Upstream::healthy().await;
+    let plane = DataPlane::single(&upstream.base_url).await;
+    let send = |id: String| {
+        plane
+            .app
+            .client
+            .post(plane.app.url("/v1/chat/completions"))
+            .bearer_auth(&plane.key)
+            .header("x-request-id", id)
+            .json(&ask("m"))
+            .send()
+    };
+    let sane = format!("trace-{}", "a".repeat(122));
+    let response = send(sane.clone()).await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], sane.as_str());
+    for insane in [
+        "b".repeat(10 * 1024),
+        "x".repeat(129),
+        "two words".to_owned(),
+        "tab\there".to_owned(),
+        "caf\u{e9}".to_owned(),
+    ] {
+        let response = send(insane.clone()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let echoed = response.headers()["x-request-id"].to_str().unwrap();
+        assert_ne!(echoed, insane);
+        assert_eq!(echoed.len(), 36, "a fresh UUID: {echoed}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_method_on_a_known_route_is_405_with_allow() {
+    let upstream = Upstream::healthy().await;
+    let plane = DataPlane::single(&upstream.base_url).await;
+    for (method, path, allowed) in [
+        (Method::GET, "/v1/chat/completions", "POST"),
+        (Method::DELETE, "/v1/models", "GET"),
+        (Method::POST, "/healthz", "GET"),
+    ] {
+        let response = plane
+            .app
+            .client
+            .request(method.clone(), plane.app.url(path))
+            .bearer_auth(&plane.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+        assert!(allow.contains(allowed), "{method} {path}: Allow: {allow}");
+        let (_, body) = json(response).await;
+        assert_eq!(error_code(&body), "method_not_allowed");
+    }
+}

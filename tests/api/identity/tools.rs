@@ -208,3 +208,61 @@ async fn refusals_are_logged_with_their_reason_and_never_the_credential() {
         }
     }
 }
+
+/// The text log (the default format) of a real `serve`: values from unverified tokens — an
+/// `iss` and an `alg` carrying a newline, a fake timestamp and terminal escape codes — are
+/// written escaped inside their line, never as a line of their own or as raw ESC bytes.
+#[tokio::test]
+async fn the_text_log_escapes_what_requests_carry() {
+    use super::idp::{b64, b64_json};
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = crate::cli::tollgate(dir.path());
+    command
+        .env("TOLLGATE__SERVER__LISTEN", "127.0.0.1:0")
+        .env("TOLLGATE__LOG__FORMAT", "text");
+    let (mut child, addr, early, lines) = crate::cli::serve(command);
+    let forged = "2026-01-01T00:00:00.000000Z  INFO tollgate: user admin granted";
+    let header = b64_json(&json!({"alg": format!("HS256\n{forged}"), "typ": "JWT"}));
+    let payload = b64_json(&json!({
+        "iss": format!("https://evil.test\n{forged}\u{1b}[2J\u{1b}]0;owned\u{7}"),
+        "sub": "x\r\nFORGED",
+        "aud": "tollgate",
+        "exp": 4_000_000_000u64,
+    }));
+    let token = format!("{header}.{payload}.{}", b64(b"signature"));
+    // A second token whose header is fine, so the refusal names its (unverified) issuer.
+    let header = b64_json(&json!({"alg": "HS256", "typ": "JWT"}));
+    let named = format!("{header}.{payload}.{}", b64(b"signature"));
+    let client = reqwest::Client::new();
+    for bearer in [&token, &named] {
+        let status = client
+            .get(format!("http://{addr}/v1/models"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401);
+    }
+    crate::cli::terminate(&child);
+    child.wait().unwrap();
+    let log: Vec<String> = early.into_iter().chain(lines.iter()).collect();
+    let refusals: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains("authentication refused"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{log:#?}");
+    assert!(
+        refusals
+            .iter()
+            .any(|line| line.contains(r"https://evil.test\n2026-01-01T00:00:00.000000Z")),
+        "the issuer is in the line, escaped: {refusals:#?}"
+    );
+    for line in &log {
+        assert!(
+            !line.starts_with("2026-01-01") && !line.contains("\u{1b}") && !line.contains('\r'),
+            "a request forged or coloured a log line: {line:?}"
+        );
+        assert!(!line.trim_start().starts_with("FORGED"), "{line:?}");
+    }
+}
