@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod listener;
 pub mod metering;
 pub mod quota;
 pub mod routing;

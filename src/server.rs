@@ -162,7 +162,7 @@ impl Gateway {
             .map_err(|source| StartError::Listen { addr, source })?;
         tracing::info!(%addr, database = %redact_url(&config.database.url), "tollgate listening");
 
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, _) = watch::channel(false);
         tokio::spawn(refresh_auth(auth, config.clone(), stop.subscribe()));
         if let Some(pool) = store.postgres() {
             tokio::spawn(crate::changes::listen(
@@ -173,23 +173,16 @@ impl Gateway {
         }
         let grace = config.server.shutdown_grace;
         let mut stopping = stop.subscribe();
+        let serving = stop.subscribe();
         let task = tokio::spawn(async move {
-            use axum::serve::ListenerExt;
-            // Nagle's algorithm would hold small SSE chunks back by up to 40 ms.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let serve =
-                axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                });
+            let serve = crate::listener::serve(listener, app, &config.server, serving);
             // The grace period starts at the stop signal, not when serving starts.
             let grace_over = async move {
                 let _ = stopping.wait_for(|stop| *stop).await;
                 tokio::time::sleep(grace + Duration::from_secs(1)).await;
             };
             tokio::select! {
-                result = serve.into_future() => result,
+                () = serve => Ok(()),
                 () = grace_over => {
                     tracing::warn!("shutdown grace period over; dropping open connections");
                     Ok(())
@@ -264,7 +257,10 @@ async fn refresh_auth(
 /// The whole HTTP surface with its middleware.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
-    let busy_poll = BusyPoll::start(state.config.server.busy_poll);
+    let door = FrontDoor {
+        busy_poll: BusyPoll::start(state.config.server.busy_poll),
+        body_timeout: state.config.server.request_body_timeout,
+    };
     let v1 = Router::new()
         .route("/v1/models", get(api::v1::models))
         .route("/v1/chat/completions", post(api::v1::chat_completions))
@@ -286,7 +282,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn_with_state(busy_poll, front_door))
+                .layer(axum::middleware::from_fn_with_state(door, front_door))
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     http::header::AUTHORIZATION,
                 ]))
@@ -296,6 +292,13 @@ pub fn router(state: AppState) -> Router {
                 }))
                 .layer(DefaultBodyLimit::max(max_body)),
         )
+}
+
+/// What the front door needs: the busy poller, if on, and the body deadline.
+#[derive(Clone)]
+struct FrontDoor {
+    busy_poll: Option<Arc<BusyPoll>>,
+    body_timeout: Duration,
 }
 
 /// When a request arrived, before any stage ran (a request extension).
@@ -309,13 +312,21 @@ pub struct Arrived(pub tokio::time::Instant);
 /// `tollgate_http_requests_total{route, status}` by a fixed set of route names and the status
 /// class, 401s and 404s included.
 async fn front_door(
-    State(busy_poll): State<Option<Arc<BusyPoll>>>,
-    mut request: axum::extract::Request,
+    State(door): State<FrontDoor>,
+    request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    request
-        .extensions_mut()
-        .insert(Arrived(tokio::time::Instant::now()));
+    let arrived = tokio::time::Instant::now();
+    let (parts, body) = request.into_parts();
+    // A body that is already complete (none, for a GET) needs no deadline.
+    let body = if http_body::Body::is_end_stream(&body) {
+        body
+    } else {
+        crate::listener::DeadlineBody::wrap(body, arrived, door.body_timeout)
+    };
+    let mut request = axum::extract::Request::from_parts(parts, body);
+    request.extensions_mut().insert(Arrived(arrived));
+    let busy_poll = door.busy_poll;
     let route = route_label(request.uri().path());
     let id = match request.headers().get(REQUEST_ID) {
         Some(id) if is_sane_request_id(id) => id.clone(),

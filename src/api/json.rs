@@ -20,6 +20,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(ErrorKind::PayloadTooLarge, "The request body is too large.")
+                } else if crate::listener::timed_out(&rejection) {
+                    ApiError::new(
+                        ErrorKind::RequestTimeout,
+                        "The request body did not arrive in time.",
+                    )
                 } else {
                     ApiError::invalid_request("The request body could not be read.")
                 }

@@ -49,6 +49,17 @@ pub struct ServerConfig {
     /// (see `busy_poll.rs`). Zero, the default, turns it off.
     #[serde(with = "duration")]
     pub busy_poll: Duration,
+    /// A client that has not sent a whole request head by then is disconnected; an idle
+    /// keep-alive connection is closed after as long.
+    #[serde(with = "duration")]
+    pub request_header_timeout: Duration,
+    /// A request body must have arrived this long after its head, or the client gets 408 and
+    /// is disconnected.
+    #[serde(with = "duration")]
+    pub request_body_timeout: Duration,
+    /// Connections open at once; further clients wait in the kernel's backlog. Lowered at start
+    /// to fit the open-file limit (less 256 descriptors kept for the database and upstreams).
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +70,9 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             sse_keep_alive: Duration::from_secs(10),
             busy_poll: Duration::ZERO,
+            request_header_timeout: Duration::from_secs(10),
+            request_body_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
         }
     }
 }
@@ -329,6 +343,17 @@ impl Config {
                 "server.busy_poll",
                 "at most 10ms: it is meant to bridge the gap to the next packet, not to spin idle",
             ));
+        }
+        if self.server.request_header_timeout.is_zero()
+            || self.server.request_body_timeout.is_zero()
+        {
+            return Err(invalid(
+                "server",
+                "request_header_timeout and request_body_timeout must be longer than zero",
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
         }
         if self.admin.token_env.trim().is_empty() {
             return Err(invalid(

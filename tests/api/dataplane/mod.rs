@@ -13,6 +13,7 @@ mod busy_poll;
 mod errors;
 mod routing;
 mod sdk;
+mod slow_clients;
 
 mod observability;
 mod streaming;
