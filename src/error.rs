@@ -24,6 +24,7 @@ pub enum ErrorKind {
     ModelNotFound,
     Conflict,
     PayloadTooLarge,
+    RequestTimeout,
     RateLimited,
     QuotaExceeded,
     Internal,
@@ -76,6 +77,11 @@ impl ErrorKind {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",
                 "request_too_large",
+            ),
+            RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "request_timeout",
             ),
             RateLimited => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -219,6 +225,10 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if self.kind == ErrorKind::RequestTimeout {
+            // The rest of a stalled body may never come: do not wait for it on this connection.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -258,6 +268,14 @@ impl From<RouteError> for ApiError {
             RouteError::Rejected(source) => {
                 ApiError::invalid_request(format!("The upstream rejected the request: {source}"))
             }
+            RouteError::Exhausted {
+                busy_for: Some(wait),
+                ..
+            } => ApiError::new(
+                ErrorKind::Unavailable,
+                "Every upstream for this model is rate-limited or cooling down; retry later.",
+            )
+            .with_retry_after((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)),
             RouteError::Exhausted { .. } if error.is_timeout() => ApiError::new(
                 ErrorKind::UpstreamTimeout,
                 "The upstream did not answer in time.",

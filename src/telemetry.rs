@@ -267,10 +267,97 @@ pub fn metrics() -> Option<&'static PrometheusHandle> {
                 .ok()?
                 .install_recorder()
                 .ok()?;
+            describe();
             register_zeroes();
             Some(handle)
         })
         .as_ref()
+}
+
+/// Every metric family's `# HELP` line. A family the gateway records must be described here
+/// (`promtool check metrics` in CI fails on one without).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "tollgate_http_requests_total",
+        "HTTP requests answered, by route (a fixed set of names) and status class."
+    );
+    describe_counter!(
+        "tollgate_requests_total",
+        "Data-plane requests that reached routing, by model, provider, endpoint, ending and status class."
+    );
+    describe_counter!(
+        "tollgate_tokens_total",
+        "Tokens metered, by model and kind (prompt, completion, cached, reasoning)."
+    );
+    describe_histogram!(
+        "tollgate_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from a data-plane request's arrival to its end, streams included."
+    );
+    describe_histogram!(
+        "tollgate_time_to_first_token_seconds",
+        metrics::Unit::Seconds,
+        "Time from a streaming request's arrival to its first chunk."
+    );
+    describe_histogram!(
+        "tollgate_upstream_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time spent waiting on upstream providers per request, retries included."
+    );
+    describe_histogram!(
+        "tollgate_gateway_overhead_seconds",
+        metrics::Unit::Seconds,
+        "Time the gateway itself added to a request (its duration less the upstream's)."
+    );
+    describe_counter!(
+        "tollgate_auth_failures_total",
+        "Refused credentials, by reason code (see the README's reason table)."
+    );
+    describe_counter!(
+        "tollgate_cache_requests_total",
+        "Lookups in the in-memory caches, by cache and result (hit or miss)."
+    );
+    describe_counter!(
+        "tollgate_jwks_fetches_total",
+        "Fetches of issuers' JWKS documents, by result."
+    );
+    describe_counter!(
+        "tollgate_change_listener_reconnects_total",
+        "Times the PostgreSQL change listener reconnected (every cache is flushed then)."
+    );
+    describe_counter!(
+        "tollgate_quota_rejections_total",
+        "Requests refused by a quota or rate limit, by limit."
+    );
+    describe_counter!(
+        "tollgate_quota_rebuilds_total",
+        "Rebuilds of the shared Redis counters from the usage in the database."
+    );
+    describe_gauge!(
+        "tollgate_quota_degraded",
+        "1 while Redis is unreachable and quotas are counted per replica, else 0."
+    );
+    describe_gauge!(
+        "tollgate_circuit_breaker_state",
+        "Each target's circuit breaker: 0 closed, 1 open, 2 half-open."
+    );
+    describe_counter!(
+        "tollgate_usage_batches_total",
+        "Usage event batches handled by the writer, by result (inserted, spilled, overflowed, failed)."
+    );
+    describe_counter!(
+        "tollgate_usage_retries_total",
+        "Retries of usage batches the database refused."
+    );
+    describe_gauge!(
+        "tollgate_usage_queue_depth",
+        "Usage events waiting in memory for the writer."
+    );
+    describe_gauge!(
+        "tollgate_usage_spilled_events",
+        "Usage events in the local spill file, waiting to be replayed into the database."
+    );
 }
 
 /// Counters that only move on rare events still belong in every scrape, at zero.

@@ -61,6 +61,9 @@ pub enum RouteError {
         attempts: u32,
         last: Option<AttemptError>,
         last_target: Option<Arc<Target>>,
+        /// When every target was rate-limited (429) or kept out by its breaker: how soon the
+        /// first of them may be tried again. The caller is told to come back then (503).
+        busy_for: Option<Duration>,
     },
 }
 
@@ -95,6 +98,16 @@ impl AttemptError {
         }
     }
 
+    /// For a 429: how long the upstream asked us to wait (a second if it did not say).
+    fn rate_limited_for(&self) -> Option<Duration> {
+        match self {
+            Self::Provider(error) if error.status() == Some(429) => {
+                Some(error.retry_after().unwrap_or(Duration::from_secs(1)))
+            }
+            _ => None,
+        }
+    }
+
     /// Says nothing about the target's health: the request cannot be expressed for it.
     fn is_unsupported(&self) -> bool {
         matches!(self, Self::Provider(ProviderError::Unsupported(_)))
@@ -105,13 +118,40 @@ fn is_client_error(error: &AttemptError) -> bool {
     matches!(error, AttemptError::Provider(e) if matches!(e.status(), Some(400 | 413 | 422)))
 }
 
+/// Counts the targets a request found busy (rate-limited or breaker-open) rather than broken.
+#[derive(Default)]
+struct Busy {
+    targets: usize,
+    soonest: Option<Duration>,
+}
+
+impl Busy {
+    /// One target is done with: busy for `wait`, or (`None`) failed some other way.
+    fn note(&mut self, wait: Option<Duration>) {
+        if let Some(wait) = wait {
+            self.targets += 1;
+            self.soonest = Some(self.soonest.map_or(wait, |soonest| soonest.min(wait)));
+        }
+    }
+
+    /// The soonest wait, if every one of `planned` targets was busy.
+    fn all_of(&self, planned: usize) -> Option<Duration> {
+        (planned > 0 && self.targets == planned)
+            .then_some(self.soonest)
+            .flatten()
+    }
+}
+
 // === impl RouteError ===
 
 impl RouteError {
     /// True when the last failure was a deadline: the caller gets 504 rather than 502.
     pub fn is_timeout(&self) -> bool {
         match self {
-            Self::Rejected(_) => false,
+            Self::Rejected(_)
+            | Self::Exhausted {
+                busy_for: Some(_), ..
+            } => false,
             Self::Exhausted { last, .. } => last.as_ref().is_some_and(AttemptError::is_timeout),
         }
     }
@@ -126,6 +166,9 @@ impl RouteError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Rejected(_) => "rejected",
+            Self::Exhausted {
+                busy_for: Some(_), ..
+            } => "busy",
             Self::Exhausted { last: Some(e), .. } => e.code(),
             Self::Exhausted { last: None, .. } => "circuit_open",
         }
@@ -226,14 +269,24 @@ impl Routes {
         let mut attempts = 0;
         let mut last = None;
         let mut last_target = None;
+        // Targets that are busy rather than broken, and the soonest any of them frees up.
+        let mut busy = Busy::default();
         'targets: for target in plan {
             let mut tries = 0;
+            // This target's last answer, if it was a 429: how long it asked us to wait.
+            let mut limited_for = None;
             loop {
                 if attempts >= policy.max_attempts {
+                    busy.note(limited_for);
                     break 'targets;
                 }
                 if !target.breaker.try_acquire() {
                     tracing::debug!(provider = %target.provider.name, upstream_model = %target.upstream_model, "circuit open; skipping target");
+                    busy.note(Some(
+                        limited_for.map_or(target.breaker.retry_in(), |wait| {
+                            wait.min(target.breaker.retry_in())
+                        }),
+                    ));
                     continue 'targets;
                 }
                 attempts += 1;
@@ -273,11 +326,15 @@ impl Routes {
                     && attempts < policy.max_attempts)
                     .then(|| self.retry_wait(&error, tries))
                     .flatten();
+                limited_for = error.rate_limited_for();
                 last = Some(error);
                 last_target = Some(target.clone());
                 match wait {
                     Some(wait) => tokio::time::sleep(wait).await,
-                    None => continue 'targets,
+                    None => {
+                        busy.note(limited_for);
+                        continue 'targets;
+                    }
                 }
             }
         }
@@ -285,6 +342,7 @@ impl Routes {
             attempts,
             last,
             last_target,
+            busy_for: busy.all_of(plan.len()),
         })
     }
 

@@ -110,6 +110,16 @@ impl Breaker {
         self.set(&mut state, next);
     }
 
+    /// How long until the breaker lets a probe through (zero when it would now).
+    pub fn retry_in(&self) -> Duration {
+        match *self.lock() {
+            State::Closed { .. } => Duration::ZERO,
+            State::Open { since } | State::HalfOpen { since } => {
+                self.cooldown.saturating_sub(since.elapsed())
+            }
+        }
+    }
+
     /// True while the target is being kept out (for logs and tests).
     pub fn is_open(&self) -> bool {
         matches!(*self.lock(), State::Open { .. })

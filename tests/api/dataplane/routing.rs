@@ -148,14 +148,55 @@ async fn retry_after_is_honoured() {
         started.elapsed()
     );
 
-    // A Retry-After longer than routing.max_retry_after moves on instead of waiting.
+    // A Retry-After longer than routing.max_retry_after moves on instead of waiting; with
+    // every target rate-limited, the caller is told to come back when the upstream said: a
+    // 503 with Retry-After, not a 502.
     let upstream = Upstream::always(Step::Status(429, Some(60))).await;
     let plane = DataPlane::single(&upstream.base_url).await;
     let started = Instant::now();
-    let (status, body) = json(plane.chat(&ask("m")).await).await;
-    assert_eq!((status, error_code(&body)), (502, "upstream_error"));
+    let response = plane.chat(&ask("m")).await;
+    assert_eq!(response.headers()["retry-after"], "60");
+    let (status, body) = json(response).await;
+    assert_eq!((status, error_code(&body)), (503, "unavailable"));
     assert_eq!(upstream.hits(), 1);
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_target_rate_limited_or_cooling_down_is_a_503_with_the_soonest_retry() {
+    let limited = Upstream::always(Step::Status(429, Some(30))).await;
+    let broken = Upstream::always(Step::Status(500, None)).await;
+    let plane = DataPlane::start(
+        vec![
+            provider("limited", &limited.base_url),
+            provider("broken", &broken.base_url),
+        ],
+        vec![
+            model("m", &[("limited", "real-m")], &["b"]),
+            model("b", &[("broken", "real-b")], &[]),
+        ],
+        |config| {
+            config.routing.attempts_per_target = 1;
+            config.routing.breaker_failures = 1;
+            config.routing.breaker_cooldown = Duration::from_secs(20);
+        },
+    )
+    .await;
+    // One target rate-limited, the other broken: that is an upstream failure, a 502.
+    let (status, body) = json(plane.chat(&ask("m")).await).await;
+    assert_eq!((status, error_code(&body)), (502, "upstream_error"));
+    // Now both breakers are open (one failure each): nothing is called, and the caller hears
+    // when the first one lets a probe through (~20 s), not the 429's 30 s.
+    let response = plane.chat(&ask("m")).await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((19..=20).contains(&retry_after), "{retry_after}");
+    let (status, body) = json(response).await;
+    assert_eq!((status, error_code(&body)), (503, "unavailable"));
+    assert_eq!((limited.hits(), broken.hits()), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,8 +243,14 @@ async fn an_open_circuit_keeps_a_failing_target_out_until_its_cooldown() {
         assert_eq!(status, 502);
     }
     assert_eq!(upstream.hits(), 2);
-    let (status, body) = json(plane.chat(&ask("m")).await).await;
-    assert_eq!((status, error_code(&body)), (502, "upstream_error"));
+    let response = plane.chat(&ask("m")).await;
+    assert_eq!(
+        response.headers()["retry-after"],
+        "1",
+        "the cooldown's rest"
+    );
+    let (status, body) = json(response).await;
+    assert_eq!((status, error_code(&body)), (503, "unavailable"));
     assert_eq!(
         upstream.hits(),
         2,
