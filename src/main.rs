@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tollgate::cli::{ExportArgs, MintArgs, explain, export, mint};
-use tollgate::config::Config;
+use tollgate::config::{Config, DEMO_MODEL};
 use tollgate::server::{Gateway, open_store};
 
 /// glibc's allocator spent an eighth of the gateway's CPU under load (arena locks, consolidation
@@ -130,7 +130,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve => serve(config).await,
+            Command::Serve => serve(config, cli.config.is_some()).await,
             Command::Migrate => migrate(config).await,
             Command::Explain { token, json } => match explain(&config, &token, json).await {
                 Ok(true) => Ok(()),
@@ -153,7 +153,16 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> Result<(), Option<String>> {
+async fn serve(config: Config, from_file: bool) -> Result<(), Option<String>> {
+    if !from_file && config.models.iter().any(|m| m.name == DEMO_MODEL) {
+        tracing::warn!(
+            model = DEMO_MODEL,
+            "no config file: serving only the offline demo model `{DEMO_MODEL}` (a mock that \
+             echoes the last message, no network needed). To call a real model, write a config \
+             file with [[providers]] and [[models]] (see the README's Configuration section) and \
+             start with --config FILE or TOLLGATE_CONFIG=FILE"
+        );
+    }
     let admin_token = std::env::var(&config.admin.token_env).ok();
     let gateway = Gateway::start(config, admin_token)
         .await

@@ -281,10 +281,29 @@ pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Con
     }
 }
 
+/// What serves when there is no config file: an offline model, so that a first run answers a
+/// chat call with no network and no provider key. Any config file replaces it.
+pub const DEMO_MODELS: &str = r#"
+[[providers]]
+name = "demo"
+kind = "mock"
+
+[[models]]
+name = "demo"
+targets = [{ provider = "demo", model = "demo" }]
+"#;
+
+/// The name of the offline model [`DEMO_MODELS`] configures.
+pub const DEMO_MODEL: &str = "demo";
+
 impl Config {
     /// Defaults, then the file at `path` (if any), then `TOLLGATE__…` variables; then checked.
+    /// Without a file, the offline [`DEMO_MODELS`] are configured.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::new();
+        if path.is_none() {
+            figment = figment.merge(Toml::string(DEMO_MODELS));
+        }
         if let Some(path) = path {
             // Check it ourselves: figment quietly skips a missing file, and a typo in a path
             // must not start the gateway on defaults.

@@ -249,3 +249,88 @@ fn help_explains_the_commands() {
         assert!(help.contains(word), "--help mentions {word}: {help}");
     }
 }
+
+/// The README's tour, run as written: its shell blocks against a real `serve` started with no
+/// config file (only the port differs, so tests do not collide on 8080). It ends with a chat
+/// call on the default offline model, which must answer without any network.
+#[tokio::test]
+async fn the_readme_tour_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let tour = readme
+        .split("\n## A short tour\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the README has a tour");
+    let blocks: Vec<&str> = tour
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|block| block.split("\n```").next())
+        .collect();
+    assert!(
+        blocks[0].contains("cargo run --release -- serve"),
+        "the tour starts the gateway first: {blocks:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let admin_token = "tour-admin-token-0123456789abcdef0123";
+    let mut command = tollgate(dir.path());
+    command
+        .env("TOLLGATE__SERVER__LISTEN", "127.0.0.1:0")
+        .env("TOLLGATE_ADMIN_TOKEN", admin_token);
+    let (mut child, addr, mut log, lines) = serve(command);
+    let script = format!(
+        "set -euo pipefail\n{}",
+        blocks[1..].join("\n").replace("localhost:8080", &addr)
+    );
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env("TOLLGATE_ADMIN_TOKEN", admin_token)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash");
+    terminate(&child);
+    child.wait().unwrap();
+    log.extend(lines.try_iter());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the tour failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(r#""id":"acme""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""object":"chat.completion""#)
+            && stdout.contains("You said: Hello, tollgate!"),
+        "the chat call on the demo model answered: {stdout}"
+    );
+    assert!(
+        stdout.contains(r#""status":"deleted""#),
+        "the tour's last call deletes the user: {stdout}"
+    );
+    let log = log.join("\n");
+    assert!(
+        log.contains("offline demo model") && log.contains("--config"),
+        "the start-up log says what serves and how to add a real provider: {log}"
+    );
+}
+
+#[test]
+fn a_config_file_replaces_the_demo_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tollgate.toml");
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    assert!(
+        tollgate::Config::load(Some(&file))
+            .unwrap()
+            .models
+            .is_empty(),
+        "a file brings its own models"
+    );
+    let defaults = tollgate::Config::load(None).unwrap();
+    assert_eq!(defaults.models.len(), 1);
+    assert_eq!(defaults.models[0].name, "demo");
+    assert_eq!(defaults.providers[0].kind, "mock");
+}
