@@ -97,15 +97,20 @@ pub struct EmbeddingsRequest {
 
 /// Token usage, normalised across upstreams.
 ///
-/// `prompt_tokens` always includes cached tokens (Anthropic reports them apart; we add them back)
-/// and `completion_tokens` includes reasoning tokens, as OpenAI counts them.
+/// `prompt_tokens` always includes cached tokens and cache writes (Anthropic reports them apart;
+/// we add them back) and `completion_tokens` includes reasoning tokens, as OpenAI counts them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// Prompt tokens read from the upstream's cache.
     pub cached_tokens: u64,
     pub reasoning_tokens: u64,
+    /// Prompt tokens written to the upstream's cache (Anthropic's `cache_creation_input_tokens`),
+    /// which some vendors price above plain input.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }
 
 // === impl ChatRequest ===
@@ -204,6 +209,7 @@ impl From<OpenAiUsage> for Usage {
                 .completion_tokens_details
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
+            cache_write_tokens: 0,
         }
     }
 }

@@ -122,6 +122,7 @@ impl Ending {
 /// Never logs a token, a key or message content.
 pub fn record(books: &Books, mut outcome: RequestOutcome) {
     let counts = counts(&outcome);
+    let (Counts::Reported(counted) | Counts::Estimated(counted)) = counts;
     let served = outcome
         .served_model
         .clone()
@@ -172,6 +173,8 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) {
         total_tokens: event.total_tokens as u64,
         cached_tokens: event.cached_tokens as u64,
         reasoning_tokens: event.reasoning_tokens as u64,
+        // Not a column of the event: the cost already prices it; the log line shows it.
+        cache_write_tokens: counted.cache_write_tokens,
     };
     let none = || Arc::<str>::from("");
     let provider = outcome.provider.clone().unwrap_or_else(none);
@@ -196,6 +199,7 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) {
         completion_tokens = usage.completion_tokens,
         total_tokens = usage.total_tokens,
         cached_tokens = usage.cached_tokens,
+        cache_write_tokens = usage.cache_write_tokens,
         latency_ms = outcome.latency.as_millis() as u64,
         ttft_ms = outcome.time_to_first_token.map(|d| d.as_millis() as u64),
         "request"
@@ -279,10 +283,11 @@ fn counts(outcome: &RequestOutcome) -> Counts {
         Some(Prompt::Embeddings(request)) => tokenizer::estimate_input(model, &request.input),
         None => 0,
     };
-    Counts::Estimated {
+    Counts::Estimated(Usage {
         prompt_tokens,
         completion_tokens: tokenizer::count_text(model, &outcome.delivered),
-    }
+        ..Usage::default()
+    })
 }
 
 /// Collects a request's outcome and records it exactly once: by [`Meter::finish`], or when

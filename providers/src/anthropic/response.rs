@@ -78,8 +78,8 @@ impl WireUsage {
     /// Anthropic's `input_tokens` excludes cache reads and writes; OpenAI's prompt includes them.
     fn normalise(self) -> Usage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
-        let prompt =
-            self.input_tokens.unwrap_or(0) + cached + self.cache_creation_input_tokens.unwrap_or(0);
+        let cache_write = self.cache_creation_input_tokens.unwrap_or(0);
+        let prompt = self.input_tokens.unwrap_or(0) + cached + cache_write;
         let completion = self.output_tokens.unwrap_or(0);
         Usage {
             prompt_tokens: prompt,
@@ -87,6 +87,7 @@ impl WireUsage {
             total_tokens: prompt + completion,
             cached_tokens: cached,
             reasoning_tokens: 0,
+            cache_write_tokens: cache_write,
         }
     }
 }

@@ -108,7 +108,7 @@ fn response_with_text_and_tool_use_becomes_a_completion() {
     let args: Value =
         serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(args, json!({"city": "Paris"}));
-    // prompt = input + cache read + cache creation; cached = cache read
+    // prompt = input + cache read + cache creation; cached = cache read; writes apart
     assert_eq!(
         usage,
         Usage {
@@ -116,7 +116,8 @@ fn response_with_text_and_tool_use_becomes_a_completion() {
             completion_tokens: 20,
             total_tokens: 180,
             cached_tokens: 50,
-            reasoning_tokens: 0
+            reasoning_tokens: 0,
+            cache_write_tokens: 10,
         }
     );
     assert_eq!(doc["usage"]["prompt_tokens_details"]["cached_tokens"], 50);
@@ -202,7 +203,8 @@ fn stream_with_text_and_a_tool_call_becomes_chunks() {
             completion_tokens: 42,
             total_tokens: 72,
             cached_tokens: 5,
-            reasoning_tokens: 0
+            reasoning_tokens: 0,
+            cache_write_tokens: 0,
         }
     );
 }

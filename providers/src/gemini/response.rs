@@ -110,6 +110,7 @@ impl UsageMetadata {
             total_tokens: total,
             cached_tokens: self.cached_content_token_count,
             reasoning_tokens: self.thoughts_token_count,
+            cache_write_tokens: 0,
         }
     }
 }

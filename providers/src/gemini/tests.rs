@@ -116,7 +116,8 @@ fn response_with_function_call_becomes_a_completion() {
             completion_tokens: 18,
             total_tokens: 58,
             cached_tokens: 16,
-            reasoning_tokens: 8
+            reasoning_tokens: 8,
+            cache_write_tokens: 0,
         }
     );
 }

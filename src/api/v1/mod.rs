@@ -137,10 +137,13 @@ pub(crate) async fn admit(
     let estimate = || {
         let (prompt, completion) = tokens();
         let prompt = prompt + (prompt * margin).div_ceil(100);
-        let cost = state
-            .prices
-            .get(model)
-            .map_or(0, |price| price.cost_micro_usd(prompt, 0, completion));
+        let cost = state.prices.get(model).map_or(0, |price| {
+            price.cost_micro_usd(&tollgate_providers::Usage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                ..tollgate_providers::Usage::default()
+            })
+        });
         Amount {
             requests: 1,
             tokens: i64::try_from(prompt + completion).unwrap_or(i64::MAX),

@@ -5,6 +5,7 @@
 pub(crate) mod gateway;
 mod lifecycle;
 mod outage;
+mod reported;
 pub(crate) mod wire;
 mod writer;
 

@@ -1,0 +1,62 @@
+//! What each upstream reported is billed as reported, and only what it left out is estimated:
+//! cache writes at their own price, counts reported before a stream broke, Ollama's missing or
+//! cached prompt counts, embeddings without usage.
+
+use serde_json::{Value, json};
+
+use super::gateway::{chat, gateway, stored, usage_seen};
+use super::wire;
+
+/// One provider of `kind` at `base`, and a model `m` on it with `price` (TOML inline table).
+fn one_model(kind: &str, base: &str, price: &str) -> String {
+    format!(
+        r#"
+        [[providers]]
+        name = "up"
+        kind = "{kind}"
+        base_url = "{base}"
+        [[models]]
+        name = "m"
+        targets = [{{ provider = "up", model = "up-model" }}]
+        price = {price}
+        "#
+    )
+}
+
+fn hello(stream: bool) -> Value {
+    json!({
+        "model": "m",
+        "messages": [{"role": "user", "content": "Say hello to me, please"}],
+        "stream": stream,
+    })
+}
+
+/// Anthropic's cache writes (2 of the mock's 27 prompt tokens) cost `cache_write_per_mtok`:
+/// 21 input × 3 + 4 cache reads × 0.30 + 2 cache writes × 3.75 + 7 output × 15
+/// = 63 + 1.2 + 7.5 + 105 = 176.7 micro-dollars → 177 (as plain input they made it 175).
+#[tokio::test]
+async fn anthropic_cache_writes_cost_the_cache_write_price() {
+    let base = wire::start().await;
+    let price = "{ input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok = 0.30, \
+                 cache_write_per_mtok = 3.75 }";
+    let (app, store, key) = gateway(&one_model("anthropic", &base, price)).await;
+    for stream in [false, true] {
+        let id = format!("cache-write-{stream}");
+        let response = chat(&app, &key, &id, &hello(stream)).await;
+        assert_eq!(response.status(), 200);
+        usage_seen(response, stream).await;
+        let event = stored(&store, &id).await;
+        let case = format!("stream={stream}: {event:?}");
+        assert!(!event.estimated, "{case}");
+        assert_eq!(
+            (
+                event.prompt_tokens,
+                event.cached_tokens,
+                event.completion_tokens
+            ),
+            (27, 4, 7),
+            "{case}"
+        );
+        assert_eq!(event.cost_micro_usd, 177, "{case}");
+    }
+}
