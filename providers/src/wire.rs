@@ -111,6 +111,24 @@ pub struct Usage {
     /// which some vendors price above plain input.
     #[serde(default)]
     pub cache_write_tokens: u64,
+    /// Which of these counts the upstream reported; the gateway estimates the others.
+    #[serde(default)]
+    pub reported: Reported,
+}
+
+/// Which counts of a [`Usage`] come from the upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reported {
+    #[default]
+    All,
+    /// The prompt's counts (prompt, cached, cache writes), sent before the answer (Anthropic's
+    /// `message_start`, Gemini's early `usageMetadata`): what a stream that breaks before its
+    /// final usage still knows. The completion counts are zero, not counted.
+    PromptOnly,
+    /// The answer's counts; the upstream left the prompt count out (older Ollama releases,
+    /// for a cached prompt). Cached tokens, when given, are real.
+    CompletionOnly,
 }
 
 // === impl ChatRequest ===
@@ -154,6 +172,17 @@ impl ChatMessage {
 // === impl Usage ===
 
 impl Usage {
+    /// Only the prompt's counts, for a report made before the answer.
+    pub fn prompt_only(self) -> Self {
+        Self {
+            completion_tokens: 0,
+            total_tokens: self.prompt_tokens,
+            reasoning_tokens: 0,
+            reported: Reported::PromptOnly,
+            ..self
+        }
+    }
+
     /// Usage as OpenAI writes it in a response, details included.
     pub fn to_openai_json(&self) -> Value {
         serde_json::json!({
@@ -210,6 +239,7 @@ impl From<OpenAiUsage> for Usage {
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
             cache_write_tokens: 0,
+            reported: Reported::All,
         }
     }
 }

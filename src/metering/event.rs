@@ -230,6 +230,7 @@ mod tests {
             cached_tokens: 0,
             reasoning_tokens: 100,
             cache_write_tokens: 0,
+            reported: tollgate_providers::Reported::All,
         };
         let event = UsageEvent::new(info(), Counts::Reported(usage), ok(), Some(&price()));
         assert_eq!(event.prompt_tokens, 1234);

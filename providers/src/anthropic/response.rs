@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::framing::{Flow, SseEvent, Translate};
 use crate::shape::{self, Chunks};
-use crate::{ProviderError, StreamEvent, Usage};
+use crate::{ProviderError, Reported, StreamEvent, Usage};
 
 /// `stop_reason` → OpenAI `finish_reason`.
 pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
@@ -88,6 +88,7 @@ impl WireUsage {
             cached_tokens: cached,
             reasoning_tokens: 0,
             cache_write_tokens: cache_write,
+            reported: Reported::All,
         }
     }
 }
@@ -209,7 +210,13 @@ pub fn from_wire_event(
         WireEvent::MessageStart { message } => {
             state.usage.merge(message.usage);
             let chunks = state.chunks.insert(Chunks::new(message.id, message.model));
-            out.push(chunks.delta(json!({ "role": "assistant", "content": "" }), None));
+            let mut role = chunks.delta(json!({ "role": "assistant", "content": "" }), None);
+            // The prompt's counts are final here; its `output_tokens` is a placeholder. Passed
+            // on now so that a stream that breaks before `message_stop` is still billed them.
+            if message.usage.input_tokens.is_some() {
+                role.usage = Some(state.usage.normalise().prompt_only());
+            }
+            out.push(role);
         }
         WireEvent::ContentBlockStart {
             index,

@@ -3,6 +3,7 @@
 //! cached prompt counts, embeddings without usage.
 
 use serde_json::{Value, json};
+use tollgate::metering::UsageStatus;
 
 use super::gateway::{chat, gateway, stored, usage_seen};
 use super::wire;
@@ -58,5 +59,53 @@ async fn anthropic_cache_writes_cost_the_cache_write_price() {
             "{case}"
         );
         assert_eq!(event.cost_micro_usd, 177, "{case}");
+    }
+}
+
+/// A stream cut after its first text ("Hello", one token) and before the final usage keeps
+/// the prompt's counts the upstream sent first, with their cached split, and estimates only
+/// the completion delivered.
+#[tokio::test]
+async fn a_broken_stream_keeps_the_prompt_counts_already_reported() {
+    let base = wire::start().await;
+    let cases = [
+        // message_start: 21 input + 4 cache reads + 2 cache writes. At 3 / 15 USD/Mtok, reads
+        // 0.30, writes 3.75: 63 + 1.2 + 7.5 + 1 × 15 = 86.7 micro-dollars → 87.
+        (
+            "anthropic",
+            "{ input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok = 0.30, \
+             cache_write_per_mtok = 3.75 }",
+            (27, 4),
+            87,
+        ),
+        // The first chunk's usageMetadata: 11 prompt tokens, 3 of them cached. At 2 / 10
+        // USD/Mtok, cached 0.50: 8 × 2 + 3 × 0.5 + 1 × 10 = 27.5 micro-dollars → 28.
+        (
+            "gemini",
+            "{ input_per_mtok = 2.0, output_per_mtok = 10.0, cached_input_per_mtok = 0.50 }",
+            (11, 3),
+            28,
+        ),
+    ];
+    for (kind, price, (prompt, cached), cost) in cases {
+        let toml = one_model(kind, &format!("{base}/broken"), price);
+        let (app, store, key) = gateway(&toml).await;
+        let id = format!("broken-{kind}");
+        let response = chat(&app, &key, &id, &hello(true)).await;
+        assert_eq!(response.status(), 200);
+        let (_, content) = usage_seen(response, true).await;
+        assert_eq!(content, "Hello");
+        let event = stored(&store, &id).await;
+        let case = format!("{kind}: {event:?}");
+        assert_eq!(event.status, UsageStatus::UpstreamError, "{case}");
+        assert!(event.estimated, "the completion is an estimate: {case}");
+        assert_eq!(
+            (event.prompt_tokens, event.cached_tokens),
+            (prompt, cached),
+            "{case}"
+        );
+        assert_eq!(event.completion_tokens, 1, "{case}");
+        assert_eq!(event.total_tokens, prompt + 1, "{case}");
+        assert_eq!(event.cost_micro_usd, cost, "{case}");
     }
 }
