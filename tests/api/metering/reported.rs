@@ -3,7 +3,7 @@
 //! cached prompt counts, embeddings without usage.
 
 use serde_json::{Value, json};
-use tollgate::metering::UsageStatus;
+use tollgate::metering::{UsageStatus, tokenizer};
 
 use super::gateway::{chat, gateway, stored, usage_seen};
 use super::wire;
@@ -29,6 +29,7 @@ fn hello(stream: bool) -> Value {
         "model": "m",
         "messages": [{"role": "user", "content": "Say hello to me, please"}],
         "stream": stream,
+        "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null },
     })
 }
 
@@ -107,5 +108,66 @@ async fn a_broken_stream_keeps_the_prompt_counts_already_reported() {
         assert_eq!(event.completion_tokens, 1, "{case}");
         assert_eq!(event.total_tokens, prompt + 1, "{case}");
         assert_eq!(event.cost_micro_usd, cost, "{case}");
+    }
+}
+
+/// An Ollama that leaves `prompt_eval_count` out: the prompt is estimated (and the event says
+/// so), the reported `eval_count` (6) is kept. At 1 / 2 USD/Mtok: prompt × 1 + 6 × 2.
+#[tokio::test]
+async fn ollama_without_a_prompt_count_has_its_prompt_estimated() {
+    let base = wire::start().await;
+    let price = "{ input_per_mtok = 1.0, output_per_mtok = 2.0 }";
+    let (app, store, key) = gateway(&one_model("ollama", &format!("{base}/old"), price)).await;
+    for stream in [false, true] {
+        let id = format!("ollama-old-{stream}");
+        let response = chat(&app, &key, &id, &hello(stream)).await;
+        assert_eq!(response.status(), 200);
+        usage_seen(response, stream).await;
+        let event = stored(&store, &id).await;
+        let case = format!("stream={stream}: {event:?}");
+        let request = serde_json::from_value(hello(stream)).unwrap();
+        let prompt = tokenizer::estimate_prompt(&request) as i64;
+        assert_eq!(prompt, 14, "the tokenizer's count of this prompt");
+        assert!(event.estimated, "{case}");
+        assert_eq!(
+            (
+                event.prompt_tokens,
+                event.cached_tokens,
+                event.completion_tokens
+            ),
+            (14, 0, 6),
+            "{case}"
+        );
+        assert_eq!(event.total_tokens, 20, "{case}");
+        assert_eq!(event.cost_micro_usd, 14 + 12, "{case}");
+    }
+}
+
+/// Ollama's `prompt_eval_cached_count` (8 of the 13 prompt tokens) is cached input:
+/// 5 × 1 + 8 × 0.25 + 6 × 2 = 19 micro-dollars (25 when charged as plain input).
+#[tokio::test]
+async fn ollama_cached_prompt_tokens_cost_the_cached_price() {
+    let base = wire::start().await;
+    let price = "{ input_per_mtok = 1.0, output_per_mtok = 2.0, cached_input_per_mtok = 0.25 }";
+    let (app, store, key) = gateway(&one_model("ollama", &format!("{base}/cached"), price)).await;
+    for stream in [false, true] {
+        let id = format!("ollama-cached-{stream}");
+        let response = chat(&app, &key, &id, &hello(stream)).await;
+        assert_eq!(response.status(), 200);
+        let (seen, _) = usage_seen(response, stream).await;
+        let event = stored(&store, &id).await;
+        let case = format!("stream={stream}: {event:?}");
+        assert!(!event.estimated, "{case}");
+        assert_eq!(
+            (
+                event.prompt_tokens,
+                event.cached_tokens,
+                event.completion_tokens
+            ),
+            (13, 8, 6),
+            "{case}"
+        );
+        assert_eq!(event.cost_micro_usd, 19, "{case}");
+        assert_eq!(seen["prompt_tokens_details"]["cached_tokens"], 8, "{case}");
     }
 }

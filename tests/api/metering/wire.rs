@@ -3,7 +3,9 @@
 //! documented responses.
 //!
 //! A base URL ending in `/broken` cuts an Anthropic or Gemini stream after its first text,
-//! before the final usage, as an upstream that dies mid-answer does.
+//! before the final usage, as an upstream that dies mid-answer does. For Ollama, `/old` leaves
+//! `prompt_eval_count` out (as older releases do for a cached prompt) and `/cached` adds
+//! `prompt_eval_cached_count: 8`.
 
 use axum::Router;
 use axum::body::Body;
@@ -48,11 +50,15 @@ async fn handle(uri: Uri, body: axum::body::Bytes) -> Response {
         };
     }
     if path.ends_with("/api/chat") {
-        return if stream {
-            ndjson(&ollama_lines())
-        } else {
-            json(ollama())
-        };
+        let (mut lines, mut answer) = (ollama_lines(), ollama());
+        for last in [lines.last_mut().unwrap(), &mut answer] {
+            if path.starts_with("/old/") {
+                last.as_object_mut().unwrap().remove("prompt_eval_count");
+            } else if path.starts_with("/cached/") {
+                last["prompt_eval_cached_count"] = json!(8);
+            }
+        }
+        return if stream { ndjson(&lines) } else { json(answer) };
     }
     // OpenAI-compatible (and Azure's deployment paths); `/bare/` reports no usage at all.
     let usage = !path.starts_with("/bare/");
