@@ -120,8 +120,8 @@ impl Ending {
 }
 
 /// The end of every routed request: one usage event, the quota settled, one log line.
-/// Never logs a token, a key or message content.
-pub fn record(books: &Books, mut outcome: RequestOutcome) {
+/// Never logs a token, a key or message content. Returns the counts the event was billed.
+pub fn record(books: &Books, mut outcome: RequestOutcome) -> Counts {
     let counts = counts(&outcome);
     let (Counts::Reported(counted) | Counts::Estimated(counted)) = counts;
     let served = outcome
@@ -207,6 +207,7 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) {
     );
     observe(&outcome, &provider, &usage);
     books.usage.record(event);
+    counts
 }
 
 /// The request's metrics. Labels are configured names only (models, providers) and fixed
@@ -445,14 +446,14 @@ impl Meter {
         }
     }
 
-    /// Records the outcome now; the drop then does nothing.
-    pub fn finish(&mut self, status: u16, ending: Ending) {
-        if let Some(mut outcome) = self.outcome.take() {
-            outcome.status = status;
-            outcome.ending = ending;
-            outcome.latency = outcome.started.elapsed();
-            record(&self.books, outcome);
-        }
+    /// Records the outcome now; the drop then does nothing. Returns the counts billed, so that
+    /// an answer can show an estimate exactly as it was billed; `None` if already recorded.
+    pub fn finish(&mut self, status: u16, ending: Ending) -> Option<Counts> {
+        let mut outcome = self.outcome.take()?;
+        outcome.status = status;
+        outcome.ending = ending;
+        outcome.latency = outcome.started.elapsed();
+        Some(record(&self.books, outcome))
     }
 }
 

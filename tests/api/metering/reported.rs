@@ -171,3 +171,35 @@ async fn ollama_cached_prompt_tokens_cost_the_cached_price() {
         assert_eq!(seen["prompt_tokens_details"]["cached_tokens"], 8, "{case}");
     }
 }
+
+/// Gemini reports no usage for embeddings: the answer carries the estimate the event was
+/// billed, marked `"estimated": true` like the event. At 1 USD/Mtok a token costs 1 µ$.
+#[tokio::test]
+async fn gemini_embeddings_answer_with_the_estimated_usage() {
+    let base = wire::start().await;
+    let price = "{ input_per_mtok = 1.0, output_per_mtok = 0.0 }";
+    let (app, store, key) = gateway(&one_model("gemini", &base, price)).await;
+    let input = json!(["Hello there", "General Kenobi, you are a bold one"]);
+    let response = app
+        .client
+        .post(app.url("/v1/embeddings"))
+        .bearer_auth(&key)
+        .header("x-request-id", "gemini-embed")
+        .json(&json!({"model": "m", "input": input}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let prompt = tokenizer::estimate_input("m", &input);
+    assert_eq!(prompt, 11, "the tokenizer's count of the two inputs");
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 11, "total_tokens": 11, "estimated": true})
+    );
+    assert_eq!(body["data"][1]["embedding"], json!([0.25, -0.5]));
+    let event = stored(&store, "gemini-embed").await;
+    assert!(event.estimated, "{event:?}");
+    assert_eq!((event.prompt_tokens, event.total_tokens), (11, 11));
+    assert_eq!(event.cost_micro_usd, 11);
+}

@@ -41,6 +41,16 @@ async fn handle(uri: Uri, body: axum::body::Bytes) -> Response {
             (false, _) => json(anthropic()),
         };
     }
+    if path.contains(":batchEmbedContents") {
+        // Gemini reports no token counts for embeddings.
+        let vectors: Vec<Value> = request["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|_| json!({"values": [0.25, -0.5]}))
+            .collect();
+        return json(json!({ "embeddings": vectors }));
+    }
     if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
         return match (stream, broken) {
             // The first chunk: text and the prompt's counts, no finish reason.
