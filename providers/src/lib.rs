@@ -32,7 +32,7 @@ pub use error::{Origin, ProviderError, TimeoutPhase};
 pub use framing::Flow;
 pub use registry::AnyProvider;
 pub use settings::{ProviderKind, ProviderSettings};
-pub use wire::{ChatRequest, EmbeddingsRequest, Usage};
+pub use wire::{ChatRequest, EmbeddingsRequest, Reported, Usage};
 
 /// A non-streaming chat answer.
 #[derive(Debug, Clone)]

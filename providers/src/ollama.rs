@@ -15,7 +15,7 @@ use crate::shape::{self, Chunks, parse_data_url};
 use crate::wire::ChatMessage;
 use crate::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
-    ProviderError, ProviderSettings, StreamEvent, Usage,
+    ProviderError, ProviderSettings, Reported, StreamEvent, Usage,
 };
 
 #[derive(Debug, Clone)]
@@ -80,11 +80,7 @@ impl Provider for Ollama {
             .post_json(&url, self.upstream.bearer(), &[], &body)
             .await?;
         let (_, wire) = read_json::<WireEmbed>(resp, "Ollama embeddings").await?;
-        let usage = Usage {
-            prompt_tokens: wire.prompt_eval_count,
-            total_tokens: wire.prompt_eval_count,
-            ..Usage::default()
-        };
+        let usage = prompt_usage(wire.prompt_eval_count, None, 0);
         Ok(EmbeddingsResponse {
             body: shape::embeddings(model, wire.embeddings, Some(&usage)),
             usage: Some(usage),
@@ -183,8 +179,11 @@ struct WireChat {
     done: bool,
     #[serde(default)]
     done_reason: Option<String>,
+    /// Left out by older releases when the prompt came from the cache.
     #[serde(default)]
-    prompt_eval_count: u64,
+    prompt_eval_count: Option<u64>,
+    #[serde(default)]
+    prompt_eval_cached_count: Option<u64>,
     #[serde(default)]
     eval_count: u64,
     #[serde(default)]
@@ -216,17 +215,34 @@ struct WireEmbed {
     #[serde(default)]
     embeddings: Vec<Value>,
     #[serde(default)]
-    prompt_eval_count: u64,
+    prompt_eval_count: Option<u64>,
 }
 
 impl WireChat {
     fn usage(&self) -> Usage {
-        Usage {
-            prompt_tokens: self.prompt_eval_count,
-            completion_tokens: self.eval_count,
-            total_tokens: self.prompt_eval_count + self.eval_count,
-            ..Usage::default()
-        }
+        prompt_usage(
+            self.prompt_eval_count,
+            self.prompt_eval_cached_count,
+            self.eval_count,
+        )
+    }
+}
+
+/// Ollama's counts, normalised. `prompt_eval_cached_count` is the part of the prompt served
+/// from the cache, inside `prompt_eval_count` as OpenAI's cached tokens are inside its prompt.
+/// Without `prompt_eval_count` the prompt is not reported (not zero): the gateway estimates it.
+fn prompt_usage(prompt: Option<u64>, cached: Option<u64>, completion: u64) -> Usage {
+    let prompt_tokens = prompt.unwrap_or(0);
+    Usage {
+        prompt_tokens,
+        completion_tokens: completion,
+        total_tokens: prompt_tokens + completion,
+        cached_tokens: cached.unwrap_or(0),
+        reported: match prompt {
+            Some(_) => Reported::All,
+            None => Reported::CompletionOnly,
+        },
+        ..Usage::default()
     }
 }
 
@@ -399,6 +415,28 @@ mod tests {
         let last = out.last().unwrap();
         assert!(last.usage_only);
         assert_eq!(last.usage.unwrap().total_tokens, 29);
+    }
+
+    #[test]
+    fn cached_and_missing_prompt_counts_are_told_apart() {
+        let done = |counts: &str| {
+            format!(
+                r#"{{"model":"m","message":{{"role":"assistant","content":"Hi"}},"done":true,{counts}"eval_count":3}}"#
+            )
+        };
+        let (_, usage) =
+            from_wire(done(r#""prompt_eval_count":26,"prompt_eval_cached_count":20,"#).as_bytes())
+                .unwrap();
+        assert_eq!(
+            (usage.prompt_tokens, usage.cached_tokens, usage.reported),
+            (26, 20, Reported::All)
+        );
+        let (_, usage) = from_wire(done("").as_bytes()).unwrap();
+        assert_eq!(
+            (usage.prompt_tokens, usage.completion_tokens, usage.reported),
+            (0, 3, Reported::CompletionOnly),
+            "a prompt count left out is not a count of zero"
+        );
     }
 
     #[test]

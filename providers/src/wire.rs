@@ -100,15 +100,38 @@ pub struct EmbeddingsRequest {
 
 /// Token usage, normalised across upstreams.
 ///
-/// `prompt_tokens` always includes cached tokens (Anthropic reports them apart; we add them back)
-/// and `completion_tokens` includes reasoning tokens, as OpenAI counts them.
+/// `prompt_tokens` always includes cached tokens and cache writes (Anthropic reports them apart;
+/// we add them back) and `completion_tokens` includes reasoning tokens, as OpenAI counts them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// Prompt tokens read from the upstream's cache.
     pub cached_tokens: u64,
     pub reasoning_tokens: u64,
+    /// Prompt tokens written to the upstream's cache (Anthropic's `cache_creation_input_tokens`),
+    /// which some vendors price above plain input.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    /// Which of these counts the upstream reported; the gateway estimates the others.
+    #[serde(default)]
+    pub reported: Reported,
+}
+
+/// Which counts of a [`Usage`] come from the upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reported {
+    #[default]
+    All,
+    /// The prompt's counts (prompt, cached, cache writes), sent before the answer (Anthropic's
+    /// `message_start`, Gemini's early `usageMetadata`): what a stream that breaks before its
+    /// final usage still knows. The completion counts are zero, not counted.
+    PromptOnly,
+    /// The answer's counts; the upstream left the prompt count out (older Ollama releases,
+    /// for a cached prompt). Cached tokens, when given, are real.
+    CompletionOnly,
 }
 
 // === impl ChatRequest ===
@@ -152,6 +175,17 @@ impl ChatMessage {
 // === impl Usage ===
 
 impl Usage {
+    /// Only the prompt's counts, for a report made before the answer.
+    pub fn prompt_only(self) -> Self {
+        Self {
+            completion_tokens: 0,
+            total_tokens: self.prompt_tokens,
+            reasoning_tokens: 0,
+            reported: Reported::PromptOnly,
+            ..self
+        }
+    }
+
     /// Usage as OpenAI writes it in a response, details included.
     pub fn to_openai_json(&self) -> Value {
         serde_json::json!({
@@ -207,6 +241,8 @@ impl From<OpenAiUsage> for Usage {
                 .completion_tokens_details
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
+            cache_write_tokens: 0,
+            reported: Reported::All,
         }
     }
 }

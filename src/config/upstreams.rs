@@ -70,6 +70,9 @@ pub struct PriceConfig {
     pub output_per_mtok: f64,
     #[serde(default)]
     pub cached_input_per_mtok: Option<f64>,
+    /// Prompt tokens written to the upstream's cache (Anthropic prices them above input).
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
 }
 
 /// Retries, backoff and circuit breaking, for every model.
@@ -274,6 +277,7 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
                 price.input_per_mtok,
                 price.output_per_mtok,
                 price.cached_input_per_mtok.unwrap_or(0.0),
+                price.cache_write_per_mtok.unwrap_or(0.0),
             ];
             if prices.iter().any(|p| !p.is_finite() || *p < 0.0) {
                 return Err(invalid(key("price"), "prices must be zero or more"));

@@ -102,11 +102,10 @@ pub struct RequestInfo {
 pub enum Counts {
     /// The upstream's own usage: the truth.
     Reported(Usage),
-    /// The tokenizer's counts, when the upstream reported nothing (or the client left first).
-    Estimated {
-        prompt_tokens: u64,
-        completion_tokens: u64,
-    },
+    /// Some or all counts are the tokenizer's: the upstream reported nothing, or not all of it
+    /// (a stream that broke, a client that left first, a count the upstream left out). Whatever
+    /// it did report is kept.
+    Estimated(Usage),
 }
 
 /// How the request ended.
@@ -124,17 +123,7 @@ impl UsageEvent {
     pub fn new(info: RequestInfo, counts: Counts, outcome: Outcome, price: Option<&Price>) -> Self {
         let (usage, estimated) = match counts {
             Counts::Reported(usage) => (usage, false),
-            Counts::Estimated {
-                prompt_tokens,
-                completion_tokens,
-            } => (
-                Usage {
-                    prompt_tokens,
-                    completion_tokens,
-                    ..Usage::default()
-                },
-                true,
-            ),
+            Counts::Estimated(usage) => (usage, true),
         };
         // The upstream's total is what the client was shown; an upstream that leaves it out
         // (or a tokenizer estimate) gets the sum.
@@ -143,13 +132,7 @@ impl UsageEvent {
         } else {
             usage.prompt_tokens.saturating_add(usage.completion_tokens)
         };
-        let cost_micro_usd = price.map_or(0, |price| {
-            price.cost_micro_usd(
-                usage.prompt_tokens,
-                usage.cached_tokens,
-                usage.completion_tokens,
-            )
-        });
+        let cost_micro_usd = price.map_or(0, |price| price.cost_micro_usd(&usage));
         Self {
             event_id: uuid::Uuid::now_v7().to_string(),
             request_id: info.request_id,
@@ -234,6 +217,7 @@ mod tests {
             input_per_mtok: 0.15,
             output_per_mtok: 0.60,
             cached_input_per_mtok: None,
+            cache_write_per_mtok: None,
         })
     }
 
@@ -245,6 +229,8 @@ mod tests {
             total_tokens: 1801,
             cached_tokens: 0,
             reasoning_tokens: 100,
+            cache_write_tokens: 0,
+            reported: tollgate_providers::Reported::All,
         };
         let event = UsageEvent::new(info(), Counts::Reported(usage), ok(), Some(&price()));
         assert_eq!(event.prompt_tokens, 1234);
@@ -258,10 +244,11 @@ mod tests {
 
     #[test]
     fn estimates_are_marked_and_summed() {
-        let counts = Counts::Estimated {
+        let counts = Counts::Estimated(Usage {
             prompt_tokens: 10,
             completion_tokens: 5,
-        };
+            ..Usage::default()
+        });
         let event = UsageEvent::new(info(), counts, ok(), None);
         assert!(event.estimated);
         assert_eq!(event.total_tokens, 15);

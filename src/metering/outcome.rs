@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tollgate_providers::{ChatRequest, EmbeddingsRequest, Usage};
+use tollgate_providers::{ChatRequest, EmbeddingsRequest, Reported, Usage};
 
 use super::{
     Counts, Outcome, PriceBook, RequestInfo, UsageEvent, UsageRecorder, UsageStatus, tokenizer,
@@ -52,7 +52,8 @@ pub struct RequestOutcome {
     /// The HTTP status the client got (200 for a stream that later broke).
     pub status: u16,
     pub ending: Ending,
-    /// Upstream-reported usage; `None` when the upstream reported none.
+    /// Upstream-reported usage, the latest report; `None` when the upstream reported none.
+    /// It may cover only some counts (see [`Reported`]).
     pub usage: Option<Usage>,
     pub attempts: u32,
     pub started: Instant,
@@ -119,9 +120,10 @@ impl Ending {
 }
 
 /// The end of every routed request: one usage event, the quota settled, one log line.
-/// Never logs a token, a key or message content.
-pub fn record(books: &Books, mut outcome: RequestOutcome) {
+/// Never logs a token, a key or message content. Returns the counts the event was billed.
+pub fn record(books: &Books, mut outcome: RequestOutcome) -> Counts {
     let counts = counts(&outcome);
+    let (Counts::Reported(counted) | Counts::Estimated(counted)) = counts;
     let served = outcome
         .served_model
         .clone()
@@ -172,6 +174,8 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) {
         total_tokens: event.total_tokens as u64,
         cached_tokens: event.cached_tokens as u64,
         reasoning_tokens: event.reasoning_tokens as u64,
+        // Cache writes have no column of the event (its cost prices them); the log shows them.
+        ..counted
     };
     let none = || Arc::<str>::from("");
     let provider = outcome.provider.clone().unwrap_or_else(none);
@@ -196,12 +200,14 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) {
         completion_tokens = usage.completion_tokens,
         total_tokens = usage.total_tokens,
         cached_tokens = usage.cached_tokens,
+        cache_write_tokens = usage.cache_write_tokens,
         latency_ms = outcome.latency.as_millis() as u64,
         ttft_ms = outcome.time_to_first_token.map(|d| d.as_millis() as u64),
         "request"
     );
     observe(&outcome, &provider, &usage);
     books.usage.record(event);
+    counts
 }
 
 /// The request's metrics. Labels are configured names only (models, providers) and fixed
@@ -259,30 +265,53 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
-/// The token counts of a finished request: the upstream's when it reported them; otherwise the
-/// tokenizer's, for the prompt and whatever the client received — but only if the upstream
-/// started answering (a request no upstream accepted costs nothing; one whose stream began is
-/// billed its prompt even if the client left before any text).
+/// The token counts of a finished request: the upstream's when it reported them all; otherwise
+/// what it did report (the prompt's counts before a stream broke, the answer's when it left the
+/// prompt out), with the tokenizer's count of the prompt and of whatever the client received
+/// for the rest — but only if the upstream started answering (a request no upstream accepted
+/// costs nothing; one whose stream began is billed its prompt even if the client left before
+/// any text).
 fn counts(outcome: &RequestOutcome) -> Counts {
-    if let Some(usage) = outcome.usage {
+    let reported = outcome.usage;
+    if let Some(usage) = reported
+        && usage.reported == Reported::All
+    {
         return Counts::Reported(usage);
     }
-    let answered = outcome.ending == Ending::Ok
+    let answered = reported.is_some()
+        || outcome.ending == Ending::Ok
         || outcome.time_to_first_token.is_some()
         || !outcome.delivered.is_empty();
     if !answered {
         return Counts::Reported(Usage::default());
     }
     let model = outcome.served_model.as_deref().unwrap_or(&outcome.model);
-    let prompt_tokens = match &outcome.prompt {
+    let prompt = || match &outcome.prompt {
         Some(Prompt::Chat(request)) => tokenizer::estimate_prompt(request),
         Some(Prompt::Embeddings(request)) => tokenizer::estimate_input(model, &request.input),
         None => 0,
     };
-    Counts::Estimated {
-        prompt_tokens,
-        completion_tokens: tokenizer::count_text(model, &outcome.delivered),
-    }
+    let completion = || tokenizer::count_text(model, &outcome.delivered);
+    let usage = match reported {
+        Some(usage) if usage.reported == Reported::PromptOnly => Usage {
+            completion_tokens: completion(),
+            ..usage
+        },
+        // The prompt holds at least the cache traffic the upstream did report.
+        Some(usage) => Usage {
+            prompt_tokens: prompt().max(usage.cached_tokens + usage.cache_write_tokens),
+            ..usage
+        },
+        None => Usage {
+            prompt_tokens: prompt(),
+            completion_tokens: completion(),
+            ..Usage::default()
+        },
+    };
+    Counts::Estimated(Usage {
+        total_tokens: usage.prompt_tokens + usage.completion_tokens,
+        ..usage
+    })
 }
 
 /// Collects a request's outcome and records it exactly once: by [`Meter::finish`], or when
@@ -417,14 +446,14 @@ impl Meter {
         }
     }
 
-    /// Records the outcome now; the drop then does nothing.
-    pub fn finish(&mut self, status: u16, ending: Ending) {
-        if let Some(mut outcome) = self.outcome.take() {
-            outcome.status = status;
-            outcome.ending = ending;
-            outcome.latency = outcome.started.elapsed();
-            record(&self.books, outcome);
-        }
+    /// Records the outcome now; the drop then does nothing. Returns the counts billed, so that
+    /// an answer can show an estimate exactly as it was billed; `None` if already recorded.
+    pub fn finish(&mut self, status: u16, ending: Ending) -> Option<Counts> {
+        let mut outcome = self.outcome.take()?;
+        outcome.status = status;
+        outcome.ending = ending;
+        outcome.latency = outcome.started.elapsed();
+        Some(record(&self.books, outcome))
     }
 }
 

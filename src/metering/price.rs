@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use tollgate_providers::Usage;
+
 use crate::config::{ModelConfig, PriceConfig};
 
 /// Pico-dollars (10⁻¹² USD) per micro-dollar.
@@ -14,35 +16,38 @@ const PICO_PER_MICRO: i128 = 1_000_000;
 pub struct Price {
     pub input_pico_per_token: i64,
     pub cached_input_pico_per_token: i64,
+    pub cache_write_pico_per_token: i64,
     pub output_pico_per_token: i64,
 }
 
 impl Price {
-    /// Converts USD per million tokens to pico-dollars per token. A cached-input price that is
-    /// not given is the input price. (The config check already refused negative or NaN prices.)
+    /// Converts USD per million tokens to pico-dollars per token. A cached-input or cache-write
+    /// price that is not given is the input price. (The config check already refused negative
+    /// or NaN prices.)
     pub fn from_config(config: &PriceConfig) -> Self {
         let input = pico_per_token(config.input_per_mtok);
         Self {
             input_pico_per_token: input,
             cached_input_pico_per_token: config.cached_input_per_mtok.map_or(input, pico_per_token),
+            cache_write_pico_per_token: config.cache_write_per_mtok.map_or(input, pico_per_token),
             output_pico_per_token: pico_per_token(config.output_per_mtok),
         }
     }
 
     /// The cost of one request in micro-dollars, rounded half up. `prompt_tokens` includes the
-    /// `cached_tokens`, which are charged at the cached rate instead of the input rate.
-    pub fn cost_micro_usd(
-        &self,
-        prompt_tokens: u64,
-        cached_tokens: u64,
-        completion_tokens: u64,
-    ) -> i64 {
-        let cached = cached_tokens.min(prompt_tokens);
-        let uncached = prompt_tokens - cached;
+    /// `cached_tokens` and `cache_write_tokens`, which are charged at their own rates instead of
+    /// the input rate.
+    pub fn cost_micro_usd(&self, usage: &Usage) -> i64 {
+        // A confused upstream reporting more cache traffic than prompt cannot make the plain
+        // input negative: cache reads are capped first, then writes, by what is left.
+        let cached = usage.cached_tokens.min(usage.prompt_tokens);
+        let written = usage.cache_write_tokens.min(usage.prompt_tokens - cached);
+        let uncached = usage.prompt_tokens - cached - written;
         // i128: 2^64 tokens × 2^63 pico-dollars cannot overflow it.
         let pico = i128::from(uncached) * i128::from(self.input_pico_per_token)
             + i128::from(cached) * i128::from(self.cached_input_pico_per_token)
-            + i128::from(completion_tokens) * i128::from(self.output_pico_per_token);
+            + i128::from(written) * i128::from(self.cache_write_pico_per_token)
+            + i128::from(usage.completion_tokens) * i128::from(self.output_pico_per_token);
         let micro = (pico + PICO_PER_MICRO / 2) / PICO_PER_MICRO;
         i64::try_from(micro).unwrap_or(i64::MAX)
     }
@@ -88,16 +93,10 @@ impl PriceBook {
 }
 
 /// The cost of a request for `model`, in micro-dollars; 0 for a model without a price.
-pub fn cost(
-    prices: &PriceBook,
-    model: &str,
-    prompt_tokens: u64,
-    cached_tokens: u64,
-    completion_tokens: u64,
-) -> i64 {
-    prices.get(model).map_or(0, |price| {
-        price.cost_micro_usd(prompt_tokens, cached_tokens, completion_tokens)
-    })
+pub fn cost(prices: &PriceBook, model: &str, usage: &Usage) -> i64 {
+    prices
+        .get(model)
+        .map_or(0, |price| price.cost_micro_usd(usage))
 }
 
 #[cfg(test)]
@@ -109,7 +108,18 @@ mod tests {
             input_per_mtok: input,
             output_per_mtok: output,
             cached_input_per_mtok: cached,
+            cache_write_per_mtok: None,
         })
+    }
+
+    /// `prompt` tokens (including `cached`) and `completion` tokens.
+    fn usage(prompt: u64, cached: u64, completion: u64) -> Usage {
+        Usage {
+            prompt_tokens: prompt,
+            cached_tokens: cached,
+            completion_tokens: completion,
+            ..Usage::default()
+        }
     }
 
     #[test]
@@ -130,21 +140,24 @@ mod tests {
     fn gpt_4o_mini_example_is_exact() {
         // 1234 × 150 000 + 567 × 600 000 = 185 100 000 + 340 200 000 = 525 300 000 pico
         // = 525.3 micro-dollars → 525.
-        assert_eq!(price(0.15, 0.60, None).cost_micro_usd(1234, 0, 567), 525);
+        assert_eq!(
+            price(0.15, 0.60, None).cost_micro_usd(&usage(1234, 0, 567)),
+            525
+        );
     }
 
     #[test]
     fn rounds_half_up_to_the_micro_dollar() {
         let half = price(0.5, 0.0, None); // 500 000 pico = 0.5 micro per token
-        assert_eq!(half.cost_micro_usd(1, 0, 0), 1, "0.5 rounds up");
-        assert_eq!(half.cost_micro_usd(3, 0, 0), 2, "1.5 rounds up");
+        assert_eq!(half.cost_micro_usd(&usage(1, 0, 0)), 1, "0.5 rounds up");
+        assert_eq!(half.cost_micro_usd(&usage(3, 0, 0)), 2, "1.5 rounds up");
         let p = price(0.4999, 0.0, None); // 0.4999 micro per token
         assert_eq!(
-            p.cost_micro_usd(1, 0, 0),
+            p.cost_micro_usd(&usage(1, 0, 0)),
             0,
             "just below a half rounds down"
         );
-        assert_eq!(half.cost_micro_usd(0, 0, 0), 0);
+        assert_eq!(half.cost_micro_usd(&usage(0, 0, 0)), 0);
     }
 
     #[test]
@@ -152,17 +165,49 @@ mod tests {
         // 1000 prompt of which 800 cached: 200 × 2.5 + 800 × 1.25 + 100 × 10 micro-dollars
         // (USD/Mtok = micro-dollars per token) = 500 + 1000 + 1000.
         let p = price(2.50, 10.0, Some(1.25));
-        assert_eq!(p.cost_micro_usd(1000, 800, 100), 2500);
+        assert_eq!(p.cost_micro_usd(&usage(1000, 800, 100)), 2500);
         // Without a cached price, cached tokens cost the input price.
-        assert_eq!(price(2.50, 10.0, None).cost_micro_usd(1000, 800, 100), 3500);
+        assert_eq!(
+            price(2.50, 10.0, None).cost_micro_usd(&usage(1000, 800, 100)),
+            3500
+        );
         // More cached than prompt (a confused upstream) cannot make the cost negative.
-        assert_eq!(p.cost_micro_usd(10, 50, 0), 13);
+        assert_eq!(p.cost_micro_usd(&usage(10, 50, 0)), 13);
+    }
+
+    #[test]
+    fn cache_writes_are_charged_at_the_cache_write_rate() {
+        // Anthropic: 21 input + 4 cache reads + 2 cache writes, 7 output at 3 / 15 USD/Mtok,
+        // reads 0.30, writes 3.75: 63 + 1.2 + 7.5 + 105 = 176.7 micro-dollars → 177.
+        let p = Price::from_config(&PriceConfig {
+            input_per_mtok: 3.0,
+            output_per_mtok: 15.0,
+            cached_input_per_mtok: Some(0.30),
+            cache_write_per_mtok: Some(3.75),
+        });
+        let u = Usage {
+            cache_write_tokens: 2,
+            ..usage(27, 4, 7)
+        };
+        assert_eq!(p.cache_write_pico_per_token, 3_750_000);
+        assert_eq!(p.cost_micro_usd(&u), 177);
+        // Without a cache-write price, writes cost the input price: 63 + 1.2 + 6 + 105 → 175.
+        let plain = price(3.0, 15.0, Some(0.30));
+        assert_eq!(plain.cache_write_pico_per_token, 3_000_000);
+        assert_eq!(plain.cost_micro_usd(&u), 175);
+        // More cache traffic than prompt cannot make the cost negative: 10 prompt tokens, all
+        // read (0.3 × 10 = 3 micro-dollars), and the writes find nothing left to charge.
+        let confused = Usage {
+            cache_write_tokens: 50,
+            ..usage(10, 10, 0)
+        };
+        assert_eq!(p.cost_micro_usd(&confused), 3);
     }
 
     #[test]
     fn huge_counts_do_not_overflow() {
         let p = price(1_000.0, 1_000.0, None);
-        assert_eq!(p.cost_micro_usd(u64::MAX, 0, u64::MAX), i64::MAX);
+        assert_eq!(p.cost_micro_usd(&usage(u64::MAX, 0, u64::MAX)), i64::MAX);
     }
 
     #[test]
@@ -183,8 +228,8 @@ mod tests {
         )
         .unwrap();
         let book = PriceBook::from_config(&config.models);
-        assert_eq!(cost(&book, "gpt-4o-mini", 1234, 0, 567), 525);
-        assert_eq!(cost(&book, "free", 1234, 0, 567), 0);
-        assert_eq!(cost(&book, "unknown", 1234, 0, 567), 0);
+        assert_eq!(cost(&book, "gpt-4o-mini", &usage(1234, 0, 567)), 525);
+        assert_eq!(cost(&book, "free", &usage(1234, 0, 567)), 0);
+        assert_eq!(cost(&book, "unknown", &usage(1234, 0, 567)), 0);
     }
 }

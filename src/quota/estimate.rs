@@ -6,6 +6,8 @@
 //! admits, instead of wrapping round to something small. Caps above `quota.max_output_tokens`
 //! never get this far: they are a 400.
 
+use tollgate_providers::Usage;
+
 use super::Amount;
 use crate::config::QuotaConfig;
 use crate::metering::Price;
@@ -103,7 +105,13 @@ impl Output {
         Amount {
             requests: 1,
             tokens,
-            cost_micro_usd: price.map_or(0, |price| price.cost_micro_usd(prompt, 0, completion)),
+            cost_micro_usd: price.map_or(0, |price| {
+                price.cost_micro_usd(&Usage {
+                    prompt_tokens: prompt,
+                    completion_tokens: completion,
+                    ..Usage::default()
+                })
+            }),
         }
     }
 }
@@ -125,6 +133,7 @@ mod tests {
             input_per_mtok: 2.5,
             output_per_mtok: 10.0,
             cached_input_per_mtok: None,
+            cache_write_per_mtok: None,
         })
     }
 

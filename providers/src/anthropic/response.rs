@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::framing::{Flow, SseEvent, Translate};
 use crate::shape::{self, Chunks};
-use crate::{ProviderError, StreamEvent, Usage};
+use crate::{ProviderError, Reported, StreamEvent, Usage};
 
 /// `stop_reason` → OpenAI `finish_reason`.
 pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
@@ -78,8 +78,8 @@ impl WireUsage {
     /// Anthropic's `input_tokens` excludes cache reads and writes; OpenAI's prompt includes them.
     fn normalise(self) -> Usage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
-        let prompt =
-            self.input_tokens.unwrap_or(0) + cached + self.cache_creation_input_tokens.unwrap_or(0);
+        let cache_write = self.cache_creation_input_tokens.unwrap_or(0);
+        let prompt = self.input_tokens.unwrap_or(0) + cached + cache_write;
         let completion = self.output_tokens.unwrap_or(0);
         Usage {
             prompt_tokens: prompt,
@@ -87,6 +87,8 @@ impl WireUsage {
             total_tokens: prompt + completion,
             cached_tokens: cached,
             reasoning_tokens: 0,
+            cache_write_tokens: cache_write,
+            reported: Reported::All,
         }
     }
 }
@@ -208,7 +210,13 @@ pub fn from_wire_event(
         WireEvent::MessageStart { message } => {
             state.usage.merge(message.usage);
             let chunks = state.chunks.insert(Chunks::new(message.id, message.model));
-            out.push(chunks.delta(json!({ "role": "assistant", "content": "" }), None));
+            let mut role = chunks.delta(json!({ "role": "assistant", "content": "" }), None);
+            // The prompt's counts are final here; its `output_tokens` is a placeholder. Passed
+            // on now so that a stream that breaks before `message_stop` is still billed them.
+            if message.usage.input_tokens.is_some() {
+                role.usage = Some(state.usage.normalise().prompt_only());
+            }
+            out.push(role);
         }
         WireEvent::ContentBlockStart {
             index,

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::framing::Flow;
-use crate::{ChatRequest, StreamEvent, Usage};
+use crate::{ChatRequest, Reported, StreamEvent, Usage};
 
 fn request(raw: Value) -> ChatRequest {
     serde_json::from_value(raw).unwrap()
@@ -108,7 +108,7 @@ fn response_with_text_and_tool_use_becomes_a_completion() {
     let args: Value =
         serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(args, json!({"city": "Paris"}));
-    // prompt = input + cache read + cache creation; cached = cache read
+    // prompt = input + cache read + cache creation; cached = cache read; writes apart
     assert_eq!(
         usage,
         Usage {
@@ -116,7 +116,9 @@ fn response_with_text_and_tool_use_becomes_a_completion() {
             completion_tokens: 20,
             total_tokens: 180,
             cached_tokens: 50,
-            reasoning_tokens: 0
+            reasoning_tokens: 0,
+            cache_write_tokens: 10,
+            reported: Reported::All,
         }
     );
     assert_eq!(doc["usage"]["prompt_tokens_details"]["cached_tokens"], 50);
@@ -202,9 +204,38 @@ fn stream_with_text_and_a_tool_call_becomes_chunks() {
             completion_tokens: 42,
             total_tokens: 72,
             cached_tokens: 5,
-            reasoning_tokens: 0
+            reasoning_tokens: 0,
+            cache_write_tokens: 0,
+            reported: Reported::All,
         }
     );
+}
+
+#[test]
+fn message_start_passes_on_the_prompt_counts() {
+    let (_, events, flow) = run(&[
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+               "model": "claude-sonnet-4-5", "content": [], "stop_reason": null,
+               "usage": {"input_tokens": 25, "output_tokens": 1, "cache_read_input_tokens": 500,
+                         "cache_creation_input_tokens": 70}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+    ]);
+    assert_eq!(flow, Flow::Continue);
+    assert_eq!(
+        events[0].usage,
+        Some(Usage {
+            prompt_tokens: 595,
+            total_tokens: 595,
+            cached_tokens: 500,
+            cache_write_tokens: 70,
+            reported: Reported::PromptOnly,
+            ..Usage::default()
+        }),
+        "output_tokens: 1 is a placeholder, not the answer's count"
+    );
+    assert!(!events[0].usage_only);
+    assert!(events[1..].iter().all(|e| e.usage.is_none()));
 }
 
 #[test]

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::framing::{Flow, SseEvent, Translate};
 use crate::shape::{self, Chunks};
-use crate::{ProviderError, StreamEvent, Usage};
+use crate::{ProviderError, Reported, StreamEvent, Usage};
 
 /// `finishReason` → OpenAI `finish_reason`. A normal stop that made function calls is
 /// `tool_calls`, which is what OpenAI clients wait for before running tools.
@@ -110,6 +110,8 @@ impl UsageMetadata {
             total_tokens: total,
             cached_tokens: self.cached_content_token_count,
             reasoning_tokens: self.thoughts_token_count,
+            cache_write_tokens: 0,
+            reported: Reported::All,
         }
     }
 }
@@ -205,9 +207,26 @@ pub fn from_wire_event(
 ) -> Result<(), ProviderError> {
     let resp: WireResponse =
         serde_json::from_str(data).map_err(|e| ProviderError::decode("Gemini chunk", e))?;
+    let first = out.len();
+    // Early chunks carry the prompt's counts (and a partial answer count, which the final
+    // chunk supersedes): passed on with this chunk's first event so that a stream that breaks
+    // before its finish is still billed them. The first chunk always makes an event.
+    let prompt_report = resp
+        .usage_metadata
+        .filter(|usage| usage.prompt_token_count > 0)
+        .map(|usage| usage.normalise().prompt_only());
     if let Some(usage) = resp.usage_metadata {
         state.usage = usage;
     }
+    translate_chunk(resp, state, out);
+    if let (Some(event), Some(usage)) = (out.get_mut(first), prompt_report) {
+        event.usage = Some(usage);
+    }
+    Ok(())
+}
+
+/// The events of one chunk, once its usage is noted.
+fn translate_chunk(resp: WireResponse, state: &mut StreamState, out: &mut Vec<StreamEvent>) {
     let chunks = match &mut state.chunks {
         Some(chunks) => chunks,
         None => {
@@ -225,7 +244,7 @@ pub fn from_wire_event(
             out.push(chunks.delta(json!({}), Some("content_filter")));
             state.finished = true;
         }
-        return Ok(());
+        return;
     };
     let (text, calls) = split_parts(candidate.content.map(|c| c.parts).unwrap_or_default());
     if !text.is_empty() {
@@ -243,7 +262,6 @@ pub fn from_wire_event(
         out.push(chunks.delta(json!({}), Some(finish)));
         state.finished = true;
     }
-    Ok(())
 }
 
 impl Translate<SseEvent> for StreamState {

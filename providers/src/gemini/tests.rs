@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::framing::Translate;
-use crate::{ChatRequest, Usage};
+use crate::{ChatRequest, Reported, Usage};
 
 fn request(raw: Value) -> ChatRequest {
     serde_json::from_value(raw).unwrap()
@@ -116,7 +116,9 @@ fn response_with_function_call_becomes_a_completion() {
             completion_tokens: 18,
             total_tokens: 58,
             cached_tokens: 16,
-            reasoning_tokens: 8
+            reasoning_tokens: 8,
+            cache_write_tokens: 0,
+            reported: Reported::All,
         }
     );
 }
@@ -184,4 +186,30 @@ fn stream_that_ends_without_a_finish_reason_is_an_error() {
     let chunk = json!({"candidates": [{"content": {"parts": [{"text": "Hel"}]}}]});
     from_wire_event(&chunk.to_string(), &mut state, &mut out).unwrap();
     assert!(state.end(&mut out).is_err());
+}
+
+#[test]
+fn an_early_chunk_passes_on_the_prompt_counts() {
+    let mut state = StreamState::new("m");
+    let mut out = Vec::new();
+    let chunk = json!({"candidates": [{"content": {"parts": [{"text": "Hel"}]}, "index": 0}],
+                       "usageMetadata": {"promptTokenCount": 1290, "cachedContentTokenCount": 1024,
+                                         "candidatesTokenCount": 1, "totalTokenCount": 1291}});
+    from_wire_event(&chunk.to_string(), &mut state, &mut out).unwrap();
+    assert_eq!(
+        out[0].usage,
+        Some(Usage {
+            prompt_tokens: 1290,
+            total_tokens: 1290,
+            cached_tokens: 1024,
+            reported: Reported::PromptOnly,
+            ..Usage::default()
+        }),
+        "the answer's count so far is not the answer's count"
+    );
+    assert!(
+        !out[0].usage_only,
+        "the role chunk still goes to the client"
+    );
+    assert!(out[1..].iter().all(|e| e.usage.is_none()));
 }

@@ -1,12 +1,15 @@
 //! `POST /v1/embeddings`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use tollgate_providers::EmbeddingsRequest;
+use serde_json::value::RawValue;
+use tollgate_providers::{EmbeddingsRequest, Usage};
 
 use super::chat::{failed, json_response};
 use super::{
@@ -15,7 +18,7 @@ use super::{
 use crate::api::json::ApiJson;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::metering::{Ending, Endpoint, Meter, Prompt, tokenizer};
+use crate::metering::{Counts, Ending, Endpoint, Meter, Prompt, tokenizer};
 use crate::quota::Output;
 use crate::server::Arrived;
 use crate::state::AppState;
@@ -56,12 +59,31 @@ pub async fn embeddings(
             if let Some(usage) = served.value.usage {
                 meter.usage(usage);
             }
-            meter.finish(StatusCode::OK.as_u16(), Ending::Ok);
-            Ok(with_rate_headers(
-                json_response(served.value.body),
-                rate_headers,
-            ))
+            let body = match meter.finish(StatusCode::OK.as_u16(), Ending::Ok) {
+                Some(Counts::Estimated(usage)) => with_estimated_usage(served.value.body, &usage),
+                _ => served.value.body,
+            };
+            Ok(with_rate_headers(json_response(body), rate_headers))
         }
         Err(error) => Err(failed(&mut meter, error)),
     }
+}
+
+/// The answer with the usage it was billed when that is (in part) the tokenizer's, marked
+/// `"estimated": true` as the usage event is (OpenAI clients read the counts and ignore the
+/// mark). The vectors are carried as raw JSON, not parsed again.
+fn with_estimated_usage(body: Bytes, usage: &Usage) -> Bytes {
+    let Ok(mut doc) = serde_json::from_slice::<BTreeMap<String, Box<RawValue>>>(&body) else {
+        return body;
+    };
+    let usage = serde_json::json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "total_tokens": usage.total_tokens,
+        "estimated": true,
+    });
+    let Ok(usage) = serde_json::value::to_raw_value(&usage) else {
+        return body;
+    };
+    doc.insert("usage".to_owned(), usage);
+    serde_json::to_vec(&doc).map_or(body, Bytes::from)
 }

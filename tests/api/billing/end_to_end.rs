@@ -92,7 +92,12 @@ async fn exports_equal_events_equal_what_the_clients_received() {
             .unwrap();
         requests += 1;
         if model == "m-broken" {
-            assert_eq!(response.status(), 502);
+            // 502 while its upstream fails, 503 once its circuit breaker keeps it out.
+            assert!(
+                matches!(response.status().as_u16(), 502 | 503),
+                "{}",
+                response.status()
+            );
             continue;
         }
         assert_eq!(response.status(), 200);

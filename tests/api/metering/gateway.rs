@@ -27,7 +27,7 @@ pub(crate) async fn gateway(models_toml: &str) -> (TestApp, Store, String) {
 }
 
 /// The event of `request_id`, once the writer has stored it.
-async fn stored(store: &Store, request_id: &str) -> UsageEvent {
+pub(crate) async fn stored(store: &Store, request_id: &str) -> UsageEvent {
     for _ in 0..250 {
         if let Some(event) = store.usage_event(request_id).await.unwrap() {
             return event;
@@ -37,7 +37,12 @@ async fn stored(store: &Store, request_id: &str) -> UsageEvent {
     panic!("no usage event for {request_id}");
 }
 
-async fn chat(app: &TestApp, key: &str, request_id: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn chat(
+    app: &TestApp,
+    key: &str,
+    request_id: &str,
+    body: &Value,
+) -> reqwest::Response {
     app.client
         .post(app.url("/v1/chat/completions"))
         .bearer_auth(key)

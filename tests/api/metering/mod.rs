@@ -6,6 +6,7 @@ mod admission;
 pub(crate) mod gateway;
 mod lifecycle;
 mod outage;
+mod reported;
 pub(crate) mod wire;
 mod writer;
 

@@ -1,6 +1,11 @@
 //! An upstream that speaks every provider's wire format with fixed, known usage, so a test can
 //! compare what tollgate stored with what the upstream reported. Shaped after each provider's
 //! documented responses.
+//!
+//! A base URL ending in `/broken` cuts an Anthropic or Gemini stream after its first text,
+//! before the final usage, as an upstream that dies mid-answer does. For Ollama, `/old` leaves
+//! `prompt_eval_count` out (as older releases do for a cached prompt) and `/cached` adds
+//! `prompt_eval_cached_count: 8`.
 
 use axum::Router;
 use axum::body::Body;
@@ -12,7 +17,7 @@ use serde_json::{Value, json};
 pub const OPENAI: (u64, u64, u64) = (9, 4, 2);
 /// Anthropic: input 21 + cache read 4 + cache creation 2 = 27 prompt tokens, 4 of them cached.
 pub const ANTHROPIC: (u64, u64, u64) = (27, 7, 4);
-pub const GEMINI: (u64, u64, u64) = (11, 5, 0);
+pub const GEMINI: (u64, u64, u64) = (11, 5, 3);
 pub const OLLAMA: (u64, u64, u64) = (13, 6, 0);
 
 pub async fn start() -> String {
@@ -27,26 +32,43 @@ async fn handle(uri: Uri, body: axum::body::Bytes) -> Response {
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = uri.path();
     let stream = request["stream"] == true || path.contains("streamGenerateContent");
+    let broken = path.starts_with("/broken/");
     if path.ends_with("/v1/messages") {
-        return if stream {
-            sse(&anthropic_events())
-        } else {
-            json(anthropic())
+        return match (stream, broken) {
+            // message_start, the text block's start, a ping and the first text delta.
+            (true, true) => sse(&anthropic_events()[..4]),
+            (true, false) => sse(&anthropic_events()),
+            (false, _) => json(anthropic()),
         };
     }
+    if path.contains(":batchEmbedContents") {
+        // Gemini reports no token counts for embeddings.
+        let vectors: Vec<Value> = request["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|_| json!({"values": [0.25, -0.5]}))
+            .collect();
+        return json(json!({ "embeddings": vectors }));
+    }
     if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
-        return if stream {
-            sse(&gemini_events())
-        } else {
-            json(gemini())
+        return match (stream, broken) {
+            // The first chunk: text and the prompt's counts, no finish reason.
+            (true, true) => sse(&gemini_events()[..1]),
+            (true, false) => sse(&gemini_events()),
+            (false, _) => json(gemini()),
         };
     }
     if path.ends_with("/api/chat") {
-        return if stream {
-            ndjson(&ollama_lines())
-        } else {
-            json(ollama())
-        };
+        let (mut lines, mut answer) = (ollama_lines(), ollama());
+        for last in [lines.last_mut().unwrap(), &mut answer] {
+            if path.starts_with("/old/") {
+                last.as_object_mut().unwrap().remove("prompt_eval_count");
+            } else if path.starts_with("/cached/") {
+                last["prompt_eval_cached_count"] = json!(8);
+            }
+        }
+        return if stream { ndjson(&lines) } else { json(answer) };
     }
     // OpenAI-compatible (and Azure's deployment paths); `/bare/` reports no usage at all.
     let usage = !path.starts_with("/bare/");
@@ -149,7 +171,7 @@ fn gemini() -> Value {
     json!({"candidates": [{"content": {"parts": [{"text": "Hello there"}], "role": "model"},
                            "finishReason": "STOP", "index": 0}],
            "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 5,
-                             "totalTokenCount": 16},
+                             "totalTokenCount": 16, "cachedContentTokenCount": 3},
            "modelVersion": "gemini-x"})
 }
 
@@ -158,14 +180,15 @@ fn gemini_events() -> Vec<(Option<&'static str>, Value)> {
         (
             None,
             json!({"candidates": [{"content": {"parts": [{"text": "Hello"}], "role": "model"},
-            "index": 0}], "usageMetadata": {"promptTokenCount": 11, "totalTokenCount": 11}}),
+            "index": 0}], "usageMetadata": {"promptTokenCount": 11, "totalTokenCount": 11,
+                                            "cachedContentTokenCount": 3}}),
         ),
         (
             None,
             json!({"candidates": [{"content": {"parts": [{"text": " there"}], "role": "model"},
             "finishReason": "STOP", "index": 0}],
             "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 5,
-                              "totalTokenCount": 16}}),
+                              "totalTokenCount": 16, "cachedContentTokenCount": 3}}),
         ),
     ]
 }
