@@ -27,6 +27,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
@@ -35,13 +36,20 @@ use crate::config::ServerConfig;
 /// Descriptors kept free for everything that is not a client connection.
 const RESERVED_DESCRIPTORS: u64 = 256;
 
-/// Serves `app` on `listener` until `stop` turns true, then lets open connections finish
-/// (the caller bounds how long).
+/// After the grace period, how long cut streams get to send their last events before their
+/// connections are dropped.
+const CUT_WAIT: Duration = Duration::from_secs(2);
+
+/// Serves `app` on `listener` until `stop` turns true; then lets open connections finish for
+/// up to `server.shutdown_grace`. Whatever is still open then is told to end through `cut`
+/// (streams send an error event and `[DONE]`), and after a short wait dropped. Every request
+/// has ended — its usage recorded — when this returns.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     config: &ServerConfig,
     mut stop: watch::Receiver<bool>,
+    cut: watch::Sender<bool>,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -50,6 +58,7 @@ pub async fn serve(
         .header_read_timeout(config.request_header_timeout);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     let slots = Arc::new(Semaphore::new(connection_cap(config.max_connections)));
     let stopping = |stop: &mut watch::Receiver<bool>| {
         let mut stop = stop.clone();
@@ -58,6 +67,8 @@ pub async fn serve(
         }
     };
     loop {
+        // Forget the connections that have ended, so the set holds only open ones.
+        while connections.try_join_next().is_some() {}
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot,
             () = stopping(&mut stop) => break,
@@ -86,7 +97,7 @@ pub async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(tcp), service)
             .into_owned();
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             // A connection error is the client's (reset, timed out, spoke nonsense).
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
@@ -95,7 +106,36 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Connections close once their in-flight requests are answered.
+    tokio::spawn(graceful.shutdown());
+    if within(config.shutdown_grace, &mut connections).await {
+        return;
+    }
+    tracing::warn!(
+        open = connections.len(),
+        "shutdown grace period over; ending the requests still open"
+    );
+    let _ = cut.send(true);
+    if within(CUT_WAIT, &mut connections).await {
+        return;
+    }
+    tracing::warn!(
+        open = connections.len(),
+        "dropping connections still open after the grace period"
+    );
+    // Dropping a request's handler records its usage (the meter's drop guard), so wait for
+    // every aborted task to be gone.
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+/// Waits up to `limit` for every connection to end; `true` if they all did.
+async fn within(limit: Duration, connections: &mut JoinSet<()>) -> bool {
+    tokio::time::timeout(limit, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_ok()
 }
 
 /// The configured connection cap, lowered to fit the process's open-file limit.

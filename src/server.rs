@@ -140,6 +140,8 @@ impl Gateway {
             auth.clone(),
             quotas.clone(),
         ));
+        // Told to the streams still open when the shutdown grace period is over.
+        let (cut, streams_cut) = watch::channel(false);
         let state = AppState::new(Inner {
             store: store.clone(),
             config: config.clone(),
@@ -150,6 +152,7 @@ impl Gateway {
             usage: usage.clone(),
             prices,
             routes,
+            streams_cut,
         });
         let app = router(state);
 
@@ -171,23 +174,10 @@ impl Gateway {
                 stop.subscribe(),
             ));
         }
-        let grace = config.server.shutdown_grace;
-        let mut stopping = stop.subscribe();
         let serving = stop.subscribe();
         let task = tokio::spawn(async move {
-            let serve = crate::listener::serve(listener, app, &config.server, serving);
-            // The grace period starts at the stop signal, not when serving starts.
-            let grace_over = async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-                tokio::time::sleep(grace + Duration::from_secs(1)).await;
-            };
-            tokio::select! {
-                () = serve => Ok(()),
-                () = grace_over => {
-                    tracing::warn!("shutdown grace period over; dropping open connections");
-                    Ok(())
-                }
-            }
+            crate::listener::serve(listener, app, &config.server, serving, cut).await;
+            Ok(())
         });
         Ok(Self {
             addr,

@@ -29,6 +29,9 @@ pub struct Inner {
     pub prices: Arc<PriceBook>,
     /// Models and providers, built from the config at start.
     pub routes: Arc<Routes>,
+    /// Turns true when the shutdown grace period is over: streams still open end then, with an
+    /// error event and `[DONE]`, so their usage is recorded before the usage writer drains.
+    pub streams_cut: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {

@@ -33,6 +33,8 @@ pub enum Ending {
     UpstreamTimeout,
     /// The client closed the connection before the answer was complete.
     ClientDisconnected,
+    /// The gateway shut down before the answer was complete (its grace period was over).
+    ShutDown,
 }
 
 /// Everything known about one routed request once it is over.
@@ -115,6 +117,7 @@ impl Ending {
             Self::UpstreamError => "upstream_error",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::ClientDisconnected => "client_disconnected",
+            Self::ShutDown => "shut_down",
         }
     }
 }
@@ -149,7 +152,12 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) -> Counts {
             status: match outcome.ending {
                 Ending::Ok => UsageStatus::Ok,
                 Ending::Rejected => UsageStatus::Rejected,
-                Ending::UpstreamError | Ending::UpstreamTimeout => UsageStatus::UpstreamError,
+                // A stream the gateway cut at shutdown ended on our side, not the client's:
+                // stored like an upstream failure (billed for what was counted); the log line
+                // and metrics say `shut_down`.
+                Ending::UpstreamError | Ending::UpstreamTimeout | Ending::ShutDown => {
+                    UsageStatus::UpstreamError
+                }
                 Ending::ClientDisconnected => UsageStatus::ClientDisconnected,
             },
             http_status: outcome.status,

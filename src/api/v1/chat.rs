@@ -74,7 +74,8 @@ pub async fn chat_completions(
             Ok(served) => {
                 let target = &served.target;
                 served_by(&mut meter, target, served.attempts);
-                let response = sse::response(served.value, include_usage, keep_alive, meter);
+                let cut = state.streams_cut.clone();
+                let response = sse::response(served.value, include_usage, keep_alive, cut, meter);
                 Ok(with_rate_headers(response, rate_headers))
             }
             Err(error) => Err(failed(&mut meter, error)),

@@ -11,6 +11,7 @@ use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{HeaderValue, StatusCode, header};
+use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
 use tollgate_providers::{ChatStream, ProviderError, StreamEvent};
 
@@ -28,6 +29,7 @@ pub fn response(
     stream: Prefetched,
     include_usage: bool,
     keep_alive: Duration,
+    cut: watch::Receiver<bool>,
     mut meter: Meter,
 ) -> Response {
     meter.status(StatusCode::OK.as_u16());
@@ -37,6 +39,7 @@ pub fn response(
         deadline: stream.deadline,
         keep_alive,
         include_usage,
+        cut,
         meter,
     };
     let body = futures_util::stream::unfold(relay, Relay::step);
@@ -59,6 +62,8 @@ struct Relay {
     deadline: Instant,
     keep_alive: Duration,
     include_usage: bool,
+    /// True once the gateway's shutdown grace period is over.
+    cut: watch::Receiver<bool>,
     meter: Meter,
 }
 
@@ -66,6 +71,8 @@ struct Relay {
 enum Broken {
     Provider(ProviderError),
     Deadline,
+    /// The gateway is shutting down and its grace period is over.
+    ShutDown,
 }
 
 // === impl Relay ===
@@ -79,7 +86,15 @@ impl Relay {
                     let upstream = self.upstream.as_mut()?;
                     let wake = self.deadline.min(Instant::now() + self.keep_alive);
                     // `next()` is cancel-safe: a chunk in progress stays inside the stream.
-                    match timeout_at(wake, upstream.next()).await {
+                    let next = tokio::select! {
+                        biased;
+                        _ = self.cut.wait_for(|cut| *cut) => None,
+                        next = timeout_at(wake, upstream.next()) => Some(next),
+                    };
+                    let Some(next) = next else {
+                        return Some((Ok(self.broken(Broken::ShutDown)), self));
+                    };
+                    match next {
                         Err(_) if Instant::now() >= self.deadline => {
                             return Some((Ok(self.broken(Broken::Deadline)), self));
                         }
@@ -128,16 +143,25 @@ impl Relay {
                 ErrorKind::UpstreamError,
                 "The upstream failed in the middle of the answer.",
             ),
+            Broken::ShutDown => (
+                ErrorKind::Unavailable,
+                "The gateway is shutting down; the answer was cut short.",
+            ),
         };
-        if let Broken::Provider(error) = &broken {
-            tracing::warn!(code = error.code(), %error, "upstream stream broke after the first byte");
-        } else {
-            tracing::warn!("upstream stream passed its deadline");
-        }
-        let ending = if kind == ErrorKind::UpstreamTimeout {
-            Ending::UpstreamTimeout
-        } else {
-            Ending::UpstreamError
+        let ending = match &broken {
+            Broken::Provider(error) => {
+                tracing::warn!(code = error.code(), %error, "upstream stream broke after the first byte");
+                if error.is_timeout() {
+                    Ending::UpstreamTimeout
+                } else {
+                    Ending::UpstreamError
+                }
+            }
+            Broken::Deadline => {
+                tracing::warn!("upstream stream passed its deadline");
+                Ending::UpstreamTimeout
+            }
+            Broken::ShutDown => Ending::ShutDown,
         };
         self.meter.finish(StatusCode::OK.as_u16(), ending);
         let event = ApiError::new(kind, message).sse_event();

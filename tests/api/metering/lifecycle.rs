@@ -11,19 +11,22 @@ use super::{Outage, wait_for_count};
 use crate::dataplane::upstream::{Step, Upstream};
 use crate::support::{Backend, TestApp, on_both_backends};
 
-/// `tollgate serve` as its own process, SIGTERM while 100 streams are open: every request that
-/// started is recorded once.
-#[tokio::test]
-async fn sigterm_during_100_streams_records_every_request_once() {
-    let upstream = Upstream::always(Step::Slow(Duration::from_millis(150))).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tollgate.toml");
+/// `tollgate serve` as its own process on SQLite in `dir`, model `m` on `upstream`, with
+/// `server` TOML lines added to its `[server]` section; a tenant `acme` with user `jane`.
+/// Returns the process, its base URL and jane's API key.
+async fn serve_one(
+    dir: &std::path::Path,
+    upstream: &str,
+    server: &str,
+) -> (std::process::Child, String, String) {
+    let config = dir.join("tollgate.toml");
     std::fs::write(
         &config,
         format!(
             r#"
             [server]
             listen = "127.0.0.1:0"
+            {server}
             [database]
             url = "sqlite://{db}"
             [metering]
@@ -31,24 +34,25 @@ async fn sigterm_during_100_streams_records_every_request_once() {
             [[providers]]
             name = "up"
             kind = "openai"
-            base_url = "{base}"
+            base_url = "{upstream}"
             [[models]]
             name = "m"
             targets = [{{ provider = "up", model = "real-m" }}]
             "#,
-            db = dir.path().join("t.db").display(),
-            spill = dir.path().join("spill").display(),
-            base = upstream.base_url,
+            db = dir.join("t.db").display(),
+            spill = dir.join("spill").display(),
         ),
     )
     .unwrap();
     let admin_token = "sigterm-test-admin-token-0123456789";
-    let mut command = crate::cli::tollgate(dir.path());
+    let mut command = crate::cli::tollgate(dir);
     command
         .arg("--config")
         .arg(&config)
         .env("TOLLGATE_ADMIN_TOKEN", admin_token);
-    let (mut child, addr, _, _lines) = crate::cli::serve(command);
+    let (child, addr, _, lines) = crate::cli::serve(command);
+    // Keep reading the log so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
     let admin = |path: &str, body: Value| {
@@ -75,17 +79,28 @@ async fn sigterm_during_100_streams_records_every_request_once() {
         .await
         .unwrap();
     let key = created["key"].as_str().unwrap().to_owned();
+    (child, base, key)
+}
 
-    let streams: Vec<_> = (0..100)
+/// Opens `n` streams with request ids `{tag}-{i}`; each task returns the body the client got.
+fn open_streams(
+    base: &str,
+    key: &str,
+    tag: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<String>> {
+    let client = reqwest::Client::new();
+    (0..n)
         .map(|i| {
             let client = client.clone();
             let url = format!("{base}/v1/chat/completions");
-            let key = key.clone();
+            let key = key.to_owned();
+            let id = format!("{tag}-{i}");
             tokio::spawn(async move {
                 let response = client
                     .post(url)
                     .bearer_auth(key)
-                    .header("x-request-id", format!("inflight-{i}"))
+                    .header("x-request-id", id)
                     .json(&json!({"model": "m", "stream": true,
                                   "messages": [{"role": "user", "content": "hi"}]}))
                     .send()
@@ -95,7 +110,17 @@ async fn sigterm_during_100_streams_records_every_request_once() {
                 response.text().await.unwrap_or_default()
             })
         })
-        .collect();
+        .collect()
+}
+
+/// `tollgate serve` as its own process, SIGTERM while 100 streams are open: every request that
+/// started is recorded once.
+#[tokio::test]
+async fn sigterm_during_100_streams_records_every_request_once() {
+    let upstream = Upstream::always(Step::Slow(Duration::from_millis(150))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, key) = serve_one(dir.path(), &upstream.base_url, "").await;
+    let streams = open_streams(&base, &key, "inflight", 100);
     for _ in 0..200 {
         if upstream.hits() >= 100 {
             break;
@@ -131,6 +156,63 @@ async fn sigterm_during_100_streams_records_every_request_once() {
             .unwrap()
             .unwrap();
         assert!(event.total_tokens > 0);
+    }
+}
+
+/// SIGTERM with a 2 s grace period while 30 streams run on an upstream that never finishes: at
+/// the end of the grace period each stream gets an error event and `[DONE]`, the process exits,
+/// and every one of them is billed (the prompt and what was delivered, estimated).
+#[tokio::test]
+async fn streams_cut_at_the_end_of_the_grace_period_are_billed() {
+    let upstream = Upstream::always(Step::Endless).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, key) =
+        serve_one(dir.path(), &upstream.base_url, r#"shutdown_grace = "2s""#).await;
+    let streams = open_streams(&base, &key, "cut", 30);
+    for _ in 0..300 {
+        if upstream.hits() >= 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(upstream.hits(), 30, "all 30 streams are open");
+    let stopped = std::time::Instant::now();
+    crate::cli::terminate(&child);
+    for stream in streams {
+        let body = stream.await.unwrap();
+        assert!(
+            body.contains(r#""code":"unavailable""#) && body.ends_with("data: [DONE]\n\n"),
+            "a cut stream ends with an error event and [DONE]: {body}"
+        );
+    }
+    assert!(child.wait().unwrap().success());
+    let took = stopped.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "the grace period, then a prompt stop: {took:?}"
+    );
+    let store = Store::connect(
+        &format!("sqlite://{}", dir.path().join("t.db").display()),
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        store.usage_count().await.unwrap(),
+        30,
+        "every stream billed, once"
+    );
+    for i in [0, 17, 29] {
+        let event = store
+            .usage_event(&format!("cut-{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            event.total_tokens > 0 && event.completion_tokens > 0,
+            "{event:?}"
+        );
+        assert!(event.estimated);
     }
 }
 
