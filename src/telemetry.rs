@@ -355,6 +355,14 @@ fn describe() {
         "Usage events waiting in memory for the writer."
     );
     describe_gauge!(
+        "tollgate_usage_held_events",
+        "Usage events held in memory only: refused by the spill file (a full disk) while the database is away."
+    );
+    describe_counter!(
+        "tollgate_usage_abandoned_events_total",
+        "Usage events given up at shutdown because neither the database nor the spill file took them in time."
+    );
+    describe_gauge!(
         "tollgate_usage_spilled_events",
         "Usage events in the local spill file, waiting to be replayed into the database."
     );
@@ -370,6 +378,8 @@ fn register_zeroes() {
         metrics::counter!("tollgate_jwks_fetches_total", "result" => result).increment(0);
     }
     metrics::gauge!("tollgate_usage_spilled_events").increment(0.0);
+    metrics::gauge!("tollgate_usage_held_events").increment(0.0);
+    metrics::counter!("tollgate_usage_abandoned_events_total").absolute(0);
 }
 
 /// Hit and miss counters of one in-memory cache, resolved once so a lookup costs an atomic add.

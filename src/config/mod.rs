@@ -219,6 +219,10 @@ pub struct MeteringConfig {
     pub retry_max_backoff: Duration,
     /// Where spilled events wait to be replayed; created if missing. One gateway per directory.
     pub spill_dir: PathBuf,
+    /// At shutdown, how long the writer keeps trying the database and the spill file with
+    /// events neither takes before it gives them up (logged and counted).
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for MeteringConfig {
@@ -231,6 +235,7 @@ impl Default for MeteringConfig {
             retry_initial_backoff: Duration::from_millis(50),
             retry_max_backoff: Duration::from_secs(2),
             spill_dir: PathBuf::from("./tollgate-spill"),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }

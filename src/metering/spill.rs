@@ -20,6 +20,26 @@ const REPLAYING: &str = "usage-spill.replaying.jsonl";
 /// Held (flock) by the one writer that owns the directory.
 const LOCK: &str = ".lock";
 
+/// Bytes handed to one `write` call when appending: small enough that a nearly full disk
+/// still takes what fits.
+const PIECE: usize = 16 * 1024;
+
+/// An append that failed part-way: the first `stored` events are safely in the file, the rest
+/// are not.
+#[derive(Debug, thiserror::Error)]
+#[error("{source} ({stored} events were stored before it)")]
+pub struct SpillError {
+    pub stored: usize,
+    #[source]
+    pub source: io::Error,
+}
+
+impl SpillError {
+    fn none_stored(source: io::Error) -> Self {
+        Self { stored: 0, source }
+    }
+}
+
 /// The spill directory of one writer.
 pub struct SpillFile {
     dir: PathBuf,
@@ -78,15 +98,13 @@ impl SpillFile {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// Appends `events` and fsyncs. When this returns `Ok`, they survive a crash.
-    pub fn append(&self, events: &[UsageEvent]) -> io::Result<()> {
+    /// Appends `events` and fsyncs. When this returns `Ok`, they survive a crash. The file is
+    /// written in pieces of whole lines (at most [`PIECE`] bytes each), so on a disk that fills
+    /// up the events before the failing piece are kept ([`SpillError::stored`] says how many)
+    /// and the failed piece's partial bytes are cut off again: no torn line is left behind.
+    pub fn append(&self, events: &[UsageEvent]) -> Result<(), SpillError> {
         if events.is_empty() {
             return Ok(());
-        }
-        let mut text = Vec::with_capacity(events.len() * 400);
-        for event in events {
-            serde_json::to_writer(&mut text, event)?;
-            text.push(b'\n');
         }
         let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let path = self.dir.join(ACTIVE);
@@ -95,18 +113,51 @@ impl SpillFile {
             .create(true)
             .append(true)
             .read(true)
-            .open(&path)?;
-        // A crash in the middle of an earlier append can leave a torn last line. Without a line
-        // break first, our first event would be glued to it and be unreadable too.
-        if !created && ends_without_newline(&mut file)? {
-            file.write_all(b"\n")?;
-        }
-        file.write_all(&text)?;
-        file.sync_data()?;
+            .open(&path)
+            .map_err(SpillError::none_stored)?;
         if created {
             // The new directory entry must be durable too, or a crash could lose the file.
-            sync_dir(&self.dir)?;
+            sync_dir(&self.dir).map_err(SpillError::none_stored)?;
         }
+        // A crash in the middle of an earlier append can leave a torn last line. Without a line
+        // break first, our first event would be glued to it and be unreadable too.
+        if !created && ends_without_newline(&mut file).map_err(SpillError::none_stored)? {
+            file.write_all(b"\n").map_err(SpillError::none_stored)?;
+        }
+        let mut kept = file.metadata().map_err(SpillError::none_stored)?.len();
+        let mut stored = 0;
+        let mut piece = Vec::with_capacity(PIECE + 1024);
+        let mut in_piece = 0;
+        let mut result = Ok(());
+        for (i, event) in events.iter().enumerate() {
+            if let Err(error) = serde_json::to_writer(&mut piece, event) {
+                result = Err(io::Error::from(error));
+                break;
+            }
+            piece.push(b'\n');
+            in_piece += 1;
+            if piece.len() >= PIECE || i + 1 == events.len() {
+                if let Err(error) = file.write_all(&piece) {
+                    result = Err(error);
+                    break;
+                }
+                kept += piece.len() as u64;
+                stored += in_piece;
+                piece.clear();
+                in_piece = 0;
+            }
+        }
+        if let Err(error) = result {
+            // Cut off the failed piece's partial bytes, then keep what went in before it.
+            let trimmed = file.set_len(kept).and_then(|()| file.sync_data());
+            let stored = if trimmed.is_ok() { stored } else { 0 };
+            self.set_pending(self.pending() + stored as u64);
+            return Err(SpillError {
+                stored,
+                source: error,
+            });
+        }
+        file.sync_data().map_err(SpillError::none_stored)?;
         self.set_pending(self.pending() + events.len() as u64);
         Ok(())
     }

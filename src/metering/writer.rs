@@ -4,6 +4,7 @@
 
 use std::mem;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::event::UsageEvent;
-use super::spill::{DirLock, SpillFile, SpillReader};
+use super::spill::{DirLock, SpillError, SpillFile, SpillReader};
 use crate::config::MeteringConfig;
 use crate::store::Store;
 
@@ -65,12 +66,15 @@ impl UsageWriter {
             spill: spill.clone(),
             state: Mutex::new(OverflowState::default()),
             in_flight: watch::Sender::new(0),
+            writer_holds: AtomicUsize::new(0),
         });
         let (stop, stopped) = oneshot::channel();
         let writer = Writer {
             backoff: settings.retry_initial_backoff,
             store,
             spill: spill.clone(),
+            overflow: overflow.clone(),
+            give_up_at: None,
             receiver,
             outage: None,
             next_probe: Instant::now(),
@@ -121,6 +125,11 @@ impl WriterHandle {
         // the spill file in blocking tasks; wait for the last fsync.
         let mut in_flight = self.overflow.in_flight.subscribe();
         let _ = in_flight.wait_for(|count| *count == 0).await;
+        // Refused by the spill file after the writer had drained: nowhere left to go.
+        let left = self.overflow.take_held(usize::MAX);
+        if !left.is_empty() {
+            give_up(&left);
+        }
         tracing::info!(
             spilled = self.spill.pending(),
             "usage writer stopped; spilled events are replayed on the next start"
@@ -131,27 +140,39 @@ impl WriterHandle {
     pub fn spilled(&self) -> u64 {
         self.spill.pending()
     }
+
+    /// Events held in memory only (the spill file refused them), as the gauge reports.
+    pub fn held(&self) -> usize {
+        self.overflow.lock().held.len() + self.overflow.writer_holds.load(Ordering::Relaxed)
+    }
 }
 
 /// Events that did not fit in the queue, on their way to the spill file. One blocking task at
 /// a time appends whatever has piled up, so a burst costs a few fsyncs, not one per event.
+/// Events the spill file refuses (a full disk) are held here until the writer puts them in
+/// the database.
 struct Overflow {
     spill: Arc<SpillFile>,
     state: Mutex<OverflowState>,
     /// Running flush tasks (0 or 1), for shutdown to wait on.
     in_flight: watch::Sender<usize>,
+    /// Events the writer itself holds because neither the database nor the spill file took
+    /// them (its batch in retry), for the held-events gauge.
+    writer_holds: AtomicUsize,
 }
 
 #[derive(Default)]
 struct OverflowState {
     events: Vec<UsageEvent>,
     flushing: bool,
+    /// Refused by the spill file; waiting for the writer to insert them.
+    held: Vec<UsageEvent>,
 }
 
 impl Overflow {
     fn push(self: &Arc<Self>, event: UsageEvent) {
         let start = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut state = self.lock();
             state.events.push(event);
             let start = !state.flushing;
             if start {
@@ -174,12 +195,16 @@ impl Overflow {
         }
     }
 
-    /// Appends until nothing is left. A failed append keeps the events and tries again: they
-    /// have nowhere else to go.
+    fn lock(&self) -> std::sync::MutexGuard<'_, OverflowState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends until nothing is left. What the spill file refuses is held for the writer,
+    /// which retries the database: no event waits on a full disk alone.
     fn flush(&self) {
         loop {
-            let events = {
-                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut events = {
+                let mut state = self.lock();
                 if state.events.is_empty() {
                     state.flushing = false;
                     self.in_flight.send_modify(|count| *count -= 1);
@@ -194,18 +219,38 @@ impl Overflow {
                 }
                 Err(error) => {
                     tracing::error!(%error, dir = %self.spill.dir().display(), events = events.len(),
-                        "cannot write the usage spill file; holding the events in memory");
-                    let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                    let newer = mem::replace(&mut state.events, events);
-                    state.events.extend(newer);
-                    drop(state);
-                    // A blocking-pool thread (or a caller outside any runtime), never a
-                    // runtime worker, so a plain sleep is right here.
-                    #[allow(clippy::disallowed_methods)]
-                    std::thread::sleep(Duration::from_secs(1));
+                        "cannot write the usage spill file; holding the events in memory for the database");
+                    metrics::counter!("tollgate_usage_batches_total", "result" => "failed")
+                        .increment(1);
+                    let refused = events.split_off(error.stored.min(events.len()));
+                    self.lock().held.extend(refused);
+                    self.publish_held();
                 }
             }
         }
+    }
+
+    /// Takes up to `max` held events, for the writer to insert.
+    fn take_held(&self, max: usize) -> Vec<UsageEvent> {
+        let mut state = self.lock();
+        let keep = state.held.len().saturating_sub(max);
+        let taken = state.held.split_off(keep);
+        drop(state);
+        if !taken.is_empty() {
+            self.publish_held();
+        }
+        taken
+    }
+
+    fn has_held(&self) -> bool {
+        !self.lock().held.is_empty()
+    }
+
+    /// `tollgate_usage_held_events`: events only in this process's memory, in neither the
+    /// database nor the spill file.
+    fn publish_held(&self) {
+        let held = self.lock().held.len() + self.writer_holds.load(Ordering::Relaxed);
+        metrics::gauge!("tollgate_usage_held_events").set(held as f64);
     }
 }
 
@@ -224,6 +269,11 @@ struct Writer {
     /// Shutting down: during an outage every batch goes straight to the spill file, since the
     /// process is leaving and the file is replayed on the next start.
     draining: bool,
+    /// Where events the spill file refused wait for the database.
+    overflow: Arc<Overflow>,
+    /// While draining: when to stop retrying a batch neither the database nor the spill file
+    /// takes, so that shutdown is bounded.
+    give_up_at: Option<Instant>,
     _dir_lock: DirLock,
 }
 
@@ -251,6 +301,10 @@ impl Writer {
                 _ = tick.tick() => {
                     if !batch.is_empty() {
                         self.write(mem::take(&mut batch)).await;
+                    } else if self.overflow.has_held() && Instant::now() >= self.next_probe {
+                        // Refused by a full spill disk: the database is their way out.
+                        let held = self.overflow.take_held(batch_size);
+                        self.write(held).await;
                     } else if self.spill.pending() > 0 && Instant::now() >= self.next_probe {
                         // Idle with events in the spill file: without traffic no insert would
                         // ever succeed to trigger the replay.
@@ -263,18 +317,28 @@ impl Writer {
         // Drain. Closing makes later `record` calls go to the spill file, so this ends.
         self.receiver.close();
         self.draining = true;
+        self.give_up_at = Some(Instant::now() + self.settings.shutdown_timeout);
         if !batch.is_empty() {
             self.write(mem::take(&mut batch)).await;
         }
         while self.receiver.recv_many(&mut batch, batch_size).await > 0 {
             self.write(mem::take(&mut batch)).await;
         }
+        loop {
+            let held = self.overflow.take_held(batch_size);
+            if held.is_empty() {
+                break;
+            }
+            self.write(held).await;
+        }
         metrics::gauge!("tollgate_usage_queue_depth").set(0.0);
     }
 
     /// Inserts one batch, retrying with backoff; spills it once inserts have failed for
-    /// `spill_after`. Returns only when the batch is in the database or in the spill file.
-    async fn write(&mut self, batch: Vec<UsageEvent>) {
+    /// `spill_after`. Returns when the batch is in the database or in the spill file — or,
+    /// while shutting down, when `metering.shutdown_timeout` has passed with neither taking it
+    /// (then the events are given up: logged and counted).
+    async fn write(&mut self, mut batch: Vec<UsageEvent>) {
         loop {
             let attempt = Instant::now();
             if let Some(since) = self.outage
@@ -282,14 +346,15 @@ impl Writer {
                     || (since.elapsed() >= self.settings.spill_after && attempt < self.next_probe))
             {
                 // A long outage: don't hold the queue up on an insert that will fail.
-                if self.spill_batch(&batch).await {
-                    return;
+                if self.spill_batch(&mut batch).await {
+                    return self.holding(0);
                 }
             } else {
                 match self.store.insert_usage_batch(&batch).await {
                     Ok(_) => {
                         metrics::counter!("tollgate_usage_batches_total", "result" => "inserted")
                             .increment(1);
+                        self.holding(0);
                         self.recovered();
                         if self.spill.pending() > 0 {
                             self.replay().await;
@@ -302,22 +367,47 @@ impl Writer {
                         tracing::warn!(%error, events = batch.len(), "cannot insert usage events; retrying");
                         self.failed();
                         if (self.draining || since.elapsed() >= self.settings.spill_after)
-                            && self.spill_batch(&batch).await
+                            && self.spill_batch(&mut batch).await
                         {
-                            return;
+                            return self.holding(0);
                         }
                     }
                 }
             }
-            tokio::time::sleep_until(self.next_probe).await;
+            self.holding(batch.len());
+            if let Some(give_up_at) = self.give_up_at
+                && Instant::now() >= give_up_at
+            {
+                self.holding(0);
+                return give_up(&batch);
+            }
+            let wake = self
+                .give_up_at
+                .map_or(self.next_probe, |at| at.min(self.next_probe));
+            tokio::time::sleep_until(wake).await;
         }
     }
 
-    /// Appends a batch to the spill file; `false` if even that failed.
-    async fn spill_batch(&self, batch: &[UsageEvent]) -> bool {
+    /// Notes how many events this writer holds in memory only (its batch in retry).
+    fn holding(&self, events: usize) {
+        self.overflow.writer_holds.store(events, Ordering::Relaxed);
+        self.overflow.publish_held();
+    }
+
+    /// Appends a batch to the spill file; `true` if all of it is there. What a full disk took
+    /// before it failed is removed from `batch`, which then holds only what still waits.
+    async fn spill_batch(&self, batch: &mut Vec<UsageEvent>) -> bool {
         let spill = self.spill.clone();
-        let events = batch.to_vec();
-        match blocking(move || spill.append(&events)).await {
+        let events = batch.clone();
+        let result = tokio::task::spawn_blocking(move || spill.append(&events))
+            .await
+            .unwrap_or_else(|error| {
+                Err(SpillError {
+                    stored: 0,
+                    source: std::io::Error::other(error),
+                })
+            });
+        match result {
             Ok(()) => {
                 metrics::counter!("tollgate_usage_batches_total", "result" => "spilled")
                     .increment(1);
@@ -327,8 +417,9 @@ impl Writer {
                 metrics::counter!("tollgate_usage_batches_total", "result" => "failed")
                     .increment(1);
                 tracing::error!(%error, dir = %self.spill.dir().display(),
-                    "cannot write the usage spill file; the batch stays in memory and is retried");
-                false
+                    "cannot write the usage spill file; the rest of the batch stays in memory and is retried");
+                batch.drain(..error.stored.min(batch.len()));
+                batch.is_empty()
             }
         }
     }
@@ -398,6 +489,17 @@ impl Writer {
         self.next_probe = Instant::now() + delay;
         self.backoff = (self.backoff * 2).min(self.settings.retry_max_backoff);
     }
+}
+
+/// Shutdown could place these events nowhere: the database and the spill file both refused
+/// them until `metering.shutdown_timeout`.
+fn give_up(events: &[UsageEvent]) {
+    metrics::counter!("tollgate_usage_abandoned_events_total").increment(events.len() as u64);
+    tracing::error!(
+        events = events.len(),
+        "shutting down with usage events neither the database nor the spill file would take; \
+         they are lost unless the usage journal holds them"
+    );
 }
 
 #[derive(Debug, thiserror::Error)]

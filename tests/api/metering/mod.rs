@@ -3,6 +3,7 @@
 //! call it is built elsewhere), and the tests read the tables back through the store.
 
 mod admission;
+mod full_disk;
 pub(crate) mod gateway;
 mod lifecycle;
 mod outage;
@@ -40,6 +41,7 @@ pub fn settings(dir: &Path) -> MeteringConfig {
         retry_initial_backoff: Duration::from_millis(20),
         retry_max_backoff: Duration::from_millis(200),
         spill_dir: dir.join("spill"),
+        shutdown_timeout: Duration::from_secs(10),
     }
 }
 
