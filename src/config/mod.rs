@@ -223,6 +223,10 @@ pub struct MeteringConfig {
     /// events neither takes before it gives them up (logged and counted).
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// How often the usage journal is synced to disk: what a machine crash (not a process
+    /// crash, which loses nothing) may lose at most. Zero syncs every write.
+    #[serde(with = "duration")]
+    pub journal_fsync_interval: Duration,
 }
 
 impl Default for MeteringConfig {
@@ -236,6 +240,7 @@ impl Default for MeteringConfig {
             retry_max_backoff: Duration::from_secs(2),
             spill_dir: PathBuf::from("./tollgate-spill"),
             shutdown_timeout: Duration::from_secs(10),
+            journal_fsync_interval: Duration::from_secs(1),
         }
     }
 }

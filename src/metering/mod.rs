@@ -8,6 +8,7 @@
 
 pub mod delivered;
 pub mod event;
+mod journal;
 pub mod outcome;
 pub mod price;
 pub mod spill;

@@ -5,14 +5,16 @@
 use std::mem;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::event::UsageEvent;
+use super::journal::{self, JournalHandle, Progress};
 use super::spill::{DirLock, SpillError, SpillFile, SpillReader};
 use crate::config::MeteringConfig;
 use crate::store::Store;
@@ -30,18 +32,19 @@ pub enum WriterError {
 /// Starts the writer task.
 pub struct UsageWriter;
 
-/// Hands events to the writer. Cheap to clone; [`UsageRecorder::record`] never blocks and
-/// never waits.
+/// Hands events to the writer, through the journal. Cheap to clone;
+/// [`UsageRecorder::record`] never blocks and never waits.
 #[derive(Clone)]
 pub struct UsageRecorder {
-    queue: mpsc::Sender<UsageEvent>,
+    journal: SyncSender<UsageEvent>,
     overflow: Arc<Overflow>,
 }
 
 /// Stops the writer; see [`WriterHandle::shutdown`].
 pub struct WriterHandle {
-    stop: oneshot::Sender<()>,
+    stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    journal: JournalHandle,
     overflow: Arc<Overflow>,
     spill: Arc<SpillFile>,
 }
@@ -49,17 +52,25 @@ pub struct WriterHandle {
 // === impl UsageWriter ===
 
 impl UsageWriter {
-    /// Opens (and locks) the spill directory and starts the writer task, which first replays
-    /// whatever an earlier run left in the spill file. Needs a Tokio runtime.
+    /// Opens (and locks) the spill directory, moves what a crashed run left in the journal
+    /// into the spill file, and starts the journal thread and the writer task, which first
+    /// replays the spill file. Needs a Tokio runtime.
     pub fn start(
         store: Store,
         settings: MeteringConfig,
     ) -> Result<(UsageRecorder, WriterHandle), WriterError> {
-        let (spill, dir_lock) =
-            SpillFile::open(&settings.spill_dir).map_err(|source| WriterError::SpillDir {
-                path: settings.spill_dir.clone(),
-                source,
-            })?;
+        let dir_error = |source| WriterError::SpillDir {
+            path: settings.spill_dir.clone(),
+            source,
+        };
+        let (spill, dir_lock) = SpillFile::open(&settings.spill_dir).map_err(dir_error)?;
+        let recovered = journal::recover(&settings.spill_dir, &spill).map_err(dir_error)?;
+        if recovered > 0 {
+            tracing::warn!(
+                events = recovered,
+                "found usage events in the journal of a run that did not stop cleanly; replaying them"
+            );
+        }
         let spill = Arc::new(spill);
         let (queue, receiver) = mpsc::channel(settings.queue_capacity);
         let overflow = Arc::new(Overflow {
@@ -68,8 +79,21 @@ impl UsageWriter {
             in_flight: watch::Sender::new(0),
             writer_holds: AtomicUsize::new(0),
         });
-        let (stop, stopped) = oneshot::channel();
+        let progress = Arc::new(Progress::default());
+        let spill_path = overflow.clone();
+        let (journal, journal_handle) = journal::start(
+            &settings.spill_dir,
+            settings.queue_capacity,
+            settings.journal_fsync_interval,
+            queue,
+            move |event| spill_path.push(event),
+            progress.clone(),
+        )
+        .map_err(dir_error)?;
+        let (stop, stopped) = watch::channel(false);
         let writer = Writer {
+            stop: stopped.clone(),
+            progress,
             backoff: settings.retry_initial_backoff,
             store,
             spill: spill.clone(),
@@ -84,12 +108,13 @@ impl UsageWriter {
         };
         let task = tokio::spawn(writer.run(stopped));
         let recorder = UsageRecorder {
-            queue,
+            journal,
             overflow: overflow.clone(),
         };
         let handle = WriterHandle {
             stop,
             task,
+            journal: journal_handle,
             overflow,
             spill,
         };
@@ -100,13 +125,15 @@ impl UsageWriter {
 // === impl UsageRecorder ===
 
 impl UsageRecorder {
-    /// Queues one event for the database. When the queue is full (or the writer has stopped)
-    /// the event goes to the spill file from a blocking task instead; the caller never waits.
+    /// Hands one event to the journal, which writes it down and queues it for the database.
+    /// When the journal's queue is full (or it has stopped) the event goes to the spill file
+    /// from a blocking task instead; the caller never waits.
     pub fn record(&self, event: UsageEvent) {
-        match self.queue.try_send(event) {
+        match self.journal.try_send(event) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(event))
-            | Err(mpsc::error::TrySendError::Closed(event)) => self.overflow.push(event),
+            Err(TrySendError::Full(event) | TrySendError::Disconnected(event)) => {
+                self.overflow.push(event)
+            }
         }
     }
 }
@@ -117,7 +144,11 @@ impl WriterHandle {
     /// Writes out everything queued — to the database, or to the spill file if the database
     /// is away — and returns once every event recorded before the call is in one or the other.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(());
+        // The journal first: it forwards what it holds to the queue, which the writer is
+        // still draining.
+        let journal = self.journal;
+        let _ = tokio::task::spawn_blocking(move || journal.stop()).await;
+        let _ = self.stop.send(true);
         if let Err(error) = self.task.await {
             tracing::error!(%error, "the usage writer task failed");
         }
@@ -256,6 +287,11 @@ impl Overflow {
 
 /// The writer task's state.
 struct Writer {
+    /// Turns true at shutdown; a batch in retry sees it too, so shutdown is never stuck
+    /// behind a database and a disk that both refuse.
+    stop: watch::Receiver<bool>,
+    /// Tells the journal how many queued events are durable, so it can drop their segments.
+    progress: Arc<Progress>,
     store: Store,
     spill: Arc<SpillFile>,
     receiver: mpsc::Receiver<UsageEvent>,
@@ -278,7 +314,7 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
+    async fn run(mut self, mut stopped: watch::Receiver<bool>) {
         self.replay().await;
         let batch_size = self.settings.batch_size;
         let mut batch = Vec::with_capacity(batch_size);
@@ -288,19 +324,19 @@ impl Writer {
             let room = batch_size - batch.len();
             tokio::select! {
                 biased;
-                _ = &mut stopped => break,
+                _ = stopped.changed() => break,
                 received = self.receiver.recv_many(&mut batch, room) => {
                     // Zero: every recorder is gone and the queue is empty.
                     if received == 0 {
                         break;
                     }
                     if batch.len() >= batch_size {
-                        self.write(mem::take(&mut batch)).await;
+                        self.write_queued(mem::take(&mut batch)).await;
                     }
                 }
                 _ = tick.tick() => {
                     if !batch.is_empty() {
-                        self.write(mem::take(&mut batch)).await;
+                        self.write_queued(mem::take(&mut batch)).await;
                     } else if self.overflow.has_held() && Instant::now() >= self.next_probe {
                         // Refused by a full spill disk: the database is their way out.
                         let held = self.overflow.take_held(batch_size);
@@ -316,13 +352,12 @@ impl Writer {
         }
         // Drain. Closing makes later `record` calls go to the spill file, so this ends.
         self.receiver.close();
-        self.draining = true;
-        self.give_up_at = Some(Instant::now() + self.settings.shutdown_timeout);
+        self.begin_draining();
         if !batch.is_empty() {
-            self.write(mem::take(&mut batch)).await;
+            self.write_queued(mem::take(&mut batch)).await;
         }
         while self.receiver.recv_many(&mut batch, batch_size).await > 0 {
-            self.write(mem::take(&mut batch)).await;
+            self.write_queued(mem::take(&mut batch)).await;
         }
         loop {
             let held = self.overflow.take_held(batch_size);
@@ -334,12 +369,25 @@ impl Writer {
         metrics::gauge!("tollgate_usage_queue_depth").set(0.0);
     }
 
+    /// Writes a batch taken from the queue, and tells the journal how it went.
+    async fn write_queued(&mut self, batch: Vec<UsageEvent>) {
+        let events = batch.len();
+        if self.write(batch).await {
+            self.progress.made_durable(events);
+        } else {
+            self.progress.keep_all();
+        }
+    }
+
     /// Inserts one batch, retrying with backoff; spills it once inserts have failed for
     /// `spill_after`. Returns when the batch is in the database or in the spill file — or,
     /// while shutting down, when `metering.shutdown_timeout` has passed with neither taking it
-    /// (then the events are given up: logged and counted).
-    async fn write(&mut self, mut batch: Vec<UsageEvent>) {
+    /// (then the events are given up: logged and counted). `true` unless given up.
+    async fn write(&mut self, mut batch: Vec<UsageEvent>) -> bool {
         loop {
+            if !self.draining && *self.stop.borrow() {
+                self.begin_draining();
+            }
             let attempt = Instant::now();
             if let Some(since) = self.outage
                 && (self.draining
@@ -347,7 +395,8 @@ impl Writer {
             {
                 // A long outage: don't hold the queue up on an insert that will fail.
                 if self.spill_batch(&mut batch).await {
-                    return self.holding(0);
+                    self.holding(0);
+                    return true;
                 }
             } else {
                 match self.store.insert_usage_batch(&batch).await {
@@ -359,7 +408,7 @@ impl Writer {
                         if self.spill.pending() > 0 {
                             self.replay().await;
                         }
-                        return;
+                        return true;
                     }
                     Err(error) => {
                         metrics::counter!("tollgate_usage_retries_total").increment(1);
@@ -369,7 +418,8 @@ impl Writer {
                         if (self.draining || since.elapsed() >= self.settings.spill_after)
                             && self.spill_batch(&mut batch).await
                         {
-                            return self.holding(0);
+                            self.holding(0);
+                            return true;
                         }
                     }
                 }
@@ -379,13 +429,26 @@ impl Writer {
                 && Instant::now() >= give_up_at
             {
                 self.holding(0);
-                return give_up(&batch);
+                give_up(&batch);
+                return false;
             }
             let wake = self
                 .give_up_at
                 .map_or(self.next_probe, |at| at.min(self.next_probe));
-            tokio::time::sleep_until(wake).await;
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => {}
+                _ = stop.changed(), if !self.draining => {}
+            }
         }
+    }
+
+    /// From now on an outage sends batches straight to the spill file, and what neither the
+    /// database nor the spill file takes is given up after `metering.shutdown_timeout`.
+    fn begin_draining(&mut self) {
+        self.draining = true;
+        self.give_up_at
+            .get_or_insert(Instant::now() + self.settings.shutdown_timeout);
     }
 
     /// Notes how many events this writer holds in memory only (its batch in retry).

@@ -19,6 +19,22 @@ async fn serve_one(
     upstream: &str,
     server: &str,
 ) -> (std::process::Child, String, String) {
+    let database = format!("sqlite://{}", dir.join("t.db").display());
+    let (child, base) = serve_on(dir, &database, upstream, server);
+    let key = jane_key(&base).await;
+    (child, base, key)
+}
+
+const ADMIN_TOKEN: &str = "sigterm-test-admin-token-0123456789";
+
+/// `tollgate serve` as its own process on `database`, spill directory `dir/spill`, model `m` on
+/// `upstream`, with `server` TOML lines added to its `[server]` section.
+pub(super) fn serve_on(
+    dir: &std::path::Path,
+    database: &str,
+    upstream: &str,
+    server: &str,
+) -> (std::process::Child, String) {
     let config = dir.join("tollgate.toml");
     std::fs::write(
         &config,
@@ -28,7 +44,7 @@ async fn serve_one(
             listen = "127.0.0.1:0"
             {server}
             [database]
-            url = "sqlite://{db}"
+            url = "{database}"
             [metering]
             spill_dir = "{spill}"
             [[providers]]
@@ -39,26 +55,28 @@ async fn serve_one(
             name = "m"
             targets = [{{ provider = "up", model = "real-m" }}]
             "#,
-            db = dir.join("t.db").display(),
             spill = dir.join("spill").display(),
         ),
     )
     .unwrap();
-    let admin_token = "sigterm-test-admin-token-0123456789";
     let mut command = crate::cli::tollgate(dir);
     command
         .arg("--config")
         .arg(&config)
-        .env("TOLLGATE_ADMIN_TOKEN", admin_token);
+        .env("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN);
     let (child, addr, _, lines) = crate::cli::serve(command);
     // Keep reading the log so the process never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    let base = format!("http://{addr}");
+    (child, format!("http://{addr}"))
+}
+
+/// Creates tenant `acme` and user `jane` through the admin API at `base`; jane's API key.
+pub(super) async fn jane_key(base: &str) -> String {
     let client = reqwest::Client::new();
     let admin = |path: &str, body: Value| {
         client
             .post(format!("{base}/admin/v1{path}"))
-            .bearer_auth(admin_token)
+            .bearer_auth(ADMIN_TOKEN)
             .json(&body)
             .send()
     };
@@ -67,7 +85,7 @@ async fn serve_one(
         .unwrap();
     client
         .put(format!("{base}/admin/v1/tenants/acme/users/jane"))
-        .bearer_auth(admin_token)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({}))
         .send()
         .await
@@ -78,8 +96,7 @@ async fn serve_one(
         .json()
         .await
         .unwrap();
-    let key = created["key"].as_str().unwrap().to_owned();
-    (child, base, key)
+    created["key"].as_str().unwrap().to_owned()
 }
 
 /// Opens `n` streams with request ids `{tag}-{i}`; each task returns the body the client got.

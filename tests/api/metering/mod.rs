@@ -3,9 +3,10 @@
 //! call it is built elsewhere), and the tests read the tables back through the store.
 
 mod admission;
+mod crash;
 mod full_disk;
 pub(crate) mod gateway;
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod outage;
 mod reported;
 pub(crate) mod wire;
@@ -42,6 +43,7 @@ pub fn settings(dir: &Path) -> MeteringConfig {
         retry_max_backoff: Duration::from_millis(200),
         spill_dir: dir.join("spill"),
         shutdown_timeout: Duration::from_secs(10),
+        journal_fsync_interval: Duration::from_secs(1),
     }
 }
 
