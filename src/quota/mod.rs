@@ -244,22 +244,29 @@ impl Quotas {
         ];
         if let Some(shared) = &self.shared {
             match shared.ledger.reserve(&scopes, estimate).await {
-                Ok(Ok(reservation)) => {
-                    metrics::gauge!("tollgate_quota_degraded").set(0.0);
+                Ok(answer) => {
+                    // Kept for counting alone should Redis go away: this replica then starts
+                    // from the shared numbers it last saw, not from its own share of them.
+                    for seen in &answer.seen {
+                        self.ledger
+                            .raise_used(&seen.scope, seen.window, seen.period, seen.taken);
+                    }
+                    let reservation = answer.outcome.map_err(AdmitError::Exceeded)?;
                     let headers = limit_headers(&limits.user, None, now);
                     return Ok(Admitted {
                         held: Held::Redis(reservation),
                         headers,
                     });
                 }
-                Ok(Err(exceeded)) => return Err(AdmitError::Exceeded(exceeded)),
                 Err(error) => {
-                    tracing::warn!(%error, "quota counters in Redis unavailable");
+                    // An outage is logged once by the breaker, not once per request.
+                    if !error.is_outage() {
+                        tracing::warn!(%error, "quota counters in Redis unavailable");
+                    }
                     if shared.fallback == RedisFallback::FailClosed {
                         return Err(AdmitError::Unavailable(error.to_string()));
                     }
                     // Degraded: limits hold per replica until Redis is back.
-                    metrics::gauge!("tollgate_quota_degraded").set(1.0);
                 }
             }
         }
@@ -281,6 +288,14 @@ impl Quotas {
         match admitted.held {
             Held::Local(reservation) => self.ledger.settle(reservation, actual),
             Held::Redis(reservation) => {
+                // Counted here too, so that counting alone (Redis gone) knows what this replica
+                // served since it last read the shared counters.
+                let now = Timestamp::now();
+                for scope in &reservation.scopes {
+                    for window in Window::ALL {
+                        self.ledger.add_used(scope, window, now, actual);
+                    }
+                }
                 if let Some(shared) = &self.shared {
                     let ledger = shared.ledger.clone();
                     tokio::spawn(async move {
