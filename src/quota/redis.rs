@@ -17,7 +17,7 @@
 //! Redis answers again. So an outage costs one timeout, not one per request.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::Script;
@@ -202,6 +202,8 @@ pub struct RedisLedger {
     prefix: String,
     /// Open (true) while Redis is known to be unreachable; see [`RedisLedger::trip`].
     down: Arc<AtomicBool>,
+    /// How many times the breaker has opened.
+    outages: AtomicU64,
     reserve: Script,
     settle: Script,
     rebuild: Script,
@@ -223,6 +225,7 @@ impl RedisLedger {
             store,
             prefix,
             down: Arc::new(AtomicBool::new(false)),
+            outages: AtomicU64::new(0),
             reserve: Script::new(&format!(
                 "-- tollgate_reserve_v1\n{PERIODS_LUA}{RESERVE_BODY}"
             )),
@@ -254,6 +257,7 @@ impl RedisLedger {
         if self.down.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.outages.fetch_add(1, Ordering::AcqRel);
         tracing::warn!(%error, "Redis unreachable: quota admission skips it until it answers again");
         metrics::gauge!("tollgate_quota_degraded").set(1.0);
         let down = self.down.clone();
@@ -272,6 +276,11 @@ impl RedisLedger {
             metrics::gauge!("tollgate_quota_degraded").set(0.0);
             tracing::info!("Redis answers again: quota admission counts there");
         });
+    }
+
+    /// How many times Redis was found unreachable since start: an outage's number.
+    pub fn outages(&self) -> u64 {
+        self.outages.load(Ordering::Acquire)
     }
 
     /// Reserves `estimate` on every scope's counters if every limit holds. Fails at once with

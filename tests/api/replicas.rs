@@ -558,8 +558,18 @@ async fn until_redis_is_back(replicas: [&Replica; 2]) {
     }
 }
 
-/// Waits until Redis holds `tokens` for jane today (settlement is written in the background).
-async fn until_redis_counts(redis: &RedisServer, tokens: i64) {
+/// Waits until Redis holds jane's tokens of today as recorded in `store` (settlement is
+/// written in the background). Call once the writers have flushed.
+async fn until_redis_counts(redis: &RedisServer, store: &tollgate::store::Store) {
+    let today = tollgate::quota::Window::Day.start(tollgate::clock::Timestamp::now());
+    let tokens: i64 = store
+        .usage_totals_since(today)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|total| total.subject == "jane")
+        .map(|total| total.total_tokens)
+        .sum();
     let mut counted = 0;
     for _ in 0..100 {
         counted = redis.day_tokens("jane");
@@ -602,6 +612,17 @@ async fn a_used_up_quota_stays_refused_and_fast_while_redis_is_down_in_local_mod
         }
     }
     assert_eq!(refused, [true, true], "the quota was used up");
+    // joe's day is used up through `a` alone: `b` has never seen his counters.
+    let joe = new_key(&a, "joe").await;
+    a.admin(
+        reqwest::Method::PUT,
+        "/tenants/acme/users/joe/quota",
+        json!({"tokens_per_day": 100}),
+    )
+    .await;
+    while a.ask(&joe).await {
+        admitted += 1;
+    }
     let before = billed(&store, admitted).await;
 
     redis.kill();
@@ -612,6 +633,11 @@ async fn a_used_up_quota_stays_refused_and_fast_while_redis_is_down_in_local_mod
          the slowest after that {slowest:?}"
     );
     assert!(slowest < FAST, "a request waited {slowest:?} for Redis");
+    assert_eq!(
+        b.timed_ask(&joe).await.0,
+        429,
+        "b counts alone from the usage recorded by every replica"
+    );
     assert_eq!(
         billed(&store, admitted).await,
         before,
@@ -637,7 +663,8 @@ async fn a_used_up_quota_stays_refused_and_fast_while_redis_is_down_in_local_mod
         }
         admitted += 1;
     }
-    until_redis_counts(&redis, billed(&store, admitted).await).await;
+    billed(&store, admitted).await;
+    until_redis_counts(&redis, &store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,7 +692,8 @@ async fn requests_get_their_503_fast_while_redis_is_down_when_failing_closed() {
     redis.restart().await;
     until_redis_is_back([&a, &b]).await;
     assert!(a.ask(&key).await && b.ask(&key).await);
-    until_redis_counts(&redis, billed(&store, 4).await).await;
+    billed(&store, 4).await;
+    until_redis_counts(&redis, &store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
