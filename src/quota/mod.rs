@@ -357,8 +357,14 @@ impl Quotas {
         }
         let now = Timestamp::now();
         let recorded = async {
-            let day = self.store.usage_totals_since(Window::Day.start(now)).await?;
-            let month = self.store.usage_totals_since(Window::Month.start(now)).await?;
+            let day = self
+                .store
+                .usage_totals_since(Window::Day.start(now))
+                .await?;
+            let month = self
+                .store
+                .usage_totals_since(Window::Month.start(now))
+                .await?;
             Ok::<_, StoreError>((day, month))
         };
         match recorded.await {

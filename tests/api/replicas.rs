@@ -626,8 +626,7 @@ async fn a_used_up_quota_stays_refused_and_fast_while_redis_is_down_in_local_mod
     let before = billed(&store, admitted).await;
 
     redis.kill();
-    let (sent, finding, slowest) =
-        during_outage([&a, &b], &key, 429, Duration::from_secs(4)).await;
+    let (sent, finding, slowest) = during_outage([&a, &b], &key, 429, Duration::from_secs(4)).await;
     eprintln!(
         "local mode, Redis down: {sent} requests refused; finding the outage took {finding:?}, \
          the slowest after that {slowest:?}"
@@ -679,8 +678,7 @@ async fn requests_get_their_503_fast_while_redis_is_down_when_failing_closed() {
     assert!(a.ask(&key).await && b.ask(&key).await);
 
     redis.kill();
-    let (sent, finding, slowest) =
-        during_outage([&a, &b], &key, 503, Duration::from_secs(2)).await;
+    let (sent, finding, slowest) = during_outage([&a, &b], &key, 503, Duration::from_secs(2)).await;
     eprintln!(
         "fail_closed, Redis down: {sent} requests answered 503; finding the outage took \
          {finding:?}, the slowest after that {slowest:?}"
@@ -713,7 +711,9 @@ async fn two_deployments_on_one_redis_keep_their_own_counters() {
 
     // The second deployment's jane uses up her day before it is pointed at the shared Redis.
     let alone = Replica::start_with(dir.path(), &second_url, "alone", MOCK);
-    alone.admin(reqwest::Method::POST, "/tenants", acme.clone()).await;
+    alone
+        .admin(reqwest::Method::POST, "/tenants", acme.clone())
+        .await;
     let second_jane = new_key(&alone, "jane").await;
     alone
         .admin(
@@ -727,7 +727,9 @@ async fn two_deployments_on_one_redis_keep_their_own_counters() {
         used += 1;
         assert!(used < 100, "the limit was reached");
     }
-    let second_store = tollgate::store::Store::connect(&second_url, 2).await.unwrap();
+    let second_store = tollgate::store::Store::connect(&second_url, 2)
+        .await
+        .unwrap();
     billed(&second_store, used).await;
     drop(alone);
 
