@@ -336,7 +336,7 @@ fn describe() {
     );
     describe_gauge!(
         "tollgate_quota_degraded",
-        "1 while Redis is unreachable and quotas are counted per replica, else 0."
+        "1 while Redis is unreachable (admission refuses or counts per replica, by redis.on_unavailable), else 0."
     );
     describe_gauge!(
         "tollgate_circuit_breaker_state",

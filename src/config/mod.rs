@@ -98,8 +98,9 @@ impl Default for DatabaseConfig {
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     pub url: String,
-    /// What admission does while Redis cannot be reached: refuse (503, the default) or count
-    /// in this process alone (limits then hold per replica only; `tollgate_quota_degraded` is 1).
+    /// What admission does while Redis cannot be reached (`tollgate_quota_degraded` is 1): refuse
+    /// (503, the default) or count in this process alone, from the shared counters last read and
+    /// the recorded usage (a limit can then be exceeded by what the other replicas admit).
     #[serde(default)]
     pub on_unavailable: RedisFallback,
 }

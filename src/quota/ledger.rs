@@ -235,6 +235,32 @@ impl Ledger {
         add(&mut counter.used, &amount, 1);
     }
 
+    /// Raises a counter's usage to at least `taken` (field by field) for the period starting at
+    /// `period`: what a shared counter held, kept so that counting alone later starts from it.
+    /// A counter already in a later period is left alone.
+    pub fn raise_used(&self, scope: &Scope, window: Window, period: i64, taken: Amount) {
+        let mut counters = self.lock();
+        let counter = counters
+            .entry(Key {
+                scope: scope.clone(),
+                window,
+            })
+            .or_default();
+        if counter.period > period {
+            return;
+        }
+        if counter.period < period {
+            *counter = Counter {
+                period,
+                ..Counter::default()
+            };
+        }
+        let used = &mut counter.used;
+        used.requests = used.requests.max(taken.requests);
+        used.tokens = used.tokens.max(taken.tokens);
+        used.cost_micro_usd = used.cost_micro_usd.max(taken.cost_micro_usd);
+    }
+
     /// The counter of one scope and window as of `now`.
     pub fn snapshot(&self, scope: &Scope, window: Window, now: Timestamp) -> Counter {
         let counters = self.lock();
@@ -357,6 +383,22 @@ mod tests {
         );
         ledger.settle(ok, tokens(50));
         assert!(ledger.reserve(&both, tokens(1), now).is_err());
+    }
+
+    #[test]
+    fn raised_usage_is_kept_at_the_highest_seen_in_its_period() {
+        let ledger = Ledger::default();
+        let now = Timestamp::parse_rfc3339("2026-11-30T12:00:00Z").unwrap();
+        let day = Window::Day.start(now).millis();
+        let jane = scope(Some("jane"));
+        ledger.add_used(&jane, Window::Day, now, tokens(40));
+        ledger.raise_used(&jane, Window::Day, day, tokens(30));
+        assert_eq!(ledger.snapshot(&jane, Window::Day, now).used, tokens(40));
+        ledger.raise_used(&jane, Window::Day, day, tokens(90));
+        assert_eq!(ledger.snapshot(&jane, Window::Day, now).used, tokens(90));
+        // Yesterday's numbers do not reach today's counter.
+        ledger.raise_used(&jane, Window::Day, day - 86_400_000, tokens(500));
+        assert_eq!(ledger.snapshot(&jane, Window::Day, now).used, tokens(90));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod redis;
 pub mod window;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -124,6 +125,9 @@ pub struct Quotas {
     store: Store,
     ledger: Ledger,
     shared: Option<Shared>,
+    /// The Redis outage (by [`redis::RedisLedger::outages`]) the local counters last caught up
+    /// with the recorded usage for.
+    caught_up: AtomicU64,
     tenant_limits: Cache<Arc<str>, (Limits, Option<Limits>)>,
     user_limits: Cache<(Arc<str>, Arc<str>), Option<Limits>>,
     /// Hits and misses of both limit caches (`cache="quota_limits"`).
@@ -136,6 +140,7 @@ impl Quotas {
             store,
             ledger: Ledger::default(),
             shared: None,
+            caught_up: AtomicU64::new(0),
             tenant_limits: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(cache_ttl)
@@ -244,22 +249,30 @@ impl Quotas {
         ];
         if let Some(shared) = &self.shared {
             match shared.ledger.reserve(&scopes, estimate).await {
-                Ok(Ok(reservation)) => {
-                    metrics::gauge!("tollgate_quota_degraded").set(0.0);
+                Ok(answer) => {
+                    // Kept for counting alone should Redis go away: this replica then starts
+                    // from the shared numbers it last saw, not from its own share of them.
+                    for seen in &answer.seen {
+                        self.ledger
+                            .raise_used(&seen.scope, seen.window, seen.period, seen.taken);
+                    }
+                    let reservation = answer.outcome.map_err(AdmitError::Exceeded)?;
                     let headers = limit_headers(&limits.user, None, now);
                     return Ok(Admitted {
                         held: Held::Redis(reservation),
                         headers,
                     });
                 }
-                Ok(Err(exceeded)) => return Err(AdmitError::Exceeded(exceeded)),
                 Err(error) => {
-                    tracing::warn!(%error, "quota counters in Redis unavailable");
+                    // An outage is logged once by the breaker, not once per request.
+                    if !error.is_outage() {
+                        tracing::warn!(%error, "quota counters in Redis unavailable");
+                    }
                     if shared.fallback == RedisFallback::FailClosed {
                         return Err(AdmitError::Unavailable(error.to_string()));
                     }
                     // Degraded: limits hold per replica until Redis is back.
-                    metrics::gauge!("tollgate_quota_degraded").set(1.0);
+                    self.catch_up(shared.ledger.outages()).await;
                 }
             }
         }
@@ -281,6 +294,14 @@ impl Quotas {
         match admitted.held {
             Held::Local(reservation) => self.ledger.settle(reservation, actual),
             Held::Redis(reservation) => {
+                // Counted here too, so that counting alone (Redis gone) knows what this replica
+                // served since it last read the shared counters.
+                let now = Timestamp::now();
+                for scope in &reservation.scopes {
+                    for window in Window::ALL {
+                        self.ledger.add_used(scope, window, now, actual);
+                    }
+                }
                 if let Some(shared) = &self.shared {
                     let ledger = shared.ledger.clone();
                     tokio::spawn(async move {
@@ -293,11 +314,13 @@ impl Quotas {
         }
     }
 
-    /// Rebuilds the day's and the month's counters from usage already recorded, so a restart
+    /// Raises the day's and the month's counters to the usage already recorded, so a restart
     /// resets nothing. `day` and `month` are per-user totals since each period's start.
     pub fn rebuild(&self, day: &[crate::store::UsageTotal], month: &[crate::store::UsageTotal]) {
         let now = Timestamp::now();
         for (window, totals) in [(Window::Day, day), (Window::Month, month)] {
+            let period = window.start(now).millis();
+            let mut tenants: std::collections::HashMap<Arc<str>, Amount> = Default::default();
             for total in totals {
                 let amount = Amount {
                     requests: total.requests,
@@ -309,13 +332,47 @@ impl Quotas {
                     tenant: tenant.clone(),
                     subject: Some(Arc::from(total.subject.as_str())),
                 };
-                self.ledger.add_used(&user, window, now, amount);
+                self.ledger.raise_used(&user, window, period, amount);
+                let sum = tenants.entry(tenant).or_default();
+                sum.requests = sum.requests.saturating_add(amount.requests);
+                sum.tokens = sum.tokens.saturating_add(amount.tokens);
+                sum.cost_micro_usd = sum.cost_micro_usd.saturating_add(amount.cost_micro_usd);
+            }
+            for (tenant, amount) in tenants {
                 let whole = Scope {
                     tenant,
                     subject: None,
                 };
-                self.ledger.add_used(&whole, window, now, amount);
+                self.ledger.raise_used(&whole, window, period, amount);
             }
+        }
+    }
+
+    /// Once per Redis outage, before counting alone: raises the local counters to the usage
+    /// every replica has recorded in the database, which covers users this replica has not
+    /// served lately. One query, paid by the first request that counts alone.
+    async fn catch_up(&self, outage: u64) {
+        if self.caught_up.swap(outage, Ordering::AcqRel) == outage {
+            return;
+        }
+        let now = Timestamp::now();
+        let recorded = async {
+            let day = self
+                .store
+                .usage_totals_since(Window::Day.start(now))
+                .await?;
+            let month = self
+                .store
+                .usage_totals_since(Window::Month.start(now))
+                .await?;
+            Ok::<_, StoreError>((day, month))
+        };
+        match recorded.await {
+            Ok((day, month)) => self.rebuild(&day, &month),
+            Err(error) => tracing::warn!(
+                %error,
+                "counting quotas alone from the usage this replica saw: the recorded usage is unreadable"
+            ),
         }
     }
 

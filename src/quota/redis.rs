@@ -2,25 +2,41 @@
 //! in-process [`Ledger`](super::ledger::Ledger), done atomically by Lua scripts on the Redis
 //! server, with periods taken from the Redis server's clock so replicas with skewed clocks agree.
 //!
-//! Keys are `tollgate:v1:q:{tenant}:{subject or empty}:{window}:{period start}` hashes with the
-//! used (`ur`, `ut`, `uc`) and reserved (`rr`, `rt`, `rc`) requests, tokens and micro-dollars,
-//! expiring a day after their period. The scripts derive key names from the clock, so this needs
-//! a single Redis node (or a primary with replicas), not a cluster.
+//! Keys are `tollgate:v1:{deployment}:q:{tenant}:{subject or empty}:{window}:{period start}`
+//! hashes with the used (`ur`, `ut`, `uc`) and reserved (`rr`, `rt`, `rc`) requests, tokens and
+//! micro-dollars, expiring a day after their period. `{deployment}` is the database's own id, so
+//! deployments sharing one Redis (staging and production, two test databases) never count each
+//! other's usage and each rebuilds its own counters. The scripts derive key names from the clock,
+//! so this needs a single Redis node (or a primary with replicas), not a cluster.
 //!
 //! When Redis comes back empty (a restart without persistence, a failover), the first admission
 //! finds the `ready` marker missing and the counters are rebuilt from the usage table first.
+//!
+//! When Redis cannot be reached, the first call that finds out opens a breaker: admission then
+//! skips Redis at the cost of one atomic load, and a background probe closes the breaker once
+//! Redis answers again. So an outage costs one timeout, not one per request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use redis::Script;
 use redis::aio::ConnectionManager;
 
+use super::Window;
 use super::ledger::{Amount, Exceeded, LimitKind, Scope};
 use crate::clock::Timestamp;
 use crate::store::{Limits, Store, StoreError, UsageTotal};
 
-/// Everything under this prefix belongs to this version of the scripts and key layout.
+/// Everything under this prefix belongs to this version of the scripts and key layout; the
+/// deployment's id follows it.
 const PREFIX: &str = "tollgate:v1:";
+
+/// How long the breaker waits between probes of a Redis that failed.
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How long a probe may wait for Redis's answer: a probe that hangs would keep the breaker open.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The UTC period starts of `now` (seconds) for the minute, the day and the month.
 const PERIODS_LUA: &str = r#"
@@ -41,8 +57,11 @@ end
 
 /// `tollgate_reserve_v1`: ARGV = prefix, n scopes, then per scope: scope key, rpm, tpm, tpd,
 /// tpmo, cpmo (-1 = none); then the estimate (requests, tokens, cost).
-/// Returns {1, keys...} when reserved, {0, scope index, limit index, limit, used, reset secs}
-/// when a limit refuses, {-1} when the counters need a rebuild.
+/// Returns {1, keys, taken, periods} when reserved, {0, keys, taken, periods, {scope index,
+/// limit index, limit, used, reset secs}} when a limit refuses, {-1} when the counters need a
+/// rebuild. `keys` are the scopes' minute, day and month keys in order, `taken` their used +
+/// reserved (requests, tokens, cost) before this request, `periods` the three period starts:
+/// the answer the replica keeps for counting alone should Redis go away.
 const RESERVE_BODY: &str = r#"
 local prefix = ARGV[1]
 if redis.call('EXISTS', prefix .. 'ready') == 0 then return {-1} end
@@ -51,28 +70,30 @@ local p = periods(now)
 local windows = { {'m', p[1], 60}, {'d', p[2], 86400}, {'mo', p[3], 0} }
 local n = tonumber(ARGV[2])
 local est_r, est_t, est_c = tonumber(ARGV[3 + n * 6]), tonumber(ARGV[4 + n * 6]), tonumber(ARGV[5 + n * 6])
-local keys = {}
+local keys, taken = {}, {}
+for s = 0, n - 1 do
+  for w = 1, 3 do
+    local key = prefix .. 'q:' .. ARGV[3 + s * 6] .. ':' .. windows[w][1] .. ':' .. windows[w][2]
+    keys[#keys + 1] = key
+    local v = redis.call('HMGET', key, 'ur', 'ut', 'uc', 'rr', 'rt', 'rc')
+    for f = 1, 3 do
+      taken[#taken + 1] = tonumber(v[f] or '0') + tonumber(v[f + 3] or '0')
+    end
+  end
+end
+-- limit index → window, field (1 requests, 2 tokens, 3 cost), estimate
+local checks = { {1, 1, est_r}, {1, 2, est_t}, {2, 2, est_t}, {3, 2, est_t}, {3, 3, est_c} }
 for s = 0, n - 1 do
   local base = 3 + s * 6
-  local scope = ARGV[base]
-  local limits = { tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]),
-                   tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5]) }
-  -- limit index → window, field pair, estimate
-  local checks = { {1, 'r', est_r}, {1, 't', est_t}, {2, 't', est_t}, {3, 't', est_t}, {3, 'c', est_c} }
-  for w = 1, 3 do
-    keys[#keys + 1] = prefix .. 'q:' .. scope .. ':' .. windows[w][1] .. ':' .. windows[w][2]
-  end
   for i = 1, 5 do
-    local limit = limits[i]
+    local limit = tonumber(ARGV[base + i])
     if limit >= 0 then
       local w = checks[i][1]
-      local key = keys[#keys - 3 + w]
-      local field = checks[i][2]
-      local taken = tonumber(redis.call('HGET', key, 'u' .. field) or '0') + tonumber(redis.call('HGET', key, 'r' .. field) or '0')
-      if taken + checks[i][3] > limit then
+      local had = taken[(s * 3 + w - 1) * 3 + checks[i][2]]
+      if had + checks[i][3] > limit then
         local reset
         if w == 1 then reset = 60 - now % 60 elseif w == 2 then reset = 86400 - now % 86400 else reset = -1 end
-        return {0, s, i, limit, taken, reset}
+        return {0, keys, taken, p, {s, i, limit, had, reset}}
       end
     end
   end
@@ -83,9 +104,7 @@ for _, key in ipairs(keys) do
   redis.call('HINCRBY', key, 'rc', est_c)
   redis.call('EXPIRE', key, 32 * 86400)
 end
-local out = {1}
-for _, key in ipairs(keys) do out[#out + 1] = key end
-return out
+return {1, keys, taken, p}
 "#;
 
 /// `tollgate_settle_v1`: KEYS = the reservation's keys; ARGV = estimate (r, t, c) then actual
@@ -135,21 +154,56 @@ return 1
 pub struct RedisReservation {
     keys: Vec<String>,
     estimate: Amount,
+    /// The scopes reserved on, so settling can count the usage locally too.
+    pub(super) scopes: Vec<Scope>,
+}
+
+/// What Redis held on one of the request's counters before the request: used plus reserved,
+/// and the period (start, in milliseconds) it belongs to.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub scope: Scope,
+    pub window: Window,
+    pub period: i64,
+    pub taken: Amount,
+}
+
+/// Redis's answer to an admission: the reservation or the refusal, and what the counters held.
+#[derive(Debug)]
+pub struct Answer {
+    pub outcome: Result<RedisReservation, Exceeded>,
+    pub seen: Vec<Seen>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisLedgerError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("redis is unreachable; waiting for a probe to reach it again")]
+    Down,
     #[error("rebuilding the counters from the usage table: {0}")]
     Store(#[from] StoreError),
     #[error("unexpected answer from a quota script")]
     Protocol,
 }
 
+impl RedisLedgerError {
+    /// Whether Redis itself failed (the breaker has logged it), rather than the rebuild's
+    /// database or a script's answer.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Redis(_) | Self::Down)
+    }
+}
+
 pub struct RedisLedger {
     connection: ConnectionManager,
     store: Store,
+    /// `tollgate:v1:{deployment}:`.
+    prefix: String,
+    /// Open (true) while Redis is known to be unreachable; see [`RedisLedger::trip`].
+    down: Arc<AtomicBool>,
+    /// How many times the breaker has opened.
+    outages: AtomicU64,
     reserve: Script,
     settle: Script,
     rebuild: Script,
@@ -163,9 +217,15 @@ impl RedisLedger {
             .set_response_timeout(Some(std::time::Duration::from_secs(2)))
             .set_number_of_retries(1);
         let connection = ConnectionManager::new_with_config(client, config).await?;
+        let prefix = format!("{PREFIX}{}:", store.deployment_id().await?);
+        tracing::info!(%prefix, "quota counters are shared in Redis");
+        metrics::gauge!("tollgate_quota_degraded").set(0.0);
         Ok(Self {
             connection,
             store,
+            prefix,
+            down: Arc::new(AtomicBool::new(false)),
+            outages: AtomicU64::new(0),
             reserve: Script::new(&format!(
                 "-- tollgate_reserve_v1\n{PERIODS_LUA}{RESERVE_BODY}"
             )),
@@ -176,15 +236,71 @@ impl RedisLedger {
         })
     }
 
-    /// Reserves `estimate` on every scope's counters if every limit holds.
+    /// Runs `call` unless the breaker is open; a Redis failure opens it.
+    async fn guarded<T>(
+        &self,
+        call: impl Future<Output = Result<T, RedisLedgerError>>,
+    ) -> Result<T, RedisLedgerError> {
+        if self.down.load(Ordering::Acquire) {
+            return Err(RedisLedgerError::Down);
+        }
+        let result = call.await;
+        if let Err(RedisLedgerError::Redis(error)) = &result {
+            self.trip(error);
+        }
+        result
+    }
+
+    /// Opens the breaker after Redis failed: logs once, raises `tollgate_quota_degraded`, and
+    /// probes Redis in the background until it answers, so no request waits for it meanwhile.
+    fn trip(&self, error: &redis::RedisError) {
+        if self.down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.outages.fetch_add(1, Ordering::AcqRel);
+        tracing::warn!(%error, "Redis unreachable: quota admission skips it until it answers again");
+        metrics::gauge!("tollgate_quota_degraded").set(1.0);
+        let down = self.down.clone();
+        let connection = self.connection.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                let mut connection = connection.clone();
+                let ping = redis::cmd("PING");
+                let answer = ping.query_async::<String>(&mut connection);
+                if let Ok(Ok(_)) = tokio::time::timeout(PROBE_TIMEOUT, answer).await {
+                    break;
+                }
+            }
+            down.store(false, Ordering::Release);
+            metrics::gauge!("tollgate_quota_degraded").set(0.0);
+            tracing::info!("Redis answers again: quota admission counts there");
+        });
+    }
+
+    /// How many times Redis was found unreachable since start: an outage's number.
+    pub fn outages(&self) -> u64 {
+        self.outages.load(Ordering::Acquire)
+    }
+
+    /// Reserves `estimate` on every scope's counters if every limit holds. Fails at once with
+    /// [`RedisLedgerError::Down`] while the breaker is open.
     pub async fn reserve(
         &self,
         scopes: &[(Scope, Limits)],
         estimate: Amount,
-    ) -> Result<Result<RedisReservation, Exceeded>, RedisLedgerError> {
+    ) -> Result<Answer, RedisLedgerError> {
+        self.guarded(self.try_reserve(scopes, estimate)).await
+    }
+
+    async fn try_reserve(
+        &self,
+        scopes: &[(Scope, Limits)],
+        estimate: Amount,
+    ) -> Result<Answer, RedisLedgerError> {
         for _ in 0..3 {
             let mut invocation = self.reserve.prepare_invoke();
-            invocation.arg(PREFIX).arg(scopes.len());
+            invocation.arg(&self.prefix).arg(scopes.len());
             for (scope, limits) in scopes {
                 invocation.arg(scope_key(scope));
                 for kind in LimitKind::ALL {
@@ -200,41 +316,62 @@ impl RedisLedger {
                 .first()
                 .and_then(int)
                 .ok_or(RedisLedgerError::Protocol)?;
-            match first {
-                1 => {
-                    let keys = answer[1..]
-                        .iter()
-                        .filter_map(|value| redis::from_redis_value::<String>(value.clone()).ok())
-                        .collect();
-                    return Ok(Ok(RedisReservation { keys, estimate }));
-                }
-                0 => {
-                    let number = |i: usize| answer.get(i).and_then(int).unwrap_or(0);
-                    let scope = scopes
-                        .get(usize::try_from(number(1)).unwrap_or(0))
-                        .map(|(scope, _)| scope.clone())
-                        .ok_or(RedisLedgerError::Protocol)?;
-                    let kind = LimitKind::ALL
-                        .get(usize::try_from(number(2) - 1).unwrap_or(0))
-                        .copied()
-                        .ok_or(RedisLedgerError::Protocol)?;
-                    let now = Timestamp::now();
-                    let reset = number(5);
-                    let resets_at = if reset >= 0 {
-                        Timestamp(now.millis() + reset * 1000)
-                    } else {
-                        kind.window().end(now)
-                    };
-                    return Ok(Err(Exceeded {
-                        kind,
-                        scope,
-                        limit: number(3),
-                        used: number(4),
-                        resets_at,
-                    }));
-                }
-                _ => self.rebuild_counters().await?,
+            if first == -1 {
+                self.rebuild_counters().await?;
+                continue;
             }
+            let list = |i: usize| answer.get(i).cloned().ok_or(RedisLedgerError::Protocol);
+            let keys: Vec<String> =
+                redis::from_redis_value(list(1)?).map_err(|_| RedisLedgerError::Protocol)?;
+            let taken: Vec<i64> =
+                redis::from_redis_value(list(2)?).map_err(|_| RedisLedgerError::Protocol)?;
+            let periods: Vec<i64> =
+                redis::from_redis_value(list(3)?).map_err(|_| RedisLedgerError::Protocol)?;
+            let seen = seen(scopes, &taken, &periods).ok_or(RedisLedgerError::Protocol)?;
+            if first == 1 {
+                let scopes = scopes.iter().map(|(scope, _)| scope.clone()).collect();
+                let reservation = RedisReservation {
+                    keys,
+                    estimate,
+                    scopes,
+                };
+                return Ok(Answer {
+                    outcome: Ok(reservation),
+                    seen,
+                });
+            }
+            if first != 0 {
+                return Err(RedisLedgerError::Protocol);
+            }
+            let refusal: Vec<i64> =
+                redis::from_redis_value(list(4)?).map_err(|_| RedisLedgerError::Protocol)?;
+            let number = |i: usize| refusal.get(i).copied().unwrap_or(0);
+            let scope = scopes
+                .get(usize::try_from(number(0)).unwrap_or(0))
+                .map(|(scope, _)| scope.clone())
+                .ok_or(RedisLedgerError::Protocol)?;
+            let kind = LimitKind::ALL
+                .get(usize::try_from(number(1) - 1).unwrap_or(0))
+                .copied()
+                .ok_or(RedisLedgerError::Protocol)?;
+            let now = Timestamp::now();
+            let reset = number(4);
+            let resets_at = if reset >= 0 {
+                Timestamp(now.millis() + reset * 1000)
+            } else {
+                kind.window().end(now)
+            };
+            let exceeded = Exceeded {
+                kind,
+                scope,
+                limit: number(2),
+                used: number(3),
+                resets_at,
+            };
+            return Ok(Answer {
+                outcome: Err(exceeded),
+                seen,
+            });
         }
         Err(RedisLedgerError::Protocol)
     }
@@ -243,16 +380,25 @@ impl RedisLedger {
     pub async fn snapshot(
         &self,
         scope: &Scope,
-        window: super::Window,
+        window: Window,
+    ) -> Result<super::ledger::Counter, RedisLedgerError> {
+        self.guarded(self.try_snapshot(scope, window)).await
+    }
+
+    async fn try_snapshot(
+        &self,
+        scope: &Scope,
+        window: Window,
     ) -> Result<super::ledger::Counter, RedisLedgerError> {
         let now = Timestamp::now();
         let (name, start) = match window {
-            super::Window::Minute => ("m", window.start(now)),
-            super::Window::Day => ("d", window.start(now)),
-            super::Window::Month => ("mo", window.start(now)),
+            Window::Minute => ("m", window.start(now)),
+            Window::Day => ("d", window.start(now)),
+            Window::Month => ("mo", window.start(now)),
         };
         let key = format!(
-            "{PREFIX}q:{}:{name}:{}",
+            "{}q:{}:{name}:{}",
+            self.prefix,
             scope_key(scope),
             start.millis() / 1000
         );
@@ -317,7 +463,13 @@ impl RedisLedger {
             .arg(actual.tokens)
             .arg(actual.cost_micro_usd);
         let mut connection = self.connection.clone();
-        let _: i64 = invocation.invoke_async(&mut connection).await?;
+        // Tried even while the breaker is open: after a short blip this still gives the
+        // reservation back, and settling runs in the background, where waiting costs nobody.
+        let settled: Result<i64, _> = invocation.invoke_async(&mut connection).await;
+        if let Err(error) = &settled {
+            self.trip(error);
+        }
+        settled?;
         Ok(())
     }
 
@@ -325,7 +477,7 @@ impl RedisLedger {
     /// others wait for the `ready` marker.
     async fn rebuild_counters(&self) -> Result<(), RedisLedgerError> {
         let mut connection = self.connection.clone();
-        let lock = format!("{PREFIX}rebuilding");
+        let lock = format!("{}rebuilding", self.prefix);
         let got: Option<String> = redis::cmd("SET")
             .arg(&lock)
             .arg("1")
@@ -344,14 +496,14 @@ impl RedisLedger {
         let now = Timestamp::now();
         let day = self
             .store
-            .usage_totals_since(super::Window::Day.start(now))
+            .usage_totals_since(Window::Day.start(now))
             .await?;
         let month = self
             .store
-            .usage_totals_since(super::Window::Month.start(now))
+            .usage_totals_since(Window::Month.start(now))
             .await?;
         let mut invocation = self.rebuild.prepare_invoke();
-        invocation.arg(PREFIX);
+        invocation.arg(&self.prefix);
         for (window, totals) in [("d", &day), ("mo", &month)] {
             for (scope, amount) in by_scope(totals) {
                 invocation
@@ -369,6 +521,32 @@ impl RedisLedger {
             .await?;
         Ok(())
     }
+}
+
+/// Reads the reserve script's `taken` (3 numbers per scope and window, windows in the order
+/// minute, day, month) and `periods` (starts in seconds) as [`Seen`]s; `None` if they do not fit.
+fn seen(scopes: &[(Scope, Limits)], taken: &[i64], periods: &[i64]) -> Option<Vec<Seen>> {
+    if taken.len() != scopes.len() * 9 || periods.len() != 3 {
+        return None;
+    }
+    let windows = [Window::Minute, Window::Day, Window::Month];
+    let mut out = Vec::with_capacity(scopes.len() * 3);
+    for (s, (scope, _)) in scopes.iter().enumerate() {
+        for (w, window) in windows.into_iter().enumerate() {
+            let at = (s * 3 + w) * 3;
+            out.push(Seen {
+                scope: scope.clone(),
+                window,
+                period: periods[w].saturating_mul(1000),
+                taken: Amount {
+                    requests: taken[at],
+                    tokens: taken[at + 1],
+                    cost_micro_usd: taken[at + 2],
+                },
+            });
+        }
+    }
+    Some(out)
 }
 
 /// Per-user totals, and their sums per tenant, as (scope key, amount).

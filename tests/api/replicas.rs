@@ -141,9 +141,36 @@ impl RedisServer {
 
     /// Stops it and starts an empty one on the same port.
     pub async fn restart(&mut self) {
+        self.kill();
+        *self = Self::on(self.port).await;
+    }
+
+    /// Stops it; [`RedisServer::restart`] brings an empty one back on the same port.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        *self = Self::on(self.port).await;
+    }
+
+    /// The tokens counted in Redis today for `subject` of `acme`, whatever the key prefix.
+    pub fn day_tokens(&self, subject: &str) -> i64 {
+        let mut connection = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("tollgate:v1:*q:acme:{subject}:d:*"))
+            .query(&mut connection)
+            .unwrap();
+        keys.iter()
+            .map(|key| {
+                redis::cmd("HGET")
+                    .arg(key)
+                    .arg("ut")
+                    .query::<Option<i64>>(&mut connection)
+                    .unwrap()
+                    .unwrap_or(0)
+            })
+            .sum()
     }
 }
 
@@ -298,6 +325,14 @@ targets = [{ provider = "mock", model = "mock-1" }]
 impl Replica {
     /// One chat request as `key`; true when admitted.
     async fn ask(&self, key: &str) -> bool {
+        let (status, _) = self.timed_ask(key).await;
+        assert!(status == 200 || status == 429, "{status}");
+        status == 200
+    }
+
+    /// One chat request as `key`: its status and how long the whole answer took.
+    async fn timed_ask(&self, key: &str) -> (u16, Duration) {
+        let started = Instant::now();
         let response = reqwest::Client::new()
             .post(format!("{}/v1/chat/completions", self.base))
             .bearer_auth(key)
@@ -307,8 +342,21 @@ impl Replica {
             .await
             .unwrap();
         let status = response.status().as_u16();
-        assert!(status == 200 || status == 429, "{status}");
-        status == 200
+        let _ = response.bytes().await.unwrap();
+        (status, started.elapsed())
+    }
+
+    /// `tollgate_quota_degraded` from `/metrics` (0 when not yet set).
+    async fn degraded(&self) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("tollgate_quota_degraded "))
+            .map_or(0.0, |value| value.trim().parse().unwrap())
     }
 }
 
@@ -317,9 +365,18 @@ async fn cluster(
     dir: &std::path::Path,
     redis: &RedisServer,
 ) -> Option<(Replica, Replica, String, tollgate::store::Store)> {
+    cluster_with(dir, redis, "").await
+}
+
+/// [`cluster`] with `redis_extra` added to the `[redis]` table.
+async fn cluster_with(
+    dir: &std::path::Path,
+    redis: &RedisServer,
+    redis_extra: &str,
+) -> Option<(Replica, Replica, String, tollgate::store::Store)> {
     let backend = Backend::postgres()?;
     let url = backend.fresh_database(&tempfile::tempdir().unwrap()).await;
-    let extra = format!("[redis]\nurl = \"{}\"\n{MOCK}", redis.url());
+    let extra = format!("[redis]\nurl = \"{}\"\n{redis_extra}\n{MOCK}", redis.url());
     let a = Replica::start_with(dir, &url, "a", &extra);
     let b = Replica::start_with(dir, &url, "b", &extra);
     a.admin(
@@ -452,5 +509,261 @@ async fn counters_come_back_from_postgresql_after_a_redis_restart() {
     assert!(
         after <= limit,
         "billed {after} > {limit}: the restart reset the counters"
+    );
+}
+
+/// While Redis is down, no request may wait for it: each answers well within this.
+const FAST: Duration = Duration::from_millis(300);
+
+/// Sends `key`'s requests to `a` and `b` in turn for `period`, expecting `status` every time;
+/// returns how many, and the slowest of each replica's first answer (which finds the outage) and
+/// of all later ones.
+async fn during_outage(
+    replicas: [&Replica; 2],
+    key: &str,
+    status: u16,
+    period: Duration,
+) -> (usize, Duration, Duration) {
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut finding = Duration::ZERO;
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < period {
+        for replica in replicas {
+            let (got, took) = replica.timed_ask(key).await;
+            assert_eq!(got, status, "request {sent} while Redis is down");
+            if sent < replicas.len() {
+                finding = finding.max(took);
+            } else {
+                slowest = slowest.max(took);
+            }
+            sent += 1;
+        }
+    }
+    (sent, finding, slowest)
+}
+
+/// Waits until both replicas count in Redis again (their breaker closed), at most 5 s.
+async fn until_redis_is_back(replicas: [&Replica; 2]) {
+    let started = Instant::now();
+    for replica in replicas {
+        while replica.degraded().await != 0.0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{} still degraded",
+                replica.base
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Waits until Redis holds jane's tokens of today as recorded in `store` (settlement is
+/// written in the background). Call once the writers have flushed.
+async fn until_redis_counts(redis: &RedisServer, store: &tollgate::store::Store) {
+    let today = tollgate::quota::Window::Day.start(tollgate::clock::Timestamp::now());
+    let tokens: i64 = store
+        .usage_totals_since(today)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|total| total.subject == "jane")
+        .map(|total| total.total_tokens)
+        .sum();
+    let mut counted = 0;
+    for _ in 0..100 {
+        counted = redis.day_tokens("jane");
+        if counted == tokens {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("Redis counts {counted} tokens for jane, the usage table {tokens}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_up_quota_stays_refused_and_fast_while_redis_is_down_in_local_mode() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some((a, b, key, store)) =
+        cluster_with(dir.path(), &redis, "on_unavailable = \"local\"").await
+    else {
+        return;
+    };
+    a.admin(
+        reqwest::Method::PUT,
+        "/tenants/acme/users/jane/quota",
+        json!({"tokens_per_day": 300}),
+    )
+    .await;
+    // Used up through both replicas: each has served part of it, and both now refuse.
+    let mut admitted = 0;
+    let mut refused = [false, false];
+    for i in 0..200 {
+        if refused == [true, true] {
+            break;
+        }
+        if [&a, &b][i % 2].ask(&key).await {
+            admitted += 1;
+        } else {
+            refused[i % 2] = true;
+        }
+    }
+    assert_eq!(refused, [true, true], "the quota was used up");
+    // joe's day is used up through `a` alone: `b` has never seen his counters.
+    let joe = new_key(&a, "joe").await;
+    a.admin(
+        reqwest::Method::PUT,
+        "/tenants/acme/users/joe/quota",
+        json!({"tokens_per_day": 100}),
+    )
+    .await;
+    while a.ask(&joe).await {
+        admitted += 1;
+    }
+    let before = billed(&store, admitted).await;
+
+    redis.kill();
+    let (sent, finding, slowest) = during_outage([&a, &b], &key, 429, Duration::from_secs(4)).await;
+    eprintln!(
+        "local mode, Redis down: {sent} requests refused; finding the outage took {finding:?}, \
+         the slowest after that {slowest:?}"
+    );
+    assert!(slowest < FAST, "a request waited {slowest:?} for Redis");
+    assert_eq!(
+        b.timed_ask(&joe).await.0,
+        429,
+        "b counts alone from the usage recorded by every replica"
+    );
+    assert_eq!(
+        billed(&store, admitted).await,
+        before,
+        "nothing was admitted"
+    );
+    assert_eq!(a.degraded().await, 1.0);
+    assert_eq!(b.degraded().await, 1.0);
+
+    // Back, empty: the replicas count in Redis again, starting from the usage table.
+    redis.restart().await;
+    until_redis_is_back([&a, &b]).await;
+    a.admin(
+        reqwest::Method::PUT,
+        "/tenants/acme/users/jane/quota",
+        json!({"tokens_per_day": 100_000}),
+    )
+    .await;
+    for replica in [&a, &b] {
+        let started = Instant::now();
+        while !replica.ask(&key).await {
+            assert!(started.elapsed() < Duration::from_secs(3), "the new limit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        admitted += 1;
+    }
+    billed(&store, admitted).await;
+    until_redis_counts(&redis, &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_get_their_503_fast_while_redis_is_down_when_failing_closed() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some((a, b, key, store)) = cluster(dir.path(), &redis).await else {
+        return;
+    };
+    assert!(a.ask(&key).await && b.ask(&key).await);
+
+    redis.kill();
+    let (sent, finding, slowest) = during_outage([&a, &b], &key, 503, Duration::from_secs(2)).await;
+    eprintln!(
+        "fail_closed, Redis down: {sent} requests answered 503; finding the outage took \
+         {finding:?}, the slowest after that {slowest:?}"
+    );
+    assert!(slowest < FAST, "a request waited {slowest:?} for Redis");
+    assert_eq!(a.degraded().await, 1.0);
+    assert_eq!(b.degraded().await, 1.0);
+
+    redis.restart().await;
+    until_redis_is_back([&a, &b]).await;
+    assert!(a.ask(&key).await && b.ask(&key).await);
+    billed(&store, 4).await;
+    until_redis_counts(&redis, &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_deployments_on_one_redis_keep_their_own_counters() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first_url = backend.fresh_database(&tempfile::tempdir().unwrap()).await;
+    let second_url = backend.fresh_database(&tempfile::tempdir().unwrap()).await;
+    let shared = format!("[redis]\nurl = \"{}\"\n{MOCK}", redis.url());
+    let acme = json!({"id": "acme", "name": "Acme"});
+    let limit = json!({"tokens_per_day": 200});
+
+    // The second deployment's jane uses up her day before it is pointed at the shared Redis.
+    let alone = Replica::start_with(dir.path(), &second_url, "alone", MOCK);
+    alone
+        .admin(reqwest::Method::POST, "/tenants", acme.clone())
+        .await;
+    let second_jane = new_key(&alone, "jane").await;
+    alone
+        .admin(
+            reqwest::Method::PUT,
+            "/tenants/acme/users/jane/quota",
+            limit.clone(),
+        )
+        .await;
+    let mut used = 0;
+    while alone.ask(&second_jane).await {
+        used += 1;
+        assert!(used < 100, "the limit was reached");
+    }
+    let second_store = tollgate::store::Store::connect(&second_url, 2)
+        .await
+        .unwrap();
+    billed(&second_store, used).await;
+    drop(alone);
+
+    // The first deployment counts in Redis: its bob uses up his day, its jane asks once.
+    let first = Replica::start_with(dir.path(), &first_url, "first", &shared);
+    first.admin(reqwest::Method::POST, "/tenants", acme).await;
+    let first_jane = new_key(&first, "jane").await;
+    let first_bob = new_key(&first, "bob").await;
+    first
+        .admin(
+            reqwest::Method::PUT,
+            "/tenants/acme/users/bob/quota",
+            limit.clone(),
+        )
+        .await;
+    let mut asked = 0;
+    while first.ask(&first_bob).await {
+        asked += 1;
+        assert!(asked < 100, "the limit was reached");
+    }
+    assert!(first.ask(&first_jane).await);
+
+    // The second deployment joins the same Redis.
+    let second = Replica::start_with(dir.path(), &second_url, "second", &shared);
+    assert!(
+        !second.ask(&second_jane).await,
+        "the second deployment rebuilt jane's day from its own database"
+    );
+    let second_bob = new_key(&second, "bob").await;
+    second
+        .admin(reqwest::Method::PUT, "/tenants/acme/users/bob/quota", limit)
+        .await;
+    assert!(
+        second.ask(&second_bob).await,
+        "bob's usage in the first deployment does not count in the second"
     );
 }
