@@ -154,6 +154,10 @@ pub struct AuthConfig {
     #[serde(with = "duration")]
     pub jwks_refresh_interval: Duration,
     pub jwks_max_bytes: usize,
+    /// While the database is unreachable, cached identity, allow-lists and quota limits keep
+    /// serving this long past their TTL (0 = off): nobody can change them meanwhile.
+    #[serde(with = "duration")]
+    pub stale_if_error: Duration,
 }
 
 impl Default for AuthConfig {
@@ -168,6 +172,7 @@ impl Default for AuthConfig {
             jwks_refetch_cooldown: Duration::from_secs(30),
             jwks_refresh_interval: Duration::from_secs(300),
             jwks_max_bytes: 256 * 1024,
+            stale_if_error: Duration::from_secs(600),
         }
     }
 }
@@ -401,6 +406,14 @@ impl Config {
         }
         if auth.jwks_max_bytes < 1024 {
             return Err(invalid("auth.jwks_max_bytes", "must be at least 1024"));
+        }
+        // A revocation made on another replica just before an outage is not seen until the
+        // database is back: keep that window bounded.
+        if auth.stale_if_error > Duration::from_secs(24 * 3600) {
+            return Err(invalid(
+                "auth.stale_if_error",
+                "must be at most 24h (0 turns it off)",
+            ));
         }
         let metering = &self.metering;
         if metering.queue_capacity == 0 {
