@@ -269,3 +269,70 @@ fn same_issuer(a: &Issuer, b: &Issuer) -> bool {
         && a.jit_provisioning == b.jit_provisioning
         && a.leeway_seconds == b.leeway_seconds
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::auth::api_keys::GeneratedKey;
+    use crate::auth::{AuthError, Authenticator};
+    use crate::config::AuthConfig;
+    use crate::store::{NewApiKey, Store, UserPatch};
+
+    async fn key_for(store: &Store, subject: &str) -> String {
+        store
+            .upsert_user("acme", subject, &UserPatch::default())
+            .await
+            .unwrap();
+        let key = GeneratedKey::new().unwrap();
+        store
+            .create_api_key(&NewApiKey {
+                id: subject,
+                tenant_id: "acme",
+                subject,
+                name: "test",
+                key_hash: &key.hash,
+                key_prefix: key.prefix(),
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        key.key
+    }
+
+    /// SQLite's side of the outage test (tests/api/identity/outage.rs runs PostgreSQL): a
+    /// closed pool fails every query with a database error, as an unreadable file would.
+    #[tokio::test]
+    async fn on_sqlite_a_warm_key_outlives_the_ttl_when_the_database_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        store.create_tenant("acme", "Acme").await.unwrap();
+        let warm = key_for(&store, "jane").await;
+        let cold = key_for(&store, "bob").await;
+        let config = AuthConfig {
+            cache_ttl: Duration::from_millis(200),
+            negative_cache_ttl: Duration::from_millis(100),
+            stale_if_error: Duration::from_secs(1),
+            ..AuthConfig::default()
+        };
+        let auth = Authenticator::from_config(store.clone(), &config)
+            .await
+            .unwrap();
+        assert!(auth.authenticate(&warm).await.is_ok());
+
+        store.close().await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(auth.authenticate(&warm).await.is_ok(), "served stale");
+        assert!(matches!(
+            auth.authenticate(&cold).await,
+            Err(AuthError::Unavailable(_))
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(matches!(
+            auth.authenticate(&warm).await,
+            Err(AuthError::Unavailable(_))
+        ));
+    }
+}

@@ -594,6 +594,17 @@ mod tests {
     }
 
     #[test]
+    fn stale_if_error_defaults_to_ten_minutes_and_is_bounded() {
+        assert_eq!(
+            parse("").unwrap().auth.stale_if_error,
+            Duration::from_secs(600)
+        );
+        let off = parse("[auth]\nstale_if_error = \"0\"").unwrap();
+        assert!(off.auth.stale_if_error.is_zero());
+        assert!(parse("[auth]\nstale_if_error = \"2d\"").is_err());
+    }
+
+    #[test]
     fn metering_keys_parse_and_are_checked() {
         let config = parse(
             "[metering]\nqueue_capacity = 64\nbatch_size = 8\nflush_interval = \"50ms\"\n\
