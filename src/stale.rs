@@ -343,11 +343,17 @@ mod tests {
     async fn a_database_error_serves_the_last_good_answer_within_the_window() {
         let stale = Arc::new(StaleIfError::new(WINDOW, TTL));
         let cache = cache(&stale);
-        assert_eq!(cache.get("a", async { Ok(Some(1)) }).await.unwrap(), Some(1));
+        assert_eq!(
+            cache.get("a", async { Ok(Some(1)) }).await.unwrap(),
+            Some(1)
+        );
         assert_eq!(cache.get("gone", async { Ok(None) }).await.unwrap(), None);
         tokio::time::sleep(TTL * 2).await;
 
-        assert_eq!(cache.get("a", async { Err(down()) }).await.unwrap(), Some(1));
+        assert_eq!(
+            cache.get("a", async { Err(down()) }).await.unwrap(),
+            Some(1)
+        );
         assert!(matches!(stale.health(), Health::Degraded { .. }));
         // Not cached, or "no such row" (an answer, not kept): fail closed.
         assert!(cache.get("b", async { Err(down()) }).await.is_err());
@@ -361,7 +367,10 @@ mod tests {
 
         // The next miss after the back-off finds the database back.
         tokio::time::sleep(RETRY_INTERVAL).await;
-        assert_eq!(cache.get("a", async { Ok(Some(2)) }).await.unwrap(), Some(2));
+        assert_eq!(
+            cache.get("a", async { Ok(Some(2)) }).await.unwrap(),
+            Some(2)
+        );
         assert_eq!(stale.health(), Health::Ready);
     }
 
@@ -414,6 +423,9 @@ mod tests {
         assert!(cache.get("a", async { Err(down()) }).await.is_err());
         assert_eq!(stale.health(), Health::Down);
         // No back-off either: every miss asks, as before.
-        assert_eq!(cache.get("a", async { Ok(Some(2)) }).await.unwrap(), Some(2));
+        assert_eq!(
+            cache.get("a", async { Ok(Some(2)) }).await.unwrap(),
+            Some(2)
+        );
     }
 }

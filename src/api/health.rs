@@ -44,10 +44,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "detail": "serving cached identity, allow-lists and quota limits; callers not cached get 503",
             "stale_for_at_most_seconds": left.as_secs(),
         }))),
-        Health::Down => Err(ApiError::new(
-            ErrorKind::Unavailable,
-            "The database is unreachable.",
-        )
-        .with_retry_after(1)),
+        Health::Down => Err(
+            ApiError::new(ErrorKind::Unavailable, "The database is unreachable.")
+                .with_retry_after(1),
+        ),
     }
 }

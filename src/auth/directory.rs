@@ -98,12 +98,30 @@ impl Directory {
             jwks_client,
             jwks,
             issuers: ArcSwap::from_pointee(IssuerTable::default()),
-            tenants: SqlCache::new(split_ttl(settings), capacity, Option::is_some, stale.clone(), "tenant"),
-            users: SqlCache::new(split_ttl(settings), capacity, Option::is_some, stale.clone(), "user"),
+            tenants: SqlCache::new(
+                split_ttl(settings),
+                capacity,
+                Option::is_some,
+                stale.clone(),
+                "tenant",
+            ),
+            users: SqlCache::new(
+                split_ttl(settings),
+                capacity,
+                Option::is_some,
+                stale.clone(),
+                "user",
+            ),
             // "Not revoked" is the answer a warm token needs during an outage; only verified
             // tokens reach this cache, so it cannot be flooded.
             revoked: SqlCache::new(revoked, capacity, |_| true, stale.clone(), "revoked_token"),
-            api_keys: SqlCache::new(split_ttl(settings), capacity, Option::is_some, stale.clone(), "api_key"),
+            api_keys: SqlCache::new(
+                split_ttl(settings),
+                capacity,
+                Option::is_some,
+                stale.clone(),
+                "api_key",
+            ),
             stale,
         }
     }

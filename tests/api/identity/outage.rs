@@ -108,14 +108,23 @@ async fn warm_callers_outlive_the_cache_ttl_in_a_database_outage() {
         }
         // The two expire a moment apart (their rows were read at different times).
         assert!([200, 503].contains(&key) && [200, 503].contains(&token));
-        assert!(started.elapsed() < deadline, "still served stale at {deadline:?}");
+        assert!(
+            started.elapsed() < deadline,
+            "still served stale at {deadline:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(started.elapsed() > STALE_IF_ERROR, "stale served too briefly");
+    assert!(
+        started.elapsed() > STALE_IF_ERROR,
+        "stale served too briefly"
+    );
     // Nothing left to serve: now this replica is not ready.
     let deadline = Instant::now() + CACHE_TTL + Duration::from_secs(1);
     while app.readyz().await.0 != 503 {
-        assert!(Instant::now() < deadline, "/readyz stays 200 with nothing to serve");
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stays 200 with nothing to serve"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
