@@ -56,7 +56,12 @@ fn metering(c: &mut Criterion) {
                 id: Arc::from("k1"),
             },
         };
-        (Quotas::new(store, Duration::from_secs(5)), principal)
+        let stale =
+            tollgate::stale::StaleIfError::new(Duration::from_secs(600), Duration::from_secs(5));
+        (
+            Quotas::new(store, Duration::from_secs(5), Arc::new(stale)),
+            principal,
+        )
     });
     let estimate = || Amount {
         requests: 1,

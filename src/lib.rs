@@ -19,6 +19,7 @@ pub mod metering;
 pub mod quota;
 pub mod routing;
 pub mod server;
+pub mod stale;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -117,7 +117,11 @@ impl Gateway {
         });
         // Replays whatever an earlier run spilled, before new events are written.
         let (usage, usage_writer) = UsageWriter::start(store.clone(), config.metering.clone())?;
-        let mut quotas = crate::quota::Quotas::new(store.clone(), config.auth.cache_ttl);
+        let mut quotas = crate::quota::Quotas::new(
+            store.clone(),
+            config.auth.cache_ttl,
+            auth.directory().stale().clone(),
+        );
         if let Some(redis) = &config.redis {
             quotas = quotas.with_redis(redis).await.map_err(StartError::Redis)?;
         }

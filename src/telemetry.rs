@@ -319,6 +319,10 @@ fn describe() {
         "Lookups in the in-memory caches, by cache and result (hit or miss)."
     );
     describe_counter!(
+        "tollgate_stale_served_total",
+        "Answers served from a cache's last good copy because the database failed (auth.stale_if_error), by cache."
+    );
+    describe_counter!(
         "tollgate_jwks_fetches_total",
         "Fetches of issuers' JWKS documents, by result."
     );

@@ -5,7 +5,8 @@
 //! bounded caches with a short TTL ([`DirectorySettings::ttl`], 5 s by default), so a change made
 //! through another replica is seen within that time; admin writes in this process invalidate
 //! the entry at once. Unknown subjects are remembered for a shorter time, so a flood of tokens
-//! for users who do not exist does not become a flood of queries.
+//! for users who do not exist does not become a flood of queries. While the database is
+//! unreachable, rows already read keep serving for `auth.stale_if_error` ([`crate::stale`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,8 +18,8 @@ use moka::future::Cache;
 
 use super::jwks::{JwksSettings, JwksSource};
 use super::keys::KeySet;
+use crate::stale::{SqlCache, StaleIfError};
 use crate::store::{ApiKey, Issuer, KeySource, Store, StoreError, Tenant, User};
-use crate::telemetry::CacheStats;
 
 #[derive(Debug, Clone)]
 pub struct DirectorySettings {
@@ -72,19 +73,11 @@ pub struct Directory {
     jwks_client: reqwest::Client,
     jwks: JwksSettings,
     issuers: ArcSwap<IssuerTable>,
-    tenants: Cache<Arc<str>, Option<Arc<Tenant>>>,
-    users: Cache<UserKey, Option<Arc<User>>>,
-    revoked: Cache<UserKey, bool>,
-    api_keys: Cache<String, Option<Arc<ApiKey>>>,
-    stats: DirectoryStats,
-}
-
-/// Hits and misses of each cache (`tollgate_cache_requests_total{cache}`).
-struct DirectoryStats {
-    tenants: CacheStats,
-    users: CacheStats,
-    revoked: CacheStats,
-    api_keys: CacheStats,
+    tenants: SqlCache<Arc<str>, Option<Arc<Tenant>>>,
+    users: SqlCache<UserKey, Option<Arc<User>>>,
+    revoked: SqlCache<UserKey, bool>,
+    api_keys: SqlCache<String, Option<Arc<ApiKey>>>,
+    stale: Arc<StaleIfError>,
 }
 
 impl Directory {
@@ -93,43 +86,53 @@ impl Directory {
         jwks_client: reqwest::Client,
         jwks: JwksSettings,
         settings: &DirectorySettings,
+        stale: Arc<StaleIfError>,
     ) -> Self {
-        let split = || SplitTtl {
-            ttl: settings.ttl,
-            negative_ttl: settings.negative_ttl,
-        };
+        let capacity = settings.capacity;
+        let revoked = Cache::builder()
+            .max_capacity(capacity)
+            .time_to_live(settings.ttl)
+            .build();
         Self {
             store,
             jwks_client,
             jwks,
             issuers: ArcSwap::from_pointee(IssuerTable::default()),
-            tenants: Cache::builder()
-                .max_capacity(settings.capacity)
-                .expire_after(split())
-                .build(),
-            users: Cache::builder()
-                .max_capacity(settings.capacity)
-                .expire_after(split())
-                .build(),
-            revoked: Cache::builder()
-                .max_capacity(settings.capacity)
-                .time_to_live(settings.ttl)
-                .build(),
-            api_keys: Cache::builder()
-                .max_capacity(settings.capacity)
-                .expire_after(split())
-                .build(),
-            stats: DirectoryStats {
-                tenants: CacheStats::new("tenant"),
-                users: CacheStats::new("user"),
-                revoked: CacheStats::new("revoked_token"),
-                api_keys: CacheStats::new("api_key"),
-            },
+            tenants: SqlCache::new(
+                split_ttl(settings),
+                capacity,
+                Option::is_some,
+                stale.clone(),
+                "tenant",
+            ),
+            users: SqlCache::new(
+                split_ttl(settings),
+                capacity,
+                Option::is_some,
+                stale.clone(),
+                "user",
+            ),
+            // "Not revoked" is the answer a warm token needs during an outage; only verified
+            // tokens reach this cache, so it cannot be flooded.
+            revoked: SqlCache::new(revoked, capacity, |_| true, stale.clone(), "revoked_token"),
+            api_keys: SqlCache::new(
+                split_ttl(settings),
+                capacity,
+                Option::is_some,
+                stale.clone(),
+                "api_key",
+            ),
+            stale,
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The database's health as the caches see it, shared with the quota limits and `/readyz`.
+    pub fn stale(&self) -> &Arc<StaleIfError> {
+        &self.stale
     }
 
     pub fn issuers(&self) -> Arc<IssuerTable> {
@@ -188,29 +191,17 @@ impl Directory {
     }
 
     pub async fn tenant(&self, id: &Arc<str>) -> Result<Option<Arc<Tenant>>, Arc<StoreError>> {
-        let mut missed = false;
-        let found = self
-            .tenants
-            .try_get_with_by_ref(id, async {
-                missed = true;
-                Ok(self.store.tenant(id).await?.map(Arc::new))
-            })
-            .await;
-        self.stats.tenants.record(!missed);
-        found
+        self.tenants
+            .get(id, async { Ok(self.store.tenant(id).await?.map(Arc::new)) })
+            .await
     }
 
     pub async fn user(&self, key: &UserKey) -> Result<Option<Arc<User>>, Arc<StoreError>> {
-        let mut missed = false;
-        let found = self
-            .users
-            .try_get_with_by_ref(key, async {
-                missed = true;
+        self.users
+            .get(key, async {
                 Ok(self.store.user(&key.0, &key.1).await?.map(Arc::new))
             })
-            .await;
-        self.stats.users.record(!missed);
-        found
+            .await
     }
 
     /// Creates the user on first sight (just-in-time provisioning) and caches the result.
@@ -222,29 +213,19 @@ impl Directory {
 
     /// Whether `jti` is on the tenant's revocation list.
     pub async fn is_revoked(&self, key: &UserKey) -> Result<bool, Arc<StoreError>> {
-        let mut missed = false;
-        let found = self
-            .revoked
-            .try_get_with_by_ref(key, async {
-                missed = true;
+        self.revoked
+            .get(key, async {
                 Ok(self.store.revoked_token(&key.0, &key.1).await?.is_some())
             })
-            .await;
-        self.stats.revoked.record(!missed);
-        found
+            .await
     }
 
     pub async fn api_key(&self, hash: &str) -> Result<Option<Arc<ApiKey>>, Arc<StoreError>> {
-        let mut missed = false;
-        let found = self
-            .api_keys
-            .try_get_with_by_ref(hash, async {
-                missed = true;
+        self.api_keys
+            .get(hash, async {
                 Ok(self.store.api_key_by_hash(hash).await?.map(Arc::new))
             })
-            .await;
-        self.stats.api_keys.record(!missed);
-        found
+            .await
     }
 
     // === invalidation by admin writes in this process ===
@@ -269,13 +250,29 @@ impl Directory {
         self.api_keys.invalidate(hash).await;
     }
 
-    /// Drops every cached entry (after a missed change notification, say).
+    /// Drops every fresh entry (after a missed change notification, say); the last good copies
+    /// stay for an outage ([`SqlCache::invalidate_all`]).
     pub fn forget_everything(&self) {
         self.tenants.invalidate_all();
         self.users.invalidate_all();
         self.revoked.invalidate_all();
         self.api_keys.invalidate_all();
     }
+}
+
+/// A cache that keeps "not there" for the negative TTL and rows for the normal one.
+fn split_ttl<K, V>(settings: &DirectorySettings) -> Cache<K, Option<V>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(settings.capacity)
+        .expire_after(SplitTtl {
+            ttl: settings.ttl,
+            negative_ttl: settings.negative_ttl,
+        })
+        .build()
 }
 
 fn same_issuer(a: &Issuer, b: &Issuer) -> bool {
@@ -289,4 +286,71 @@ fn same_issuer(a: &Issuer, b: &Issuer) -> bool {
         && a.subject_case == b.subject_case
         && a.jit_provisioning == b.jit_provisioning
         && a.leeway_seconds == b.leeway_seconds
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::auth::api_keys::GeneratedKey;
+    use crate::auth::{AuthError, Authenticator};
+    use crate::config::AuthConfig;
+    use crate::store::{NewApiKey, Store, UserPatch};
+
+    async fn key_for(store: &Store, subject: &str) -> String {
+        store
+            .upsert_user("acme", subject, &UserPatch::default())
+            .await
+            .unwrap();
+        let key = GeneratedKey::new().unwrap();
+        store
+            .create_api_key(&NewApiKey {
+                id: subject,
+                tenant_id: "acme",
+                subject,
+                name: "test",
+                key_hash: &key.hash,
+                key_prefix: key.prefix(),
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        key.key
+    }
+
+    /// SQLite's side of the outage test (tests/api/identity/outage.rs runs PostgreSQL): a
+    /// closed pool fails every query with a database error, as an unreadable file would.
+    #[tokio::test]
+    async fn on_sqlite_a_warm_key_outlives_the_ttl_when_the_database_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        store.create_tenant("acme", "Acme").await.unwrap();
+        let warm = key_for(&store, "jane").await;
+        let cold = key_for(&store, "bob").await;
+        let config = AuthConfig {
+            cache_ttl: Duration::from_millis(200),
+            negative_cache_ttl: Duration::from_millis(100),
+            stale_if_error: Duration::from_secs(1),
+            ..AuthConfig::default()
+        };
+        let auth = Authenticator::from_config(store.clone(), &config)
+            .await
+            .unwrap();
+        assert!(auth.authenticate(&warm).await.is_ok());
+
+        store.close().await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(auth.authenticate(&warm).await.is_ok(), "served stale");
+        assert!(matches!(
+            auth.authenticate(&cold).await,
+            Err(AuthError::Unavailable(_))
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(matches!(
+            auth.authenticate(&warm).await,
+            Err(AuthError::Unavailable(_))
+        ));
+    }
 }

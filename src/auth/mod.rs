@@ -61,6 +61,10 @@ impl Authenticator {
                 negative_ttl: config.negative_cache_ttl,
                 capacity: config.cache_capacity,
             },
+            Arc::new(crate::stale::StaleIfError::new(
+                config.stale_if_error,
+                config.cache_ttl,
+            )),
         );
         directory.reload_issuers().await?;
         Ok(Self::new(Arc::new(directory), config.token_cache_capacity))

@@ -155,6 +155,10 @@ pub struct AuthConfig {
     #[serde(with = "duration")]
     pub jwks_refresh_interval: Duration,
     pub jwks_max_bytes: usize,
+    /// While the database is unreachable, cached identity, allow-lists and quota limits keep
+    /// serving this long past their TTL (0 = off): nobody can change them meanwhile.
+    #[serde(with = "duration")]
+    pub stale_if_error: Duration,
 }
 
 impl Default for AuthConfig {
@@ -169,6 +173,7 @@ impl Default for AuthConfig {
             jwks_refetch_cooldown: Duration::from_secs(30),
             jwks_refresh_interval: Duration::from_secs(300),
             jwks_max_bytes: 256 * 1024,
+            stale_if_error: Duration::from_secs(600),
         }
     }
 }
@@ -413,6 +418,14 @@ impl Config {
         if auth.jwks_max_bytes < 1024 {
             return Err(invalid("auth.jwks_max_bytes", "must be at least 1024"));
         }
+        // A revocation made on another replica just before an outage is not seen until the
+        // database is back: keep that window bounded.
+        if auth.stale_if_error > Duration::from_secs(24 * 3600) {
+            return Err(invalid(
+                "auth.stale_if_error",
+                "must be at most 24h (0 turns it off)",
+            ));
+        }
         let metering = &self.metering;
         if metering.queue_capacity == 0 {
             return Err(invalid("metering.queue_capacity", "must be at least 1"));
@@ -589,6 +602,17 @@ mod tests {
         .unwrap();
         assert_eq!(config.models[0].targets[0].provider, "openai");
         assert_eq!(config.providers[0].timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn stale_if_error_defaults_to_ten_minutes_and_is_bounded() {
+        assert_eq!(
+            parse("").unwrap().auth.stale_if_error,
+            Duration::from_secs(600)
+        );
+        let off = parse("[auth]\nstale_if_error = \"0\"").unwrap();
+        assert!(off.auth.stale_if_error.is_zero());
+        assert!(parse("[auth]\nstale_if_error = \"2d\"").is_err());
     }
 
     #[test]

@@ -27,6 +27,7 @@ use http::HeaderValue;
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::config::{RedisConfig, RedisFallback};
+use crate::stale::{SqlCache, StaleIfError};
 use crate::store::{Limits, QuotaScope, Store, StoreError};
 
 /// OpenAI's `x-ratelimit-*` headers for the user's per-minute limits, where set; `remaining`
@@ -128,28 +129,41 @@ pub struct Quotas {
     /// The Redis outage (by [`redis::RedisLedger::outages`]) the local counters last caught up
     /// with the recorded usage for.
     caught_up: AtomicU64,
-    tenant_limits: Cache<Arc<str>, (Limits, Option<Limits>)>,
-    user_limits: Cache<(Arc<str>, Arc<str>), Option<Limits>>,
-    /// Hits and misses of both limit caches (`cache="quota_limits"`).
-    stats: crate::telemetry::CacheStats,
+    /// Both count as `cache="quota_limits"` in the metrics.
+    tenant_limits: SqlCache<Arc<str>, (Limits, Option<Limits>)>,
+    user_limits: SqlCache<(Arc<str>, Arc<str>), Option<Limits>>,
 }
 
 impl Quotas {
-    pub fn new(store: Store, cache_ttl: Duration) -> Self {
+    /// `stale` is the auth stage's ([`crate::auth::directory::Directory::stale`]): one outage,
+    /// one state.
+    pub fn new(store: Store, cache_ttl: Duration, stale: Arc<StaleIfError>) -> Self {
+        const CAPACITY: u64 = 100_000;
+        fn fresh<K, V>(ttl: Duration) -> Cache<K, V>
+        where
+            K: std::hash::Hash + Eq + Send + Sync + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
+            Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(ttl)
+                .build()
+        }
+        // Every answer is kept for an outage, "no limit of its own" included: only callers
+        // who passed authentication reach these caches.
         Self {
             store,
             ledger: Ledger::default(),
             shared: None,
             caught_up: AtomicU64::new(0),
-            tenant_limits: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(cache_ttl)
-                .build(),
-            user_limits: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(cache_ttl)
-                .build(),
-            stats: crate::telemetry::CacheStats::new("quota_limits"),
+            tenant_limits: SqlCache::new(
+                fresh(cache_ttl),
+                CAPACITY,
+                |_| true,
+                stale.clone(),
+                "quota_limits",
+            ),
+            user_limits: SqlCache::new(fresh(cache_ttl), CAPACITY, |_| true, stale, "quota_limits"),
         }
     }
 
@@ -182,30 +196,22 @@ impl Quotas {
         tenant: &Arc<str>,
         subject: &Arc<str>,
     ) -> Result<Applicable, Arc<StoreError>> {
-        let mut tenant_missed = false;
         let (tenant_limits, default_user) = self
             .tenant_limits
-            .try_get_with_by_ref(tenant, async {
-                tenant_missed = true;
+            .get(tenant, async {
                 let own = self.store.quota(tenant, QuotaScope::Tenant, "").await?;
                 let default = self
                     .store
                     .quota(tenant, QuotaScope::DefaultUser, "")
                     .await?;
-                Ok::<_, StoreError>((own.unwrap_or_default(), default))
+                Ok((own.unwrap_or_default(), default))
             })
             .await?;
-        self.stats.record(!tenant_missed);
         let key = (tenant.clone(), subject.clone());
-        let mut user_missed = false;
         let own = self
             .user_limits
-            .try_get_with_by_ref(&key, async {
-                user_missed = true;
-                self.store.quota(tenant, QuotaScope::User, subject).await
-            })
+            .get(&key, self.store.quota(tenant, QuotaScope::User, subject))
             .await?;
-        self.stats.record(!user_missed);
         Ok(Applicable {
             tenant: tenant_limits,
             user: own.or(default_user).unwrap_or_default(),
@@ -376,7 +382,7 @@ impl Quotas {
         }
     }
 
-    /// Drops every cached limit.
+    /// Drops every fresh limit; the last good copies stay for an outage.
     pub fn forget_all(&self) {
         self.tenant_limits.invalidate_all();
         self.user_limits.invalidate_all();

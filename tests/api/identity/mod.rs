@@ -5,6 +5,7 @@ mod forgeries;
 mod idp;
 mod isolation;
 mod jwks;
+mod outage;
 mod reasons;
 mod tools;
 
