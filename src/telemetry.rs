@@ -363,6 +363,14 @@ fn describe() {
         "Usage events held in memory only: refused by the spill file (a full disk) while the database is away."
     );
     describe_counter!(
+        "tollgate_usage_journaled_events_total",
+        "Usage events written to the crash journal before being queued for the database."
+    );
+    describe_counter!(
+        "tollgate_usage_journal_errors_total",
+        "Writes to the usage journal that failed (those events were not crash-safe until stored)."
+    );
+    describe_counter!(
         "tollgate_usage_abandoned_events_total",
         "Usage events given up at shutdown because neither the database nor the spill file took them in time."
     );
@@ -384,6 +392,8 @@ fn register_zeroes() {
     metrics::gauge!("tollgate_usage_spilled_events").increment(0.0);
     metrics::gauge!("tollgate_usage_held_events").increment(0.0);
     metrics::counter!("tollgate_usage_abandoned_events_total").absolute(0);
+    metrics::counter!("tollgate_usage_journaled_events_total").absolute(0);
+    metrics::counter!("tollgate_usage_journal_errors_total").absolute(0);
 }
 
 /// Hit and miss counters of one in-memory cache, resolved once so a lookup costs an atomic add.

@@ -367,3 +367,40 @@ fn next_segment_number(dir: &Path) -> io::Result<u64> {
         .and_then(|path| segment_number(path))
         .map_or(1, |n| n + 1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metering::spill::tests::event;
+
+    #[test]
+    fn a_crashed_runs_segments_move_into_the_spill_file_torn_tail_and_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spill, _lock) = SpillFile::open(dir.path()).unwrap();
+        let mut text = String::new();
+        for id in ["a", "b"] {
+            text.push_str(&serde_json::to_string(&event(id)).unwrap());
+            text.push('\n');
+        }
+        let torn = serde_json::to_string(&event("torn")).unwrap();
+        text.push_str(&torn[..torn.len() / 2]);
+        std::fs::write(dir.path().join(format!("{PREFIX}00000007{SUFFIX}")), &text).unwrap();
+        std::fs::write(
+            dir.path().join(format!("{PREFIX}00000008{SUFFIX}")),
+            serde_json::to_string(&event("c")).unwrap() + "\n",
+        )
+        .unwrap();
+
+        assert_eq!(recover(dir.path(), &spill).unwrap(), 3);
+        assert!(segments(dir.path()).unwrap().is_empty(), "segments removed");
+        let path = spill.take_for_replay().unwrap().unwrap();
+        let (events, _) = SpillReader::read_all(&path).unwrap();
+        let ids: Vec<_> = events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["a", "b", "c"],
+            "oldest segment first, the torn line skipped"
+        );
+        assert_eq!(next_segment_number(dir.path()).unwrap(), 1);
+    }
+}
