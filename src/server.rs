@@ -128,16 +128,10 @@ impl Gateway {
         let quotas = Arc::new(quotas);
         // A restart must not reset anyone's quota: the day's and month's counters start from the
         // usage already recorded.
-        let now = crate::clock::Timestamp::now();
-        let day = store
-            .usage_totals_since(crate::quota::Window::Day.start(now))
+        quotas
+            .rebuild_from_store()
             .await
             .map_err(StartError::Quota)?;
-        let month = store
-            .usage_totals_since(crate::quota::Window::Month.start(now))
-            .await
-            .map_err(StartError::Quota)?;
-        quotas.rebuild(&day, &month);
         let prices = Arc::new(crate::metering::PriceBook::from_config(&config.models));
         let changes = Arc::new(crate::changes::Changes::new(
             store.clone(),

@@ -28,7 +28,7 @@ use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::config::{RedisConfig, RedisFallback};
 use crate::stale::{SqlCache, StaleIfError};
-use crate::store::{Limits, QuotaScope, Store, StoreError};
+use crate::store::{Limits, QuotaScope, Store, StoreError, UsageTotal};
 
 /// OpenAI's `x-ratelimit-*` headers for the user's per-minute limits, where set; `remaining`
 /// only when the counter is at hand (in-process counting).
@@ -76,6 +76,16 @@ fn limit_headers(
         }
     }
     headers
+}
+
+/// Per-user usage recorded since the start of the current UTC day, and of the current month.
+pub(crate) async fn recorded_usage(
+    store: &Store,
+) -> Result<(Vec<UsageTotal>, Vec<UsageTotal>), StoreError> {
+    let now = Timestamp::now();
+    let day = store.usage_totals_since(Window::Day.start(now)).await?;
+    let month = store.usage_totals_since(Window::Month.start(now)).await?;
+    Ok((day, month))
 }
 
 /// Whether any limit counts tokens or money (then the request's estimate matters).
@@ -320,9 +330,16 @@ impl Quotas {
         }
     }
 
+    /// Raises this process's day and month counters to the usage recorded in the database.
+    pub async fn rebuild_from_store(&self) -> Result<(), StoreError> {
+        let (day, month) = recorded_usage(&self.store).await?;
+        self.rebuild(&day, &month);
+        Ok(())
+    }
+
     /// Raises the day's and the month's counters to the usage already recorded, so a restart
     /// resets nothing. `day` and `month` are per-user totals since each period's start.
-    pub fn rebuild(&self, day: &[crate::store::UsageTotal], month: &[crate::store::UsageTotal]) {
+    pub fn rebuild(&self, day: &[UsageTotal], month: &[UsageTotal]) {
         let now = Timestamp::now();
         for (window, totals) in [(Window::Day, day), (Window::Month, month)] {
             let period = window.start(now).millis();
@@ -361,20 +378,8 @@ impl Quotas {
         if self.caught_up.swap(outage, Ordering::AcqRel) == outage {
             return;
         }
-        let now = Timestamp::now();
-        let recorded = async {
-            let day = self
-                .store
-                .usage_totals_since(Window::Day.start(now))
-                .await?;
-            let month = self
-                .store
-                .usage_totals_since(Window::Month.start(now))
-                .await?;
-            Ok::<_, StoreError>((day, month))
-        };
-        match recorded.await {
-            Ok((day, month)) => self.rebuild(&day, &month),
+        match self.rebuild_from_store().await {
+            Ok(()) => {}
             Err(error) => tracing::warn!(
                 %error,
                 "counting quotas alone from the usage this replica saw: the recorded usage is unreadable"

@@ -493,15 +493,7 @@ impl RedisLedger {
         }
         tracing::warn!("quota counters missing in Redis; rebuilding them from the usage table");
         metrics::counter!("tollgate_quota_rebuilds_total").increment(1);
-        let now = Timestamp::now();
-        let day = self
-            .store
-            .usage_totals_since(Window::Day.start(now))
-            .await?;
-        let month = self
-            .store
-            .usage_totals_since(Window::Month.start(now))
-            .await?;
+        let (day, month) = super::recorded_usage(&self.store).await?;
         let mut invocation = self.rebuild.prepare_invoke();
         invocation.arg(&self.prefix);
         for (window, totals) in [("d", &day), ("mo", &month)] {
