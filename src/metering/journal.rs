@@ -32,6 +32,9 @@ const SUFFIX: &str = ".jsonl";
 /// A segment is closed (and becomes deletable) after this many bytes or this long.
 const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 const SEGMENT_AGE: Duration = Duration::from_secs(1);
+/// Under load, how long the thread gathers events between writes: the most a `kill -9` can
+/// take of what was recorded just before it.
+const GATHER: Duration = Duration::from_millis(2);
 /// How often the thread wakes when nothing arrives, to rotate, sync and delete segments.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 /// Stopping, how long the thread waits for room in the writer's queue before handing the
@@ -167,17 +170,27 @@ impl Thread {
         overflow: impl Fn(UsageEvent),
     ) {
         let mut batch = Vec::new();
+        // Events came in on the last round: under load, collect for a moment instead of
+        // blocking on the channel, so recorders never have to wake this thread.
+        let mut busy = false;
         loop {
             let stopping = stop.load(Ordering::Acquire);
             if stopping {
                 // Everything sent before the stop, whatever the backlog.
                 batch.extend(receiver.try_iter());
-            } else if self.pending.len() < self.capacity {
-                // While the writer's queue is full, poll it often.
+            } else if self.pending.len() >= self.capacity {
+                // A queue's worth is waiting for the writer: take no more for now (the
+                // recorders' channel fills, and they turn to the spill file).
+                std::thread::park_timeout(GATHER);
+            } else if busy {
+                std::thread::park_timeout(GATHER);
+                batch.extend(receiver.try_iter().take(self.capacity));
+            } else {
+                // Idle: block until an event comes (its sender wakes us), then write it at once.
                 let wait = if self.pending.is_empty() {
                     IDLE_WAKE
                 } else {
-                    Duration::from_millis(2)
+                    GATHER
                 };
                 match receiver.recv_timeout(wait) {
                     Ok(event) => {
@@ -188,11 +201,8 @@ impl Thread {
                     // Every recorder is gone: nothing more will come.
                     Err(RecvTimeoutError::Disconnected) => stop.store(true, Ordering::Release),
                 }
-            } else {
-                // A queue's worth is waiting for the writer: take no more for now (the
-                // recorders' channel fills, and they turn to the spill file).
-                std::thread::park_timeout(Duration::from_millis(2));
             }
+            busy = !batch.is_empty();
             if !batch.is_empty() {
                 self.journal(&batch);
                 self.pending.extend(batch.drain(..));
