@@ -154,26 +154,32 @@ async fn sigterm_during_100_streams_records_every_request_once() {
         );
     }
     assert!(child.wait().unwrap().success());
-
-    let store = Store::connect(
-        &format!("sqlite://{}", dir.path().join("t.db").display()),
-        1,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        store.usage_count().await.unwrap(),
-        100,
-        "every request recorded, once"
-    );
-    for i in [0, 42, 99] {
-        let event = store
-            .usage_event(&format!("inflight-{i}"))
-            .await
-            .unwrap()
-            .unwrap();
+    for event in billed_once(dir.path(), "inflight", 100).await {
         assert!(event.total_tokens > 0);
     }
+}
+
+/// Checks that `serve_one`'s database in `dir` holds exactly `n` events; returns those of
+/// requests `{tag}-0`, the middle one and the last.
+async fn billed_once(
+    dir: &std::path::Path,
+    tag: &str,
+    n: usize,
+) -> Vec<tollgate::metering::UsageEvent> {
+    let store = Store::connect(&format!("sqlite://{}", dir.join("t.db").display()), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.usage_count().await.unwrap(),
+        n as i64,
+        "every request billed, once"
+    );
+    let mut events = Vec::new();
+    for i in [0, n / 2, n - 1] {
+        let id = format!("{tag}-{i}");
+        events.push(store.usage_event(&id).await.unwrap().expect(&id));
+    }
+    events
 }
 
 /// SIGTERM with a 2 s grace period while 30 streams run on an upstream that never finishes: at
@@ -208,23 +214,7 @@ async fn streams_cut_at_the_end_of_the_grace_period_are_billed() {
         took >= Duration::from_secs(2) && took < Duration::from_secs(6),
         "the grace period, then a prompt stop: {took:?}"
     );
-    let store = Store::connect(
-        &format!("sqlite://{}", dir.path().join("t.db").display()),
-        1,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        store.usage_count().await.unwrap(),
-        30,
-        "every stream billed, once"
-    );
-    for i in [0, 17, 29] {
-        let event = store
-            .usage_event(&format!("cut-{i}"))
-            .await
-            .unwrap()
-            .unwrap();
+    for event in billed_once(dir.path(), "cut", 30).await {
         assert!(
             event.total_tokens > 0 && event.completion_tokens > 0,
             "{event:?}"

@@ -3,7 +3,7 @@
 //! cached prompt counts, embeddings without usage.
 
 use serde_json::{Value, json};
-use tollgate::metering::{UsageStatus, tokenizer};
+use tollgate::metering::{UsageEvent, UsageStatus, tokenizer};
 
 use super::gateway::{chat, gateway, stored, usage_seen};
 use super::wire;
@@ -33,6 +33,18 @@ fn hello(stream: bool) -> Value {
     })
 }
 
+/// What an event was billed: prompt, cached and completion tokens, cost in micro-dollars, and
+/// whether any count was estimated.
+fn billed(event: &UsageEvent) -> (i64, i64, i64, i64, bool) {
+    (
+        event.prompt_tokens,
+        event.cached_tokens,
+        event.completion_tokens,
+        event.cost_micro_usd,
+        event.estimated,
+    )
+}
+
 /// Anthropic's cache writes (2 of the mock's 27 prompt tokens) cost `cache_write_per_mtok`:
 /// 21 input × 3 + 4 cache reads × 0.30 + 2 cache writes × 3.75 + 7 output × 15
 /// = 63 + 1.2 + 7.5 + 105 = 176.7 micro-dollars → 177 (as plain input they made it 175).
@@ -49,17 +61,7 @@ async fn anthropic_cache_writes_cost_the_cache_write_price() {
         usage_seen(response, stream).await;
         let event = stored(&store, &id).await;
         let case = format!("stream={stream}: {event:?}");
-        assert!(!event.estimated, "{case}");
-        assert_eq!(
-            (
-                event.prompt_tokens,
-                event.cached_tokens,
-                event.completion_tokens
-            ),
-            (27, 4, 7),
-            "{case}"
-        );
-        assert_eq!(event.cost_micro_usd, 177, "{case}");
+        assert_eq!(billed(&event), (27, 4, 7, 177, false), "{case}");
     }
 }
 
@@ -99,15 +101,9 @@ async fn a_broken_stream_keeps_the_prompt_counts_already_reported() {
         let event = stored(&store, &id).await;
         let case = format!("{kind}: {event:?}");
         assert_eq!(event.status, UsageStatus::UpstreamError, "{case}");
-        assert!(event.estimated, "the completion is an estimate: {case}");
-        assert_eq!(
-            (event.prompt_tokens, event.cached_tokens),
-            (prompt, cached),
-            "{case}"
-        );
-        assert_eq!(event.completion_tokens, 1, "{case}");
+        // The completion is an estimate.
+        assert_eq!(billed(&event), (prompt, cached, 1, cost, true), "{case}");
         assert_eq!(event.total_tokens, prompt + 1, "{case}");
-        assert_eq!(event.cost_micro_usd, cost, "{case}");
     }
 }
 
@@ -128,18 +124,8 @@ async fn ollama_without_a_prompt_count_has_its_prompt_estimated() {
         let request = serde_json::from_value(hello(stream)).unwrap();
         let prompt = tokenizer::estimate_prompt(&request) as i64;
         assert_eq!(prompt, 14, "the tokenizer's count of this prompt");
-        assert!(event.estimated, "{case}");
-        assert_eq!(
-            (
-                event.prompt_tokens,
-                event.cached_tokens,
-                event.completion_tokens
-            ),
-            (14, 0, 6),
-            "{case}"
-        );
+        assert_eq!(billed(&event), (14, 0, 6, 14 + 12, true), "{case}");
         assert_eq!(event.total_tokens, 20, "{case}");
-        assert_eq!(event.cost_micro_usd, 14 + 12, "{case}");
     }
 }
 
@@ -157,17 +143,7 @@ async fn ollama_cached_prompt_tokens_cost_the_cached_price() {
         let (seen, _) = usage_seen(response, stream).await;
         let event = stored(&store, &id).await;
         let case = format!("stream={stream}: {event:?}");
-        assert!(!event.estimated, "{case}");
-        assert_eq!(
-            (
-                event.prompt_tokens,
-                event.cached_tokens,
-                event.completion_tokens
-            ),
-            (13, 8, 6),
-            "{case}"
-        );
-        assert_eq!(event.cost_micro_usd, 19, "{case}");
+        assert_eq!(billed(&event), (13, 8, 6, 19, false), "{case}");
         assert_eq!(seen["prompt_tokens_details"]["cached_tokens"], 8, "{case}");
     }
 }
