@@ -2,23 +2,6 @@
 
 use std::time::Duration;
 
-/// Where an error came from. Fallback logic and metrics read this, not the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// We never got a connection (DNS, refused, TLS).
-    Connect,
-    /// The upstream answered with an error status, or an error event inside a stream.
-    Upstream,
-    /// No response headers in time, or a stream went quiet.
-    Timeout,
-    /// The upstream answered with something we could not read.
-    Decode,
-    /// The connection broke while a response was being read.
-    Stream,
-    /// The request cannot be expressed for this upstream, or the provider is misconfigured.
-    Request,
-}
-
 /// Which deadline passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutPhase {
@@ -63,17 +46,6 @@ const MAX_BODY_CHARS: usize = 300;
 // === impl ProviderError ===
 
 impl ProviderError {
-    pub fn origin(&self) -> Origin {
-        match self {
-            Self::Connect(_) => Origin::Connect,
-            Self::Timeout { .. } => Origin::Timeout,
-            Self::Status { .. } | Self::StreamError(_) => Origin::Upstream,
-            Self::Transport(_) => Origin::Stream,
-            Self::InvalidResponse(_) => Origin::Decode,
-            Self::Unsupported(_) | Self::Config(_) => Origin::Request,
-        }
-    }
-
     /// True when nothing reached the client and another attempt may succeed.
     pub fn retryable(&self) -> bool {
         match self {

@@ -28,7 +28,7 @@ mod settings;
 mod shape;
 pub mod wire;
 
-pub use error::{Origin, ProviderError, TimeoutPhase};
+pub use error::{ProviderError, TimeoutPhase};
 pub use framing::Flow;
 pub use registry::AnyProvider;
 pub use settings::{ProviderKind, ProviderSettings};

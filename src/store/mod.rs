@@ -65,13 +65,6 @@ pub(crate) enum Pool {
     Postgres(PgPool),
 }
 
-/// Which database engine a store runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 /// The handle every part of tollgate uses to reach SQL. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -132,13 +125,6 @@ impl Store {
         match &*self.pool {
             Pool::Postgres(pool) => Some(pool),
             Pool::Sqlite(_) => None,
-        }
-    }
-
-    pub fn backend(&self) -> Backend {
-        match &*self.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
-            Pool::Postgres(_) => Backend::Postgres,
         }
     }
 
