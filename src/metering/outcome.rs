@@ -83,6 +83,17 @@ pub enum Prompt {
     Embeddings(Arc<EmbeddingsRequest>),
 }
 
+impl Prompt {
+    /// The tokenizer's count of what was asked; `model` picks the vocabulary of an embeddings
+    /// input (a chat request names its own).
+    pub fn estimate(&self, model: &str) -> u64 {
+        match self {
+            Self::Chat(request) => tokenizer::estimate_prompt(request),
+            Self::Embeddings(request) => tokenizer::estimate_input(model, &request.input),
+        }
+    }
+}
+
 /// Where a finished request's numbers go: the usage writer, the prices, the quota counters.
 #[derive(Clone)]
 pub struct Books {
@@ -294,10 +305,11 @@ fn counts(outcome: &RequestOutcome) -> Counts {
         return Counts::Reported(Usage::default());
     }
     let model = outcome.served_model.as_deref().unwrap_or(&outcome.model);
-    let prompt = || match &outcome.prompt {
-        Some(Prompt::Chat(request)) => tokenizer::estimate_prompt(request),
-        Some(Prompt::Embeddings(request)) => tokenizer::estimate_input(model, &request.input),
-        None => 0,
+    let prompt = || {
+        outcome
+            .prompt
+            .as_ref()
+            .map_or(0, |prompt| prompt.estimate(model))
     };
     let completion = || tokenizer::count_text(model, &outcome.delivered);
     let usage = match reported {

@@ -3,59 +3,46 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::value::RawValue;
 use tollgate_providers::{EmbeddingsRequest, Usage};
 
+use super::call::{Call, Caller};
 use super::chat::{failed, json_response};
-use super::{
-    admit, books, may_use, request_id, resolve, served_by, strip_steering, with_rate_headers,
-};
+use super::{served_by, strip_steering};
 use crate::api::json::ApiJson;
-use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::metering::{Counts, Ending, Endpoint, Meter, Prompt, tokenizer};
+use crate::metering::{Counts, Ending, Endpoint, Prompt};
 use crate::quota::Output;
-use crate::server::Arrived;
 use crate::state::AppState;
 
 pub async fn embeddings(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    arrived: Option<Extension<Arrived>>,
-    headers: HeaderMap,
+    caller: Caller,
     ApiJson(mut req): ApiJson<EmbeddingsRequest>,
 ) -> Result<Response, ApiError> {
     strip_steering(&mut req.extra);
-    let model = resolve(&state, &principal, &req.model)?;
-    let mut admitted = admit(&state, &principal, &model.name, Output::NONE, || {
-        tokenizer::estimate_input(&req.model, &req.input)
-    })
-    .await?;
-    let rate_headers = std::mem::take(&mut admitted.headers);
-    let plan = state.routes.plan(model, |name| may_use(&principal, name));
-    let mut meter = Meter::start(
-        books(&state),
-        request_id(&headers),
-        principal,
-        Endpoint::Embeddings,
-        model.name.clone(),
-        arrived.map_or_else(tokio::time::Instant::now, |Extension(Arrived(at))| at),
-    );
-    meter.admitted(admitted);
     let req = Arc::new(req);
-    meter.prompt(Prompt::Embeddings(req.clone()));
-    meter.upstream_started();
-    let served = state.routes.embeddings(&plan, &req).await;
-    meter.upstream_finished();
+    let prompt = Prompt::Embeddings(req.clone());
+    let mut call = Call::begin(
+        &state,
+        caller,
+        Endpoint::Embeddings,
+        &req.model,
+        Output::NONE,
+        prompt,
+    )
+    .await?;
+    call.meter.upstream_started();
+    let served = state.routes.embeddings(&call.plan, &req).await;
+    call.meter.upstream_finished();
     match served {
         Ok(served) => {
-            let target = &served.target;
-            served_by(&mut meter, target, served.attempts);
+            let meter = &mut call.meter;
+            served_by(meter, &served.target, served.attempts);
             if let Some(usage) = served.value.usage {
                 meter.usage(usage);
             }
@@ -63,9 +50,9 @@ pub async fn embeddings(
                 Some(Counts::Estimated(usage)) => with_estimated_usage(served.value.body, &usage),
                 _ => served.value.body,
             };
-            Ok(with_rate_headers(json_response(body), rate_headers))
+            Ok(call.respond(json_response(body)))
         }
-        Err(error) => Err(failed(&mut meter, error)),
+        Err(error) => Err(failed(&mut call.meter, error)),
     }
 }
 

@@ -1,11 +1,9 @@
-//! The OpenAI-compatible data plane. Each handler: parse the body (400/413) → the model must
-//! exist (404) → the tenant must be allowed it (403) → route → respond, metering the outcome.
-
-use std::sync::Arc;
+//! The OpenAI-compatible data plane. Each handler parses its body (400/413), begins a
+//! [`call::Call`] — the model must exist (404) and be allowed to the tenant (403), the quotas
+//! admit it (429), the meter starts — then routes and renders the answer in its own shape.
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use axum::response::Response;
@@ -18,6 +16,7 @@ use crate::quota::{AdmitError, Admitted, Exceeded, Output, Window};
 use crate::routing::{Model, Target};
 use crate::state::AppState;
 
+mod call;
 mod chat;
 mod embeddings;
 mod sse;
@@ -210,15 +209,6 @@ pub(crate) fn with_rate_headers(
         response.headers_mut().insert(name, value);
     }
     response
-}
-
-/// The request id the front door put on the request.
-pub(crate) fn request_id(headers: &HeaderMap) -> Arc<str> {
-    headers
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .into()
 }
 
 /// Echoing a client's string back is fine; echoing a megabyte of it is not.
