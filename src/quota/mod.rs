@@ -22,60 +22,50 @@ pub use estimate::{Output, OutputError};
 pub use ledger::{Amount, Exceeded, Ledger, LimitKind, Reservation, Scope};
 pub use window::Window;
 
-use http::HeaderValue;
-
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::config::{RedisConfig, RedisFallback};
 use crate::stale::{SqlCache, StaleIfError};
 use crate::store::{Limits, QuotaScope, Store, StoreError, UsageTotal};
 
-/// OpenAI's `x-ratelimit-*` headers for the user's per-minute limits, where set; `remaining`
-/// only when the counter is at hand (in-process counting).
-fn limit_headers(
-    limits: &Limits,
-    counter: Option<&ledger::Counter>,
-    now: Timestamp,
-) -> Vec<(&'static str, HeaderValue)> {
-    let seconds = (Window::Minute.end(now).millis() - now.millis() + 999) / 1000;
-    // Digits and an `s`: always a valid header value.
-    let reset = HeaderValue::try_from(format!("{seconds}s")).ok();
-    let mut headers = Vec::with_capacity(6);
-    for (kind, names) in [
-        (
-            LimitKind::RequestsPerMinute,
-            [
-                "x-ratelimit-limit-requests",
-                "x-ratelimit-remaining-requests",
-                "x-ratelimit-reset-requests",
-            ],
-        ),
-        (
-            LimitKind::TokensPerMinute,
-            [
-                "x-ratelimit-limit-tokens",
-                "x-ratelimit-remaining-tokens",
-                "x-ratelimit-reset-tokens",
-            ],
-        ),
-    ] {
-        if let Some(limit) = kind.limit(limits) {
-            headers.push((names[0], HeaderValue::from(limit)));
-            if let Some(counter) = counter {
+/// Where the user's per-minute limits stand after an admission: what OpenAI's
+/// `x-ratelimit-*` headers report (the API layer writes them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MinuteLimits {
+    pub requests: Option<Standing>,
+    pub tokens: Option<Standing>,
+    /// Whole seconds until the current minute ends.
+    pub reset_seconds: i64,
+}
+
+/// One per-minute limit and what is left of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub limit: i64,
+    /// `None` when the counter is not at hand (it lives in Redis).
+    pub remaining: Option<i64>,
+}
+
+impl MinuteLimits {
+    /// The user's per-minute limits, where set; what remains only when `counter` (this
+    /// process's) is given.
+    fn of(limits: &Limits, counter: Option<&ledger::Counter>, now: Timestamp) -> Self {
+        let standing = |kind: LimitKind| {
+            let limit = kind.limit(limits)?;
+            let remaining = counter.map(|counter| {
                 let taken = kind
                     .of(&counter.used)
                     .saturating_add(kind.of(&counter.reserved));
-                headers.push((
-                    names[1],
-                    HeaderValue::from(limit.saturating_sub(taken).max(0)),
-                ));
-            }
-            if let Some(reset) = &reset {
-                headers.push((names[2], reset.clone()));
-            }
+                limit.saturating_sub(taken).max(0)
+            });
+            Some(Standing { limit, remaining })
+        };
+        Self {
+            requests: standing(LimitKind::RequestsPerMinute),
+            tokens: standing(LimitKind::TokensPerMinute),
+            reset_seconds: (Window::Minute.end(now).millis() - now.millis() + 999) / 1000,
         }
     }
-    headers
 }
 
 /// Per-user usage recorded since the start of the current UTC day, and of the current month.
@@ -105,11 +95,11 @@ pub struct Applicable {
     pub user_has_own: bool,
 }
 
-/// A request admitted: its reservation, and what the rate-limit headers should say.
+/// A request admitted: its reservation, and where its per-minute limits stand.
 #[derive(Debug)]
 pub struct Admitted {
     held: Held,
-    pub headers: Vec<(&'static str, HeaderValue)>,
+    pub limits: MinuteLimits,
 }
 
 /// Where a reservation is held.
@@ -273,10 +263,9 @@ impl Quotas {
                             .raise_used(&seen.scope, seen.window, seen.period, seen.taken);
                     }
                     let reservation = answer.outcome.map_err(AdmitError::Exceeded)?;
-                    let headers = limit_headers(&limits.user, None, now);
                     return Ok(Admitted {
                         held: Held::Redis(reservation),
-                        headers,
+                        limits: MinuteLimits::of(&limits.user, None, now),
                     });
                 }
                 Err(error) => {
@@ -297,10 +286,9 @@ impl Quotas {
             .reserve(&scopes, estimate, now)
             .map_err(AdmitError::Exceeded)?;
         let counter = self.ledger.snapshot(&user_scope, Window::Minute, now);
-        let headers = limit_headers(&limits.user, Some(&counter), now);
         Ok(Admitted {
             held: Held::Local(reservation),
-            headers,
+            limits: MinuteLimits::of(&limits.user, Some(&counter), now),
         })
     }
 

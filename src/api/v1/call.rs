@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::response::Response;
-use http::HeaderValue;
 use http::request::Parts;
 use tokio::time::Instant;
 
@@ -15,7 +14,7 @@ use super::{admit, books, may_use, resolve, with_rate_headers};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::metering::{Endpoint, Meter, Prompt};
-use crate::quota::Output;
+use crate::quota::{MinuteLimits, Output};
 use crate::routing::Target;
 use crate::server::Arrived;
 use crate::state::AppState;
@@ -63,8 +62,8 @@ pub struct Call {
     pub plan: Vec<Arc<Target>>,
     /// Records the request's outcome exactly once (when finished, or when dropped).
     pub meter: Meter,
-    /// The admission's `x-ratelimit-*` headers, for the answer.
-    rate_headers: Vec<(&'static str, HeaderValue)>,
+    /// Where the caller's per-minute limits stand, for the answer's `x-ratelimit-*` headers.
+    limits: MinuteLimits,
 }
 
 impl Call {
@@ -84,11 +83,11 @@ impl Call {
             arrived,
         } = caller;
         let resolved = resolve(state, &principal, model)?;
-        let mut admitted = admit(state, &principal, &resolved.name, output, || {
+        let admitted = admit(state, &principal, &resolved.name, output, || {
             prompt.estimate(model)
         })
         .await?;
-        let rate_headers = std::mem::take(&mut admitted.headers);
+        let limits = admitted.limits;
         let plan = state
             .routes
             .plan(resolved, |name| may_use(&principal, name));
@@ -105,18 +104,18 @@ impl Call {
         Ok(Self {
             plan,
             meter,
-            rate_headers,
+            limits,
         })
     }
 
     /// The answer, with the admission's rate-limit headers.
     pub fn respond(self, response: Response) -> Response {
-        with_rate_headers(response, self.rate_headers)
+        with_rate_headers(response, &self.limits)
     }
 
     /// An answer that carries the meter on (a stream records when its body ends), with the
     /// admission's rate-limit headers.
     pub fn respond_with(self, build: impl FnOnce(Meter) -> Response) -> Response {
-        with_rate_headers(build(self.meter), self.rate_headers)
+        with_rate_headers(build(self.meter), &self.limits)
     }
 }

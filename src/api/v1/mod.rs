@@ -7,12 +7,13 @@ use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
 use axum::response::Response;
+use http::HeaderValue;
 
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::error::{ApiError, ErrorKind};
 use crate::metering::{Books, Meter};
-use crate::quota::{AdmitError, Admitted, Exceeded, Output, Window};
+use crate::quota::{AdmitError, Admitted, Exceeded, MinuteLimits, Output, Window};
 use crate::routing::{Model, Target};
 use crate::state::AppState;
 
@@ -200,13 +201,41 @@ fn refusal(exceeded: &Exceeded) -> ApiError {
     ApiError::new(kind, message).with_retry_after(seconds)
 }
 
-/// Adds the `x-ratelimit-*` headers of an admitted request to its response.
-pub(crate) fn with_rate_headers(
-    mut response: Response,
-    headers: Vec<(&'static str, http::HeaderValue)>,
-) -> Response {
-    for (name, value) in headers {
-        response.headers_mut().insert(name, value);
+/// Adds OpenAI's `x-ratelimit-*` headers for the caller's per-minute limits to a response:
+/// limit, remaining (when known) and reset, for requests and for tokens.
+pub(crate) fn with_rate_headers(mut response: Response, limits: &MinuteLimits) -> Response {
+    if limits.requests.is_none() && limits.tokens.is_none() {
+        return response;
+    }
+    let headers = response.headers_mut();
+    // Digits and an `s`: always a valid header value. Built once for both limits.
+    let reset = HeaderValue::try_from(format!("{}s", limits.reset_seconds)).ok();
+    for (standing, [limit, remaining, resets]) in [
+        (
+            limits.requests,
+            [
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ],
+        ),
+        (
+            limits.tokens,
+            [
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
+            ],
+        ),
+    ] {
+        let Some(standing) = standing else { continue };
+        headers.insert(limit, HeaderValue::from(standing.limit));
+        if let Some(left) = standing.remaining {
+            headers.insert(remaining, HeaderValue::from(left));
+        }
+        if let Some(reset) = &reset {
+            headers.insert(resets, reset.clone());
+        }
     }
     response
 }
