@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::support::Backend;
+use crate::support::{Backend, MOCK_MODEL};
 
 const ADMIN_TOKEN: &str = "replica-test-admin-token-0123456789";
 
@@ -313,15 +313,6 @@ async fn changes_through_one_replica_reach_the_other_within_a_second() {
     );
 }
 
-const MOCK: &str = r#"
-[[providers]]
-name = "mock"
-kind = "mock"
-[[models]]
-name = "m"
-targets = [{ provider = "mock", model = "mock-1" }]
-"#;
-
 impl Replica {
     /// One chat request as `key`; true when admitted.
     async fn ask(&self, key: &str) -> bool {
@@ -376,7 +367,10 @@ async fn cluster_with(
 ) -> Option<(Replica, Replica, String, tollgate::store::Store)> {
     let backend = Backend::postgres()?;
     let url = backend.fresh_database(&tempfile::tempdir().unwrap()).await;
-    let extra = format!("[redis]\nurl = \"{}\"\n{redis_extra}\n{MOCK}", redis.url());
+    let extra = format!(
+        "[redis]\nurl = \"{}\"\n{redis_extra}\n{MOCK_MODEL}",
+        redis.url()
+    );
     let a = Replica::start_with(dir, &url, "a", &extra);
     let b = Replica::start_with(dir, &url, "b", &extra);
     a.admin(
@@ -705,12 +699,12 @@ async fn two_deployments_on_one_redis_keep_their_own_counters() {
     let dir = tempfile::tempdir().unwrap();
     let first_url = backend.fresh_database(&tempfile::tempdir().unwrap()).await;
     let second_url = backend.fresh_database(&tempfile::tempdir().unwrap()).await;
-    let shared = format!("[redis]\nurl = \"{}\"\n{MOCK}", redis.url());
+    let shared = format!("[redis]\nurl = \"{}\"\n{MOCK_MODEL}", redis.url());
     let acme = json!({"id": "acme", "name": "Acme"});
     let limit = json!({"tokens_per_day": 200});
 
     // The second deployment's jane uses up her day before it is pointed at the shared Redis.
-    let alone = Replica::start_with(dir.path(), &second_url, "alone", MOCK);
+    let alone = Replica::start_with(dir.path(), &second_url, "alone", MOCK_MODEL);
     alone
         .admin(reqwest::Method::POST, "/tenants", acme.clone())
         .await;

@@ -118,6 +118,17 @@ macro_rules! on_both_backends {
 }
 pub(crate) use on_both_backends;
 
+/// One offline model `m` (the mock provider), as config TOML for tests that need a model but
+/// not an upstream.
+pub const MOCK_MODEL: &str = r#"
+[[providers]]
+name = "mock"
+kind = "mock"
+[[models]]
+name = "m"
+targets = [{ provider = "mock", model = "mock-1" }]
+"#;
+
 /// A running gateway and what a test needs to talk to it.
 pub struct TestApp {
     pub base: String,

@@ -8,19 +8,10 @@ use serde_json::{Value, json};
 
 use super::hs_token;
 use crate::metering::Outage;
-use crate::support::{Backend, TestApp, json};
+use crate::support::{Backend, MOCK_MODEL, TestApp, json};
 
 const CACHE_TTL: Duration = Duration::from_secs(1);
 const STALE_IF_ERROR: Duration = Duration::from_secs(3);
-
-const MOCK: &str = r#"
-[[providers]]
-name = "mock"
-kind = "mock"
-[[models]]
-name = "m"
-targets = [{ provider = "mock", model = "mock-1" }]
-"#;
 
 impl TestApp {
     /// One chat completion as `bearer`: the status.
@@ -56,7 +47,7 @@ async fn warm_callers_outlive_the_cache_ttl_in_a_database_outage() {
     let Some(backend) = Backend::postgres() else {
         return;
     };
-    let mock = tollgate::Config::from_toml(MOCK).unwrap();
+    let mock = tollgate::Config::from_toml(MOCK_MODEL).unwrap();
     let app = TestApp::spawn_with(backend.clone(), |config| {
         config.providers = mock.providers;
         config.models = mock.models;

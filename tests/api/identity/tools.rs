@@ -161,19 +161,8 @@ async fn refusals_are_logged_with_their_reason_and_never_the_credential() {
     let unknown = hs_token(ISS, "nobody", json!({}));
     let garbage = "not.a.token-but-a-secret-looking-string";
     let key = format!("tg-{}", "Z".repeat(43));
-    for bearer in [unknown.as_str(), garbage, key.as_str()] {
-        let status = client
-            .get(format!("{base}/v1/models"))
-            .bearer_auth(bearer)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, 401);
-    }
-    crate::cli::terminate(&child);
-    child.wait().unwrap();
-    let log: Vec<String> = early.into_iter().chain(lines.iter()).collect();
+    let log =
+        refused_then_stopped(&addr, &[&unknown, garbage, &key], &mut child, early, lines).await;
 
     let refusals: Vec<Value> = log
         .iter()
@@ -233,20 +222,7 @@ async fn the_text_log_escapes_what_requests_carry() {
     // A second token whose header is fine, so the refusal names its (unverified) issuer.
     let header = b64_json(&json!({"alg": "HS256", "typ": "JWT"}));
     let named = format!("{header}.{payload}.{}", b64(b"signature"));
-    let client = reqwest::Client::new();
-    for bearer in [&token, &named] {
-        let status = client
-            .get(format!("http://{addr}/v1/models"))
-            .bearer_auth(bearer)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, 401);
-    }
-    crate::cli::terminate(&child);
-    child.wait().unwrap();
-    let log: Vec<String> = early.into_iter().chain(lines.iter()).collect();
+    let log = refused_then_stopped(&addr, &[&token, &named], &mut child, early, lines).await;
     let refusals: Vec<&String> = log
         .iter()
         .filter(|line| line.contains("authentication refused"))
@@ -265,4 +241,29 @@ async fn the_text_log_escapes_what_requests_carry() {
         );
         assert!(!line.trim_start().starts_with("FORGED"), "{line:?}");
     }
+}
+
+/// Sends each bearer to the `serve` at `addr` (each must get 401), stops it, and returns
+/// everything it logged.
+async fn refused_then_stopped(
+    addr: &str,
+    bearers: &[&str],
+    child: &mut std::process::Child,
+    early: Vec<String>,
+    lines: std::sync::mpsc::Receiver<String>,
+) -> Vec<String> {
+    let client = reqwest::Client::new();
+    for bearer in bearers {
+        let status = client
+            .get(format!("http://{addr}/v1/models"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401);
+    }
+    crate::cli::terminate(child);
+    child.wait().unwrap();
+    early.into_iter().chain(lines.iter()).collect()
 }

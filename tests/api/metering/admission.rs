@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::gateway::{MOCK, gateway};
+use super::gateway::{self, MOCK};
 use crate::support::{TestApp, error_code, json};
 
 async fn limit_jane(app: &TestApp, tokens_per_day: i64) {
@@ -22,20 +22,12 @@ async fn chat(app: &TestApp, key: &str, extra: Value) -> (u16, Value) {
     for (field, value) in extra.as_object().unwrap() {
         body[field] = value.clone();
     }
-    let response = app
-        .client
-        .post(app.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    json(response).await
+    json(gateway::chat(app, key, "admission", &body).await).await
 }
 
 #[tokio::test]
 async fn an_output_cap_near_two_to_the_64_is_refused_naming_the_field() {
-    let (app, store, key) = gateway(MOCK).await;
+    let (app, store, key) = gateway::gateway(MOCK).await;
     limit_jane(&app, 20).await;
     for (field, value) in [
         ("max_completion_tokens", u64::MAX),
@@ -62,7 +54,7 @@ async fn an_output_cap_near_two_to_the_64_is_refused_naming_the_field() {
 
 #[tokio::test]
 async fn n_choices_reserve_n_times_the_output_cap() {
-    let (app, _store, key) = gateway(MOCK).await;
+    let (app, _store, key) = gateway::gateway(MOCK).await;
     limit_jane(&app, 100).await;
     // 100 choices of 30 tokens cannot fit a 100-token day.
     let (status, body) = chat(&app, &key, json!({"n": 100, "max_tokens": 30})).await;

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
+
 use tollgate::metering::UsageWriter;
 use tollgate::metering::spill::{SpillReader, spill_files};
 
@@ -48,6 +50,37 @@ impl Drop for SmallDisk {
     }
 }
 
+/// A usage writer (queue 16, batches of 50) whose spill directory is a 64 KiB disk and whose
+/// database is already unreachable.
+struct Stranded {
+    _disk: SmallDisk,
+    store: tollgate::store::Store,
+    outage: Outage,
+    recorder: tollgate::metering::UsageRecorder,
+    writer: tollgate::metering::WriterHandle,
+}
+
+impl Stranded {
+    /// `None` where a tmpfs cannot be mounted (outside CI).
+    async fn start(backend: &Backend, dir: &TempDir, shutdown_timeout: Duration) -> Option<Self> {
+        let disk = SmallDisk::mount(dir.path())?;
+        let (store, url) = fresh_store(backend, dir).await;
+        let mut settings = settings(dir.path());
+        settings.queue_capacity = 16;
+        settings.batch_size = 50;
+        settings.shutdown_timeout = shutdown_timeout;
+        let outage = Outage::begin(backend, &url).await;
+        let (recorder, writer) = UsageWriter::start(store.clone(), settings).unwrap();
+        Some(Self {
+            _disk: disk,
+            store,
+            outage,
+            recorder,
+            writer,
+        })
+    }
+}
+
 /// Every line of every spill file is a whole event: a failed write left no torn tail.
 fn spilled_whole(dir: &Path) -> usize {
     spill_files(&dir.join("spill"))
@@ -62,15 +95,16 @@ fn spilled_whole(dir: &Path) -> usize {
 
 async fn events_a_full_spill_disk_refuses_reach_the_database_when_it_returns(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(_disk) = SmallDisk::mount(dir.path()) else {
+    let Some(Stranded {
+        _disk,
+        store,
+        outage,
+        recorder,
+        writer,
+    }) = Stranded::start(&backend, &dir, Duration::from_secs(10)).await
+    else {
         return;
     };
-    let (store, url) = fresh_store(&backend, &dir).await;
-    let mut settings = settings(dir.path());
-    settings.queue_capacity = 16;
-    settings.batch_size = 50;
-    let outage = Outage::begin(&backend, &url).await;
-    let (recorder, writer) = UsageWriter::start(store.clone(), settings).unwrap();
     // ~500 KB of events against 64 KiB of disk.
     let events: Vec<_> = (0..1370).map(|i| event("disk", i)).collect();
     for event in &events {
@@ -101,16 +135,16 @@ async fn events_a_full_spill_disk_refuses_reach_the_database_when_it_returns(bac
 
 async fn shutdown_is_bounded_when_neither_the_database_nor_the_disk_takes_events(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(_disk) = SmallDisk::mount(dir.path()) else {
+    let Some(Stranded {
+        _disk,
+        outage,
+        recorder,
+        writer,
+        ..
+    }) = Stranded::start(&backend, &dir, Duration::from_secs(2)).await
+    else {
         return;
     };
-    let (store, url) = fresh_store(&backend, &dir).await;
-    let mut settings = settings(dir.path());
-    settings.queue_capacity = 16;
-    settings.batch_size = 50;
-    settings.shutdown_timeout = Duration::from_secs(2);
-    let outage = Outage::begin(&backend, &url).await;
-    let (recorder, writer) = UsageWriter::start(store.clone(), settings).unwrap();
     for i in 0..1370 {
         recorder.record(event("stuck", i));
     }
