@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::time::{Instant, timeout, timeout_at};
+use tollgate_providers::anthropic::Forwarded;
+use tollgate_providers::messages::MessagesRequest;
 use tollgate_providers::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
     ProviderError, StreamEvent,
@@ -185,12 +187,8 @@ impl Routes {
         req: &ChatRequest,
     ) -> Result<Served<ChatResponse>, RouteError> {
         self.run(plan, |target| async move {
-            let limit = target.provider.timeout;
             let call = target.provider.client.chat(req, &target.upstream_model);
-            match timeout(limit, call).await {
-                Err(_) => Err(AttemptError::Deadline(limit)),
-                Ok(result) => result.map_err(AttemptError::from),
-            }
+            within(target.provider.timeout, call).await
         })
         .await
     }
@@ -201,22 +199,17 @@ impl Routes {
         req: &EmbeddingsRequest,
     ) -> Result<Served<EmbeddingsResponse>, RouteError> {
         self.run(plan, |target| async move {
-            let limit = target.provider.timeout;
             let call = target
                 .provider
                 .client
                 .embeddings(req, &target.upstream_model);
-            match timeout(limit, call).await {
-                Err(_) => Err(AttemptError::Deadline(limit)),
-                Ok(result) => result.map_err(AttemptError::from),
-            }
+            within(target.provider.timeout, call).await
         })
         .await
     }
 
     /// A streaming chat completion, handed over once the upstream produced its first chunk or
-    /// stayed silent for `first_chunk_wait`. Until then a broken stream is just a failed
-    /// attempt: nothing has reached the client, so the next target may still serve it.
+    /// stayed silent for `first_chunk_wait` (see [`prefetch`]).
     pub async fn chat_stream(
         &self,
         plan: &[Arc<Target>],
@@ -224,33 +217,47 @@ impl Routes {
         first_chunk_wait: Duration,
     ) -> Result<Served<Prefetched>, RouteError> {
         self.run(plan, |target| async move {
-            let limit = target.provider.timeout;
-            let deadline = Instant::now() + limit;
             let call = target
                 .provider
                 .client
                 .chat_stream(req, &target.upstream_model);
-            let mut rest = match timeout_at(deadline, call).await {
-                Err(_) => return Err(AttemptError::Deadline(limit)),
-                Ok(result) => result?,
-            };
-            let wait_until = deadline.min(Instant::now() + first_chunk_wait);
-            match timeout_at(wait_until, rest.next()).await {
-                Ok(Some(Ok(first))) => Ok(Prefetched {
-                    first: Some(first),
-                    rest,
-                    deadline,
-                }),
-                Ok(Some(Err(error))) => Err(error.into()),
-                Ok(None) => Err(AttemptError::EmptyStream),
-                Err(_) if Instant::now() >= deadline => Err(AttemptError::Deadline(limit)),
-                // Still thinking: commit now, so keep-alives can flow to the client.
-                Err(_) => Ok(Prefetched {
-                    first: None,
-                    rest,
-                    deadline,
-                }),
-            }
+            prefetch(target.provider.timeout, first_chunk_wait, call).await
+        })
+        .await
+    }
+
+    /// A Messages API request, whole answer (native or translated, per target).
+    pub async fn messages(
+        &self,
+        plan: &[Arc<Target>],
+        req: &MessagesRequest,
+        forwarded: &Forwarded,
+    ) -> Result<Served<ChatResponse>, RouteError> {
+        self.run(plan, |target| async move {
+            let call = target
+                .provider
+                .client
+                .messages(req, &target.upstream_model, forwarded);
+            within(target.provider.timeout, call).await
+        })
+        .await
+    }
+
+    /// A Messages API request, streamed as Anthropic's events.
+    pub async fn messages_stream(
+        &self,
+        plan: &[Arc<Target>],
+        req: &MessagesRequest,
+        forwarded: &Forwarded,
+        first_chunk_wait: Duration,
+    ) -> Result<Served<Prefetched>, RouteError> {
+        self.run(plan, |target| async move {
+            let call =
+                target
+                    .provider
+                    .client
+                    .messages_stream(req, &target.upstream_model, forwarded);
+            prefetch(target.provider.timeout, first_chunk_wait, call).await
         })
         .await
     }
@@ -364,5 +371,48 @@ impl Routes {
         Some(Duration::from_millis(random::below(
             millis.saturating_add(1),
         )))
+    }
+}
+
+/// One non-streaming attempt, bounded by the target's whole-attempt `limit`.
+async fn within<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, ProviderError>>,
+) -> Result<T, AttemptError> {
+    match timeout(limit, call).await {
+        Err(_) => Err(AttemptError::Deadline(limit)),
+        Ok(result) => result.map_err(AttemptError::from),
+    }
+}
+
+/// One streaming attempt: the stream is handed over once the upstream produced its first chunk
+/// or stayed silent for `first_chunk_wait`. Until then a broken stream is just a failed
+/// attempt: nothing has reached the client, so the next target may still serve it.
+async fn prefetch(
+    limit: Duration,
+    first_chunk_wait: Duration,
+    call: impl Future<Output = Result<ChatStream, ProviderError>>,
+) -> Result<Prefetched, AttemptError> {
+    let deadline = Instant::now() + limit;
+    let mut rest = match timeout_at(deadline, call).await {
+        Err(_) => return Err(AttemptError::Deadline(limit)),
+        Ok(result) => result?,
+    };
+    let wait_until = deadline.min(Instant::now() + first_chunk_wait);
+    match timeout_at(wait_until, rest.next()).await {
+        Ok(Some(Ok(first))) => Ok(Prefetched {
+            first: Some(first),
+            rest,
+            deadline,
+        }),
+        Ok(Some(Err(error))) => Err(error.into()),
+        Ok(None) => Err(AttemptError::EmptyStream),
+        Err(_) if Instant::now() >= deadline => Err(AttemptError::Deadline(limit)),
+        // Still thinking: commit now, so keep-alives can flow to the client.
+        Err(_) => Ok(Prefetched {
+            first: None,
+            rest,
+            deadline,
+        }),
     }
 }

@@ -1,21 +1,27 @@
 //! One data-plane request's lifecycle, the same for every route: who is calling, the model they
 //! asked for (404, then 403), the quota reservation (429), the plan of targets, and the meter
-//! that records how the request ends. A handler parses its body, begins a [`Call`], calls the
-//! upstream through `state.routes`, and renders the answer in its own shape.
+//! that records how the request ends. A handler parses its dialect, begins a [`Call`], and hands
+//! it the upstream call: [`Call::json`] for a whole answer, [`Call::stream`] for events.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::FromRequestParts;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
 use tokio::time::Instant;
+use tollgate_providers::ChatResponse;
 
-use super::{admit, books, may_use, resolve, with_rate_headers};
+use super::sse::{self, Dialect};
+use super::{admit, books, may_use, resolve, served_by, with_rate_headers};
 use crate::auth::Principal;
-use crate::error::ApiError;
-use crate::metering::{Endpoint, Meter, Prompt};
+use crate::error::{ApiError, ErrorKind};
+use crate::metering::{Ending, Endpoint, Meter, Prompt};
 use crate::quota::{MinuteLimits, Output};
-use crate::routing::Target;
+use crate::routing::{Prefetched, RouteError, Served, Target};
 use crate::server::Arrived;
 use crate::state::AppState;
 
@@ -53,6 +59,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             request_id,
             arrived,
         })
+    }
+}
+
+// === impl Caller ===
+
+impl Caller {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 }
 
@@ -108,6 +122,53 @@ impl Call {
         })
     }
 
+    /// Calls the upstream for a whole answer (`upstream` gets the plan) and sends its body as the
+    /// adapter made it, metered by the usage it reported or else by its text.
+    pub async fn json<F, Fut>(mut self, upstream: F) -> Result<Response, ApiError>
+    where
+        F: FnOnce(Vec<Arc<Target>>) -> Fut,
+        Fut: Future<Output = Result<Served<ChatResponse>, RouteError>>,
+    {
+        let plan = std::mem::take(&mut self.plan);
+        self.meter.upstream_started();
+        let served = upstream(plan).await;
+        self.meter.upstream_finished();
+        let served = served.map_err(|error| failed(&mut self.meter, error))?;
+        let meter = &mut self.meter;
+        served_by(meter, &served.target, served.attempts);
+        match served.value.usage {
+            Some(usage) => meter.usage(usage),
+            // No usage from the upstream: the answer's text is what gets counted.
+            None => meter.delivered(&served.value.body),
+        }
+        meter.finish(StatusCode::OK.as_u16(), Ending::Ok);
+        Ok(self.respond(json_response(served.value.body)))
+    }
+
+    /// Calls the upstream for a stream (`upstream` gets the plan and how long to wait for the
+    /// first event) and relays it in `dialect`; the meter rides in the body and records when it
+    /// ends, or when the client leaves.
+    pub async fn stream<F, Fut>(
+        mut self,
+        state: &AppState,
+        dialect: Dialect,
+        upstream: F,
+    ) -> Result<Response, ApiError>
+    where
+        F: FnOnce(Vec<Arc<Target>>, Duration) -> Fut,
+        Fut: Future<Output = Result<Served<Prefetched>, RouteError>>,
+    {
+        let keep_alive = state.config.server.sse_keep_alive;
+        let plan = std::mem::take(&mut self.plan);
+        self.meter.upstream_started();
+        let served = upstream(plan, keep_alive)
+            .await
+            .map_err(|error| failed(&mut self.meter, error))?;
+        served_by(&mut self.meter, &served.target, served.attempts);
+        let cut = state.streams_cut.clone();
+        Ok(self.respond_with(|meter| sse::response(served.value, dialect, keep_alive, cut, meter)))
+    }
+
     /// The answer, with the admission's rate-limit headers.
     pub fn respond(self, response: Response) -> Response {
         with_rate_headers(response, &self.limits)
@@ -118,4 +179,35 @@ impl Call {
     pub fn respond_with(self, build: impl FnOnce(Meter) -> Response) -> Response {
         with_rate_headers(build(self.meter), &self.limits)
     }
+}
+
+/// The upstream's (or the translation's) bytes, unchanged.
+pub(super) fn json_response(body: bytes::Bytes) -> Response {
+    let mut response = Body::from(body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Meters a request no target served and turns the failure into the caller's error.
+pub(super) fn failed(meter: &mut Meter, error: RouteError) -> ApiError {
+    if let RouteError::Exhausted {
+        last_target: Some(target),
+        ..
+    } = &error
+    {
+        served_by(meter, target, error.attempts());
+    } else {
+        meter.attempts(error.attempts());
+    }
+    let api = ApiError::from(error);
+    let ending = match api.kind {
+        ErrorKind::UpstreamTimeout => Ending::UpstreamTimeout,
+        ErrorKind::InvalidRequest => Ending::Rejected,
+        _ => Ending::UpstreamError,
+    };
+    meter.finish(api.kind.spec().status.as_u16(), ending);
+    api
 }

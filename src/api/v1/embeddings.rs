@@ -10,8 +10,7 @@ use http::StatusCode;
 use serde_json::value::RawValue;
 use tollgate_providers::{EmbeddingsRequest, Usage};
 
-use super::call::{Call, Caller};
-use super::chat::{failed, json_response};
+use super::call::{Call, Caller, failed, json_response};
 use super::{served_by, strip_steering};
 use crate::api::json::ApiJson;
 use crate::error::ApiError;

@@ -1,7 +1,7 @@
-//! Relaying an upstream stream to the client as server-sent events: each chunk as it arrives,
-//! keep-alive comments while the upstream is silent, `data: [DONE]` at the end, and an
-//! OpenAI-style error event if the upstream fails after the first byte (never a retry: the
-//! client already has part of the answer).
+//! Relaying an upstream stream to the client as server-sent events: each event as it arrives,
+//! keep-alive comments while the upstream is silent, the dialect's end (`data: [DONE]` for
+//! OpenAI's), and the dialect's error event if the upstream fails after the first byte (never a
+//! retry: the client already has part of the answer).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -27,7 +27,7 @@ const DONE: &[u8] = b"data: [DONE]\n\n";
 /// closes, the upstream stream).
 pub fn response(
     stream: Prefetched,
-    include_usage: bool,
+    dialect: Dialect,
     keep_alive: Duration,
     cut: watch::Receiver<bool>,
     mut meter: Meter,
@@ -38,7 +38,7 @@ pub fn response(
         upstream: Some(stream.rest),
         deadline: stream.deadline,
         keep_alive,
-        include_usage,
+        dialect,
         cut,
         meter,
     };
@@ -55,13 +55,24 @@ pub fn response(
     response
 }
 
+/// How the events of a stream are written for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI's chat completion chunks: `data: <chunk>`, and `data: [DONE]` at the end. The
+    /// usage-only chunk goes out only if the client asked for it.
+    Chat { include_usage: bool },
+    /// Anthropic's Messages events, already framed (`event:` and `data:`); `message_stop` is
+    /// the end.
+    Messages,
+}
+
 struct Relay {
     first: Option<StreamEvent>,
     /// `None` once the stream is over (the next step ends the body).
     upstream: Option<ChatStream>,
     deadline: Instant,
     keep_alive: Duration,
-    include_usage: bool,
+    dialect: Dialect,
     /// True once the gateway's shutdown grace period is over.
     cut: watch::Receiver<bool>,
     meter: Meter,
@@ -102,7 +113,12 @@ impl Relay {
                         Ok(None) => {
                             self.upstream = None;
                             self.meter.finish(StatusCode::OK.as_u16(), Ending::Ok);
-                            return Some((Ok(Bytes::from_static(DONE)), self));
+                            match self.dialect {
+                                Dialect::Chat { .. } => {
+                                    return Some((Ok(Bytes::from_static(DONE)), self));
+                                }
+                                Dialect::Messages => return None,
+                            }
                         }
                         Ok(Some(Err(error))) => {
                             return Some((Ok(self.broken(Broken::Provider(error))), self));
@@ -114,16 +130,25 @@ impl Relay {
             if let Some(usage) = event.usage {
                 self.meter.usage(usage);
             }
-            if event.usage_only {
+            match self.dialect {
                 // The gateway always asks for usage; the client gets it only if it asked too.
-                if !self.include_usage {
-                    continue;
+                Dialect::Chat { include_usage } if event.usage_only => {
+                    if !include_usage {
+                        continue;
+                    }
+                    return Some((Ok(frame(&event.data)), self));
                 }
-            } else {
-                self.meter.first_token();
-                self.meter.delivered(&event.data);
+                Dialect::Chat { .. } => {
+                    self.meter.first_token();
+                    self.meter.delivered(&event.data);
+                    return Some((Ok(frame(&event.data)), self));
+                }
+                Dialect::Messages => {
+                    self.meter.first_token();
+                    self.meter.delivered_event(&event.data);
+                    return Some((Ok(event.data), self));
+                }
             }
-            return Some((Ok(frame(&event.data)), self));
         }
     }
 
@@ -164,11 +189,17 @@ impl Relay {
             Broken::ShutDown => Ending::ShutDown,
         };
         self.meter.finish(StatusCode::OK.as_u16(), ending);
-        let event = ApiError::new(kind, message).sse_event();
-        let mut out = BytesMut::with_capacity(event.len() + DONE.len());
-        out.extend_from_slice(&event);
-        out.extend_from_slice(DONE);
-        out.freeze()
+        let error = ApiError::new(kind, message);
+        match self.dialect {
+            Dialect::Chat { .. } => {
+                let event = error.sse_event();
+                let mut out = BytesMut::with_capacity(event.len() + DONE.len());
+                out.extend_from_slice(&event);
+                out.extend_from_slice(DONE);
+                out.freeze()
+            }
+            Dialect::Messages => error.anthropic_event(),
+        }
     }
 }
 
