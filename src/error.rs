@@ -212,12 +212,42 @@ impl ApiError {
         let json = serde_json::to_string(&self.envelope()).unwrap_or_default();
         bytes::Bytes::from(format!("data: {json}\n\n"))
     }
+
+    /// Anthropic's error `type` for this error, by status as Anthropic's table has it. A 503 (no
+    /// upstream free) reads as `overloaded_error`, which the anthropic SDK retries.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.kind.spec().status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            503 | 529 => "overloaded_error",
+            400..=499 => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    /// The body in Anthropic's envelope: `{"type":"error","error":{"type","message"}}`.
+    pub fn anthropic_body(&self) -> Vec<u8> {
+        let body = serde_json::json!({
+            "type": "error",
+            "error": { "type": self.anthropic_type(), "message": self.message },
+        });
+        body.to_string().into_bytes()
+    }
+
+    /// The same as Anthropic's `error` event, for a stream that fails after its first byte.
+    pub fn anthropic_event(&self) -> bytes::Bytes {
+        tollgate_providers::messages::frame("error", &self.anthropic_body())
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.kind.spec().status;
         let mut response = (status, Json(self.envelope())).into_response();
+        // For the layers that speak another dialect's envelope (`/v1/messages`).
+        response.extensions_mut().insert(self.clone());
         let headers = response.headers_mut();
         if self.kind == ErrorKind::InvalidCredentials {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

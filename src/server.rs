@@ -257,11 +257,21 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             api::authn::require_principal,
         ));
+    // Anthropic's dialect: its SDK's `x-api-key` as well as a bearer, and its error envelope.
+    let anthropic = Router::new()
+        .route("/v1/messages", post(api::v1::messages))
+        .route("/v1/messages/count_tokens", post(api::v1::count_tokens))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::authn::require_principal_or_api_key,
+        ))
+        .route_layer(axum::middleware::from_fn(api::v1::anthropic_envelope));
     let mut app = Router::new()
         .route("/healthz", get(api::health::healthz))
         .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(metrics))
-        .merge(v1);
+        .merge(v1)
+        .merge(anthropic);
     if state.admin_token.is_some() {
         app = app.merge(api::admin::router(state.clone()));
     }
@@ -273,6 +283,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn_with_state(door, front_door))
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     http::header::AUTHORIZATION,
+                    http::HeaderName::from_static("x-api-key"),
                 ]))
                 .layer(CatchPanicLayer::custom(|_| {
                     tracing::error!("a handler panicked");
@@ -348,6 +359,8 @@ fn route_label(path: &str) -> &'static str {
     match path {
         "/v1/chat/completions" => "/v1/chat/completions",
         "/v1/embeddings" => "/v1/embeddings",
+        "/v1/messages" => "/v1/messages",
+        "/v1/messages/count_tokens" => "/v1/messages/count_tokens",
         "/v1/models" => "/v1/models",
         "/metrics" => "/metrics",
         "/healthz" => "/healthz",

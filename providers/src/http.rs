@@ -61,7 +61,7 @@ impl Upstream {
         &self,
         url: U,
         auth: Auth,
-        extra_headers: &[(&'static str, &'static str)],
+        extra_headers: &[(&'static str, &str)],
         body: &T,
     ) -> Result<reqwest::Response, ProviderError> {
         let body = serde_json::to_vec(body)

@@ -20,6 +20,7 @@ mod error;
 mod framing;
 pub mod gemini;
 mod http;
+pub mod messages;
 pub mod mock;
 pub mod ollama;
 pub mod openai;

@@ -15,20 +15,37 @@ pub async fn require_principal(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, request.headers()).await?;
+    let principal = authenticate(&state, auth::bearer(request.headers())).await?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }
 
-/// Resolves the bearer credential of `headers`.
+/// The same for Anthropic's routes, whose SDK sends its key as `x-api-key` (and a token, with
+/// `auth_token=`, as a bearer): either header, the same identity pipeline.
+pub async fn require_principal_or_api_key(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let headers = request.headers();
+    let credential = auth::bearer(headers).or_else(|| {
+        let key = headers.get("x-api-key")?.to_str().ok()?.trim();
+        (!key.is_empty()).then_some(key)
+    });
+    let principal = authenticate(&state, credential).await?;
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
+}
+
+/// Resolves a credential taken from the request's headers.
 pub async fn authenticate(
     state: &AppState,
-    headers: &http::HeaderMap,
+    credential: Option<&str>,
 ) -> Result<Principal, ApiError> {
-    let Some(credential) = auth::bearer(headers) else {
+    let Some(credential) = credential else {
         let rejection = Rejection {
             reason: auth::Reason::MalformedToken,
-            detail: "no bearer credential in the Authorization header".into(),
+            detail: "no credential in the request's headers".into(),
             issuer: None,
             kid: None,
             tenant: None,

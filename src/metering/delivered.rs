@@ -1,5 +1,9 @@
-//! The text a client received, read from OpenAI-shaped JSON: what a tokenizer counts when the
-//! upstream reported no usage (or the client left before it could).
+//! The text a client received, read from the JSON it was sent: what a tokenizer counts when the
+//! upstream reported no usage (or the client left before it could). One reader for every
+//! dialect: OpenAI's `choices[]` (chunks and answers), Anthropic's `content[]` (a message) and
+//! `delta`/`content_block` (its events).
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
 
@@ -7,6 +11,45 @@ use serde::Deserialize;
 struct Answer<'a> {
     #[serde(default, borrow)]
     choices: Vec<Choice<'a>>,
+    /// An Anthropic message's blocks.
+    #[serde(default, borrow)]
+    content: Option<Vec<Block<'a>>>,
+    /// An Anthropic `content_block_start`.
+    #[serde(default, borrow)]
+    content_block: Option<Block<'a>>,
+    /// An Anthropic `content_block_delta`'s delta, or a Responses event's text delta.
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Delta<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Block(#[serde(borrow)] BlockDelta<'a>),
+}
+
+/// The text-bearing parts of an Anthropic content block or block delta.
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default)]
+    input: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    partial_json: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +88,38 @@ pub fn append(out: &mut String, json: &[u8]) {
     let Ok(answer) = serde_json::from_slice::<Answer<'_>>(json) else {
         return;
     };
+    for block in answer
+        .content
+        .into_iter()
+        .flatten()
+        .chain(answer.content_block)
+    {
+        for part in [block.text, block.thinking, block.name]
+            .into_iter()
+            .flatten()
+        {
+            out.push_str(&part);
+        }
+        // A tool call's input, when it comes whole (a message, not a stream).
+        if let Some(input) = block
+            .input
+            .filter(|input| input.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            out.push_str(&input.to_string());
+        }
+    }
+    match answer.delta {
+        Some(Delta::Text(text)) => out.push_str(&text),
+        Some(Delta::Block(delta)) => {
+            for part in [delta.text, delta.thinking, delta.partial_json]
+                .into_iter()
+                .flatten()
+            {
+                out.push_str(&part);
+            }
+        }
+        None => {}
+    }
     for choice in answer.choices {
         for message in [choice.delta, choice.message].into_iter().flatten() {
             if let Some(content) = message.content {
@@ -57,6 +132,15 @@ pub fn append(out: &mut String, json: &[u8]) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The same for one server-sent event as the client received it (`event:` and `data:` lines).
+pub fn append_event(out: &mut String, event: &[u8]) {
+    for line in event.split(|byte| *byte == b'\n') {
+        if let Some(data) = line.strip_prefix(b"data:") {
+            append(out, data.trim_ascii_start());
         }
     }
 }
@@ -84,5 +168,25 @@ mod tests {
         );
         append(&mut text, b"not json");
         assert_eq!(text, "Hello \"x\"f{\"a\":1}!");
+    }
+
+    #[test]
+    fn reads_anthropic_messages_and_events() {
+        let mut text = String::new();
+        append(
+            &mut text,
+            br#"{"type":"message","content":[{"type":"text","text":"Hi "},{"type":"tool_use","id":"t","name":"f","input":{"a":1}}]}"#,
+        );
+        assert_eq!(text, r#"Hi f{"a":1}"#);
+        let mut text = String::new();
+        for event in [
+            &b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"content\":[]}}\n\n"[..],
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n",
+            b"event: content_block_delta\ndata: {\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n",
+            b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"lo\"}\n\n",
+        ] {
+            append_event(&mut text, event);
+        }
+        assert_eq!(text, "Hel{}lo");
     }
 }

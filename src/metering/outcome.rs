@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tollgate_providers::messages::{self, MessagesRequest};
 use tollgate_providers::{ChatRequest, EmbeddingsRequest, Reported, Usage};
 
 use super::{
@@ -20,6 +21,8 @@ pub enum Endpoint {
     Chat,
     ChatStream,
     Embeddings,
+    Messages,
+    MessagesStream,
 }
 
 /// How a request ended, as a low-cardinality label.
@@ -81,6 +84,7 @@ pub struct RequestOutcome {
 pub enum Prompt {
     Chat(Arc<ChatRequest>),
     Embeddings(Arc<EmbeddingsRequest>),
+    Messages(Arc<MessagesRequest>),
 }
 
 impl Prompt {
@@ -90,6 +94,15 @@ impl Prompt {
         match self {
             Self::Chat(request) => tokenizer::estimate_prompt(request),
             Self::Embeddings(request) => tokenizer::estimate_input(model, &request.input),
+            // Counted as the chat request it translates to; one chat cannot carry (a server
+            // tool, a document) is counted as its JSON text.
+            Self::Messages(request) => match messages::to_chat(request) {
+                Ok(chat) => tokenizer::estimate_prompt(&chat),
+                Err(_) => tokenizer::count_text(
+                    model,
+                    &serde_json::to_string(&request.messages).unwrap_or_default(),
+                ),
+            },
         }
     }
 }
@@ -116,7 +129,14 @@ impl Endpoint {
             Self::Chat => "chat",
             Self::ChatStream => "chat_stream",
             Self::Embeddings => "embeddings",
+            Self::Messages => "messages",
+            Self::MessagesStream => "messages_stream",
         }
+    }
+
+    /// Whether the answer is a stream of events.
+    pub fn streamed(self) -> bool {
+        matches!(self, Self::ChatStream | Self::MessagesStream)
     }
 }
 
@@ -156,7 +176,7 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) -> Counts {
                 .as_deref()
                 .unwrap_or_default()
                 .to_owned(),
-            streamed: outcome.endpoint == Endpoint::ChatStream,
+            streamed: outcome.endpoint.streamed(),
         },
         counts,
         Outcome {
@@ -435,6 +455,13 @@ impl Meter {
     pub fn delivered(&mut self, json: &[u8]) {
         if let Some(outcome) = &mut self.outcome {
             super::delivered::append(&mut outcome.delivered, json);
+        }
+    }
+
+    /// The same for one server-sent event as the client received it.
+    pub fn delivered_event(&mut self, event: &[u8]) {
+        if let Some(outcome) = &mut self.outcome {
+            super::delivered::append_event(&mut outcome.delivered, event);
         }
     }
 

@@ -3,11 +3,13 @@
 //! Translation lives in free functions tested on fixtures: [`to_wire`] for the request,
 //! [`from_wire`] for a whole answer and [`StreamState`] for server-sent events.
 
+mod native;
 mod request;
 mod response;
 #[cfg(test)]
 mod tests;
 
+pub use native::Forwarded;
 pub use request::{DEFAULT_MAX_TOKENS, to_wire};
 pub use response::{StreamState, finish_reason, from_wire, from_wire_event};
 

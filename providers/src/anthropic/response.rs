@@ -51,7 +51,7 @@ enum Block {
 
 /// Anthropic's usage; every field may be absent or null, and `message_delta` repeats some.
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
-struct WireUsage {
+pub(crate) struct WireUsage {
     #[serde(default)]
     input_tokens: Option<u64>,
     #[serde(default)]
@@ -64,7 +64,7 @@ struct WireUsage {
 
 impl WireUsage {
     /// Later reports win, field by field.
-    fn merge(&mut self, later: WireUsage) {
+    pub(crate) fn merge(&mut self, later: WireUsage) {
         self.input_tokens = later.input_tokens.or(self.input_tokens);
         self.output_tokens = later.output_tokens.or(self.output_tokens);
         self.cache_creation_input_tokens = later
@@ -76,7 +76,7 @@ impl WireUsage {
     }
 
     /// Anthropic's `input_tokens` excludes cache reads and writes; OpenAI's prompt includes them.
-    fn normalise(self) -> Usage {
+    pub(crate) fn normalise(self) -> Usage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
         let cache_write = self.cache_creation_input_tokens.unwrap_or(0);
         let prompt = self.input_tokens.unwrap_or(0) + cached + cache_write;
@@ -175,11 +175,21 @@ struct MessageDeltaBody {
 }
 
 #[derive(Debug, Deserialize)]
-struct WireError {
+pub(crate) struct WireError {
     #[serde(rename = "type", default)]
     kind: String,
     #[serde(default)]
     message: String,
+}
+
+impl WireError {
+    /// An `error` event in the middle of a stream (`overloaded_error`, say).
+    pub(crate) fn into_error(self) -> ProviderError {
+        ProviderError::StreamError(crate::error::truncate(
+            &format!("{}: {}", self.kind, self.message),
+            300,
+        ))
+    }
 }
 
 /// What a stream has told us so far.
@@ -260,12 +270,7 @@ pub fn from_wire_event(
             out.push(state.chunks().usage(usage));
             return Ok(Flow::Done);
         }
-        WireEvent::Error { error } => {
-            return Err(ProviderError::StreamError(crate::error::truncate(
-                &format!("{}: {}", error.kind, error.message),
-                300,
-            )));
-        }
+        WireEvent::Error { error } => return Err(error.into_error()),
         WireEvent::Other => {}
     }
     Ok(Flow::Continue)

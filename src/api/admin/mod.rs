@@ -111,7 +111,8 @@ async fn authenticate(
     let caller = if platform {
         Caller::Platform
     } else {
-        let principal = crate::api::authn::authenticate(&state, request.headers()).await?;
+        let principal =
+            crate::api::authn::authenticate(&state, crate::auth::bearer(request.headers())).await?;
         if principal.role != UserRole::Admin {
             tracing::info!(tenant = principal.tenant_id(), subject = %principal.subject,
                 "admin API refused: the user's role is not admin");

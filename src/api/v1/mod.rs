@@ -20,10 +20,12 @@ use crate::state::AppState;
 mod call;
 mod chat;
 mod embeddings;
+mod messages;
 mod sse;
 
 pub use chat::chat_completions;
 pub use embeddings::embeddings;
+pub use messages::{count_tokens, envelope as anthropic_envelope, messages};
 
 /// `GET /v1/models`: the configured models the caller's tenant may use.
 pub async fn models(

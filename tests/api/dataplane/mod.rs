@@ -11,6 +11,7 @@ use crate::support::{Backend, TestApp};
 
 mod busy_poll;
 mod errors;
+mod messages;
 mod routing;
 mod sdk;
 mod slow_clients;
