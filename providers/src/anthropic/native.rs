@@ -1,8 +1,8 @@
 //! The Messages API spoken natively: a `/v1/messages` request from a client goes to an
 //! Anthropic upstream as sent, with the model renamed, and its answer comes back as sent —
 //! `cache_control`, `thinking`, tools, images, `metadata` and blocks this crate has never
-//! heard of included. Only the usage is read on the way (and the model named as the client
-//! asked in `message_start`).
+//! heard of included. Only the usage is read on the way, and the model named as the client
+//! asked.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,7 @@ use super::{API_VERSION, Anthropic};
 use crate::framing::{self, Flow, SseEvent, SseFraming, Translate};
 use crate::http::read_body;
 use crate::messages::{MessageParam, MessagesRequest, frame};
+use crate::rename::rename_model;
 use crate::{ChatResponse, ChatStream, ProviderError, StreamEvent};
 
 /// The client's `anthropic-version` and `anthropic-beta` headers, forwarded.
@@ -60,7 +61,7 @@ impl Anthropic {
         let peek: Peek = serde_json::from_slice(&body)
             .map_err(|e| ProviderError::decode("Anthropic message", e))?;
         Ok(ChatResponse {
-            body,
+            body: rename_model(body, &req.model),
             usage: Some(peek.usage.normalise()),
         })
     }

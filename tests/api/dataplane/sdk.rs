@@ -1,28 +1,59 @@
-//! The official `openai` Python SDK against a running gateway (tests/sdk/openai_sdk.py).
+//! The official `openai` and `anthropic` Python SDKs against a running gateway
+//! (tests/sdk/*.py).
 //!
-//! Without Python or the package the test says why and passes, except under `CI`, where it
-//! must run (`.ci/run` installs the package).
+//! Without Python or the package a test says why and passes, except under `CI`, where it must
+//! run (`.ci/run` installs the packages).
 
 use std::process::Command;
 
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use tollgate::store::Store;
+
 use super::upstream::Upstream;
 use super::{DataPlane, mock_provider, model, provider};
+use crate::identity::idp::{self, JwksServer};
+use crate::metering::gateway::stored;
 
-fn python_with_openai() -> bool {
-    Command::new("python3")
-        .args(["-c", "import openai"])
+/// Whether `python3` can import `package`; if not, the test is skipped, except under CI.
+fn python_with(package: &str, install: &str) -> bool {
+    let found = Command::new("python3")
+        .args(["-c", &format!("import {package}")])
         .output()
-        .is_ok_and(|out| out.status.success())
+        .is_ok_and(|out| out.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the {package} SDK test: python3 -m pip install '{install}'"
+        );
+        eprintln!("skipped: `python3 -c 'import {package}'` fails; pip install '{install}'");
+    }
+    found
+}
+
+/// Runs a script of tests/sdk with `args`; its stdout, once it passed.
+async fn run_script(name: &str, args: Vec<String>) -> String {
+    let script = format!("{}/tests/sdk/{name}", env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3").arg(script).args(args).output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "the SDK script {name} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_sdk_works_against_the_gateway() {
-    if !python_with_openai() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the openai SDK test: python3 -m pip install 'openai>=1.40'"
-        );
-        eprintln!("skipped: `python3 -c 'import openai'` fails; pip install 'openai>=1.40'");
+    if !python_with("openai", "openai>=1.40") {
         return;
     }
     let upstream = Upstream::healthy().await;
@@ -36,22 +67,67 @@ async fn the_official_openai_sdk_works_against_the_gateway() {
         |_| {},
     )
     .await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk.py");
-    let (base, key) = (plane.app.base.clone(), plane.key.clone());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg(script)
-            .arg(base)
-            .arg(key)
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "the SDK script failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_script(
+        "openai_sdk.py",
+        vec![plane.app.base.clone(), plane.key.clone()],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_anthropic_sdk_works_against_the_gateway() {
+    if !python_with("anthropic", "anthropic==2.16.0") {
+        return;
+    }
+    let (native, openai) = (Upstream::healthy().await, Upstream::healthy().await);
+    let mut anthropic = provider("anthropic", &native.root_url());
+    anthropic.kind = "anthropic".into();
+    let plane = DataPlane::start(
+        vec![anthropic, provider("openai", &openai.base_url)],
+        vec![
+            model("claude", &[("anthropic", "claude-real")], &[]),
+            model("gpt", &[("openai", "gpt-real")], &[]),
+        ],
+        |config| config.metering.flush_interval = Duration::from_millis(20),
+    )
+    .await;
+    // The same user by a bearer JWT, signed with a real key served from a JWKS endpoint.
+    let jwks = JwksServer::start(&["rsa-1"]).await;
+    let iss = "https://idp.acme.test";
+    plane
+        .app
+        .register_issuer(iss, json!({"tenant": "acme", "jwks_url": jwks.url()}))
+        .await;
+    let jwt = idp::sign("rsa-1", &idp::claims(iss, "jane"));
+    let limited = plane.app.user_key("acme", "limited").await;
+    plane
+        .app
+        .admin(Method::PUT, "/tenants/acme/users/limited/quota")
+        .json(&json!({"requests_per_minute": 1}))
+        .send()
+        .await
+        .unwrap();
+
+    let args = vec![plane.app.base.clone(), plane.key.clone(), jwt, limited];
+    let told = run_script("anthropic_sdk.py", args).await;
+    // Whatever the SDK was told is what the gateway stored, to the token.
+    let store = Store::connect(&plane.app.config.database.url, 2)
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for line in told.lines() {
+        let told: Value = serde_json::from_str(line).unwrap();
+        let event = stored(&store, told["request_id"].as_str().unwrap()).await;
+        assert_eq!(
+            (event.prompt_tokens, event.completion_tokens),
+            (
+                told["prompt"].as_i64().unwrap(),
+                told["output"].as_i64().unwrap()
+            ),
+            "{told}"
+        );
+        assert!(!event.estimated, "{told}");
+        checked += 1;
+    }
+    assert_eq!(checked, 16, "four calls per model and credential");
 }

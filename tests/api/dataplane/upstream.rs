@@ -250,10 +250,26 @@ fn answer(
         json!({"role": "assistant", "content": ""}),
         None,
     )];
-    for word in ["Hello", " from", " upstream"] {
-        chunks.push(chunk(body, json!({"content": word}), None));
-    }
-    chunks.push(chunk(body, json!({}), Some("stop")));
+    let finish = match tool {
+        // A tool call streams its name first, then its arguments in pieces.
+        Some(name) => {
+            let call = json!({"index": 0, "id": "call_1", "type": "function",
+                              "function": {"name": name, "arguments": ""}});
+            chunks.push(chunk(body, json!({"tool_calls": [call]}), None));
+            for part in ["{\"city\":", "\"Paris\"}"] {
+                let call = json!({"index": 0, "function": {"arguments": part}});
+                chunks.push(chunk(body, json!({"tool_calls": [call]}), None));
+            }
+            "tool_calls"
+        }
+        None => {
+            for word in ["Hello", " from", " upstream"] {
+                chunks.push(chunk(body, json!({"content": word}), None));
+            }
+            "stop"
+        }
+    };
+    chunks.push(chunk(body, json!({}), Some(finish)));
     if body["stream_options"]["include_usage"] == true {
         let usage = json!({"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1,
             "model": model, "choices": [],

@@ -2,7 +2,7 @@
 
 mod admin_effects;
 mod forgeries;
-mod idp;
+pub(crate) mod idp;
 mod isolation;
 mod jwks;
 mod outage;
