@@ -1,5 +1,6 @@
-//! End-to-end overhead: the same load sent straight to a mock OpenAI upstream and through the
-//! release `tollgate` binary, non-streaming and streaming, at each concurrency. The gateway does
+//! End-to-end overhead: the same load sent straight to a mock upstream and through the release
+//! `tollgate` binary, non-streaming and streaming, at each concurrency, in OpenAI's chat
+//! completions and in Anthropic's Messages API (native to an Anthropic-kind upstream). The gateway does
 //! its full work on every request: an RS256 JWT verified (one token per client, as real clients
 //! reuse theirs; the verified-token cache serves repeats), a user quota admitted and settled,
 //! a usage event written, a log line. Prints a markdown table with the gateway's RSS and CPU,
@@ -12,6 +13,7 @@
 //!   per stream (default 20);
 //! - `TOLLGATE_BENCH_OPEN_STREAMS` held open at once for the RSS check (default 1000; 0 skips);
 //! - `TOLLGATE_BENCH_PACE_MS` between chunks of the paced stream check (default 5; 0 skips);
+//! - `TOLLGATE_BENCH_DIALECTS` (default `chat,messages`): which APIs get rows;
 //! - `TOLLGATE_BENCH_GATEWAY_CPUS`, e.g. `1`: run the gateway under `taskset -c 1`;
 //! - `TOLLGATE_BENCH_BUSY_POLL`, e.g. `150us`: the gateway's `server.busy_poll` (default off,
 //!   as in the gateway's own default).
@@ -45,12 +47,55 @@ struct Knobs {
     pace: Duration,
     gateway_cpus: Option<String>,
     busy_poll: Option<String>,
+    dialects: Vec<Dialect>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Json,
     Stream,
+}
+
+/// Which API the client speaks: OpenAI's chat completions, or Anthropic's Messages (to an
+/// Anthropic-kind upstream, natively).
+#[derive(Clone, Copy, PartialEq)]
+enum Dialect {
+    Chat,
+    Messages,
+}
+
+impl Dialect {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Chat => "/v1/chat/completions",
+            Self::Messages => "/v1/messages",
+        }
+    }
+
+    /// The model the gateway routes, and the upstream's name for it.
+    fn models(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Chat => ("bench", "real-model"),
+            Self::Messages => ("bench-claude", "real-claude"),
+        }
+    }
+
+    /// How a complete stream of this dialect ends.
+    fn end(self) -> &'static str {
+        match self {
+            Self::Chat => "data: [DONE]\n\n",
+            Self::Messages => "data: {\"type\":\"message_stop\"}\n\n",
+        }
+    }
+
+    fn name(self, mode: Mode) -> &'static str {
+        match (self, mode) {
+            (Self::Chat, Mode::Json) => "json",
+            (Self::Chat, Mode::Stream) => "stream",
+            (Self::Messages, Mode::Json) => "messages json",
+            (Self::Messages, Mode::Stream) => "messages stream",
+        }
+    }
 }
 
 /// One run's measurements.
@@ -74,6 +119,7 @@ struct Usage {
 }
 
 struct Row {
+    dialect: Dialect,
     mode: Mode,
     concurrency: usize,
     direct: Run,
@@ -114,30 +160,36 @@ fn main() {
     let idle_rss = gateway.rss_mib();
 
     let mut rows = Vec::new();
-    for mode in [Mode::Json, Mode::Stream] {
-        for &concurrency in &knobs.concurrency {
-            let direct = Target {
-                url: format!("http://{upstream}/v1/chat/completions"),
-                bearer: "sk-bench".to_owned(),
-                model: "real-model",
-            };
-            let through = Target {
-                url: format!("http://{}/v1/chat/completions", gateway.addr),
-                bearer: token.clone(),
-                model: "bench",
-            };
-            let direct = client_runtime.block_on(load(&direct, mode, concurrency, &knobs));
-            let sampler = Sampler::start(gateway.pid());
-            let through = client_runtime.block_on(load(&through, mode, concurrency, &knobs));
-            let usage = sampler.stop();
-            gateway.check_alive();
-            rows.push(Row {
-                mode,
-                concurrency,
-                direct,
-                through,
-                usage,
-            });
+    for &dialect in &knobs.dialects {
+        for mode in [Mode::Json, Mode::Stream] {
+            for &concurrency in &knobs.concurrency {
+                let (model, upstream_model) = dialect.models();
+                let direct = Target {
+                    url: format!("http://{upstream}{}", dialect.path()),
+                    bearer: "sk-bench".to_owned(),
+                    model: upstream_model,
+                    dialect,
+                };
+                let through = Target {
+                    url: format!("http://{}{}", gateway.addr, dialect.path()),
+                    bearer: token.clone(),
+                    model,
+                    dialect,
+                };
+                let direct = client_runtime.block_on(load(&direct, mode, concurrency, &knobs));
+                let sampler = Sampler::start(gateway.pid());
+                let through = client_runtime.block_on(load(&through, mode, concurrency, &knobs));
+                let usage = sampler.stop();
+                gateway.check_alive();
+                rows.push(Row {
+                    dialect,
+                    mode,
+                    concurrency,
+                    direct,
+                    through,
+                    usage,
+                });
+            }
         }
     }
     print_table(&knobs, &rows, idle_rss);
@@ -208,46 +260,75 @@ async fn start_upstream(chunks: usize, control: &Control) -> SocketAddr {
             .collect(),
     );
     let (hold, released) = (control.hold.clone(), control.released.clone());
+    let (message, message_events) = anthropic_answers(chunks);
 
-    let app = Router::new().route(
-        "/v1/chat/completions",
-        post(move |body: Bytes| {
-            let completion = completion.clone();
-            let events = events.clone();
-            let (hold, released) = (hold.clone(), released.clone());
-            async move {
-                let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
-                if request["stream"] != true {
-                    return Response::builder()
-                        .header("content-type", "application/json")
-                        .body(Body::from(completion))
-                        .unwrap();
-                }
-                let held = request["bench_hold"] == true;
-                let pace = request["bench_pace_ms"].as_u64().map(Duration::from_millis);
-                let stream = futures_util::stream::unfold(0, move |i| {
-                    let (events, hold, released) = (events.clone(), hold.clone(), released.clone());
-                    async move {
-                        let event = events.get(i)?.clone();
-                        if i == 1 && held {
-                            // The first chunk is out; wait for the bench to let go.
-                            let notified = released.notified();
-                            if hold.load(Ordering::SeqCst) {
-                                notified.await;
-                            }
-                        } else if let Some(pace) = pace.filter(|_| i > 0) {
-                            tokio::time::sleep(pace).await;
-                        }
-                        Some((Ok::<_, Infallible>(event), i + 1))
+    let app = Router::new()
+        .route(
+            "/v1/messages",
+            post(move |body: Bytes| {
+                let (message, events) = (message.clone(), message_events.clone());
+                async move {
+                    let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+                    if request["stream"] != true {
+                        return Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Body::from(message))
+                            .unwrap();
                     }
-                });
-                Response::builder()
-                    .header("content-type", "text/event-stream")
-                    .body(Body::from_stream(stream))
-                    .unwrap()
-            }
-        }),
-    );
+                    let stream = futures_util::stream::iter(
+                        events
+                            .iter()
+                            .cloned()
+                            .map(Ok::<_, Infallible>)
+                            .collect::<Vec<_>>(),
+                    );
+                    Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .body(Body::from_stream(stream))
+                        .unwrap()
+                }
+            }),
+        )
+        .route(
+            "/v1/chat/completions",
+            post(move |body: Bytes| {
+                let completion = completion.clone();
+                let events = events.clone();
+                let (hold, released) = (hold.clone(), released.clone());
+                async move {
+                    let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+                    if request["stream"] != true {
+                        return Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Body::from(completion))
+                            .unwrap();
+                    }
+                    let held = request["bench_hold"] == true;
+                    let pace = request["bench_pace_ms"].as_u64().map(Duration::from_millis);
+                    let stream = futures_util::stream::unfold(0, move |i| {
+                        let (events, hold, released) =
+                            (events.clone(), hold.clone(), released.clone());
+                        async move {
+                            let event = events.get(i)?.clone();
+                            if i == 1 && held {
+                                // The first chunk is out; wait for the bench to let go.
+                                let notified = released.notified();
+                                if hold.load(Ordering::SeqCst) {
+                                    notified.await;
+                                }
+                            } else if let Some(pace) = pace.filter(|_| i > 0) {
+                                tokio::time::sleep(pace).await;
+                            }
+                            Some((Ok::<_, Infallible>(event), i + 1))
+                        }
+                    });
+                    Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .body(Body::from_stream(stream))
+                        .unwrap()
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -258,6 +339,51 @@ async fn start_upstream(chunks: usize, control: &Control) -> SocketAddr {
         axum::serve(listener, app).await.unwrap();
     });
     addr
+}
+
+/// An Anthropic message, and the events of the same answer streamed in `chunks` text deltas
+/// (one write per event).
+fn anthropic_answers(chunks: usize) -> (Bytes, Arc<Vec<Bytes>>) {
+    let message = json!({
+        "id": "msg_bench", "type": "message", "role": "assistant", "model": "real-claude",
+        "content": [{"type": "text", "text": "Hello there, this is a benchmark answer."}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 12, "output_tokens": 9}
+    });
+    let event = |name: &str, data: Value| Bytes::from(format!("event: {name}\ndata: {data}\n\n"));
+    let mut events = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {
+            "id": "msg_bench", "type": "message", "role": "assistant", "model": "real-claude",
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 12, "output_tokens": 1}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
+    ];
+    for i in 0..chunks {
+        events.push(event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": format!("tok{i} ")}}),
+        ));
+    }
+    events.push(event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push(event(
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+        "usage": {"output_tokens": chunks}}),
+    ));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    (Bytes::from(message.to_string()), Arc::new(events))
 }
 
 // === the gateway process ===
@@ -294,9 +420,18 @@ name = "upstream"
 kind = "openai"
 base_url = "http://{upstream}/v1"
 api_key_env = "TOLLGATE_BENCH_UPSTREAM_KEY"
+[[providers]]
+name = "claude-upstream"
+kind = "anthropic"
+base_url = "http://{upstream}"
+api_key_env = "TOLLGATE_BENCH_UPSTREAM_KEY"
 [[models]]
 name = "bench"
 targets = [{{ provider = "upstream", model = "real-model" }}]
+price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
+[[models]]
+name = "bench-claude"
+targets = [{{ provider = "claude-upstream", model = "real-claude" }}]
 price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
 "#,
             db = dir.path().join("tollgate.db").display(),
@@ -529,14 +664,18 @@ struct Target {
     url: String,
     bearer: String,
     model: &'static str,
+    dialect: Dialect,
 }
 
-fn request_body(model: &str, stream: bool, extra: Value) -> Bytes {
+fn request_body(model: &str, dialect: Dialect, stream: bool, extra: Value) -> Bytes {
     let mut body = json!({
         "model": model,
         "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
         "stream": stream,
     });
+    if dialect == Dialect::Messages {
+        body["max_tokens"] = json!(256);
+    }
     if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
         body.extend(extra);
     }
@@ -549,7 +688,12 @@ async fn load(target: &Target, mode: Mode, concurrency: usize, knobs: &Knobs) ->
         .tcp_nodelay(true)
         .build()
         .unwrap();
-    let body = request_body(target.model, mode == Mode::Stream, Value::Null);
+    let body = request_body(
+        target.model,
+        target.dialect,
+        mode == Mode::Stream,
+        Value::Null,
+    );
     // Warm the connection pools (and the gateway's caches) before measuring.
     let warm_until = Instant::now() + Duration::from_millis(300);
     while Instant::now() < warm_until {
@@ -567,6 +711,7 @@ async fn load(target: &Target, mode: Mode, concurrency: usize, knobs: &Knobs) ->
                 url: target.url.clone(),
                 bearer: target.bearer.clone(),
                 model: target.model,
+                dialect: target.dialect,
             };
             tokio::spawn(async move {
                 let mut samples = Vec::new();
@@ -649,8 +794,8 @@ async fn one(
                     tail.drain(..tail.len() - 64);
                 }
             }
-            if !String::from_utf8_lossy(&tail).ends_with("data: [DONE]\n\n") {
-                return Err(format!("{}: a stream without [DONE]", target.url));
+            if !String::from_utf8_lossy(&tail).ends_with(target.dialect.end()) {
+                return Err(format!("{}: a stream without its end", target.url));
             }
             Ok((started.elapsed(), first))
         }
@@ -675,7 +820,7 @@ async fn hold_streams(gateway: &Gateway, token: &str, control: &Control, n: usiz
         .tcp_nodelay(true)
         .build()
         .unwrap();
-    let body = request_body("bench", true, json!({"bench_hold": true}));
+    let body = request_body("bench", Dialect::Chat, true, json!({"bench_hold": true}));
     let url = format!("http://{}/v1/chat/completions", gateway.addr);
     let started = Instant::now();
     let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
@@ -768,6 +913,7 @@ async fn paced(url: &str, bearer: &str, model: &str, knobs: &Knobs) -> Paced {
     let pace = knobs.pace;
     let body = request_body(
         model,
+        Dialect::Chat,
         true,
         json!({"bench_pace_ms": pace.as_millis() as u64}),
     );
@@ -863,11 +1009,7 @@ fn print_table(knobs: &Knobs, rows: &[Row], idle_rss: f64) {
         };
         println!(
             "| {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {:.2} ({:.0}) | {:.1} | {} / {} |",
-            if row.mode == Mode::Json {
-                "json"
-            } else {
-                "stream"
-            },
+            row.dialect.name(row.mode),
             row.concurrency,
             rps(direct),
             rps(through),
@@ -953,6 +1095,15 @@ impl Knobs {
                 var("TOLLGATE_BENCH_PACE_MS").map_or(5, |n| n.parse().expect("milliseconds")),
             ),
             gateway_cpus: var("TOLLGATE_BENCH_GATEWAY_CPUS"),
+            dialects: var("TOLLGATE_BENCH_DIALECTS")
+                .unwrap_or_else(|| "chat,messages".into())
+                .split(',')
+                .map(|d| match d.trim() {
+                    "chat" => Dialect::Chat,
+                    "messages" => Dialect::Messages,
+                    other => panic!("TOLLGATE_BENCH_DIALECTS: chat or messages, not {other}"),
+                })
+                .collect(),
             busy_poll: var("TOLLGATE_BENCH_BUSY_POLL"),
         }
     }
