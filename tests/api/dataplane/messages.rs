@@ -4,14 +4,13 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::metering::UsageStatus;
 use tollgate::store::Store;
 
 use super::upstream::{Step, Upstream};
-use super::{DataPlane, PROVIDER_KEY, model, provider};
+use super::{DataPlane, PROVIDER_KEY, leave_after, model, provider};
 use crate::metering::gateway::stored;
 
 /// A gateway with `claude` on an Anthropic-kind upstream and `gpt` on an OpenAI-kind one.
@@ -316,13 +315,7 @@ async fn a_client_leaving_a_messages_stream_is_billed() {
     let plane = plane(&anthropic, &openai).await;
     let response = send(&plane, "leaver", &hello("claude", true)).await;
     assert_eq!(response.status(), 200);
-    let mut stream = response.bytes_stream();
-    let mut received = String::new();
-    while !received.contains("Hello") {
-        let chunk = stream.next().await.unwrap().unwrap();
-        received.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    drop(stream);
+    leave_after(response, "Hello").await;
     let event = stored(&store(&plane).await, "leaver").await;
     assert_eq!(event.status, UsageStatus::ClientDisconnected);
     assert_eq!(event.prompt_tokens, 15, "message_start's counts are billed");

@@ -141,3 +141,15 @@ pub async fn events(response: reqwest::Response) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Reads a streamed answer until `text` arrived, then hangs up, as a client that leaves
+/// mid-answer does.
+pub async fn leave_after(response: reqwest::Response, text: &str) {
+    use futures_util::StreamExt;
+    let mut stream = response.bytes_stream();
+    let mut received = String::new();
+    while !received.contains(text) {
+        let chunk = stream.next().await.unwrap().unwrap();
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::metering::{UsageEvent, UsageStatus, tokenizer};
 use tollgate::store::Store;
 
 use super::wire;
+use crate::dataplane::leave_after;
 use crate::support::{Backend, TestApp};
 
 /// A gateway whose writer flushes fast, with the given providers and models (TOML).
@@ -435,13 +435,7 @@ async fn a_client_that_leaves_mid_stream_is_billed_for_what_it_got() {
                       "messages": [{"role": "user", "content": "Count slowly for me"}]});
     let response = chat(&app, &key, "leaver", &body).await;
     assert_eq!(response.status(), 200);
-    let mut stream = response.bytes_stream();
-    let mut received = String::new();
-    while !received.contains("Hello") {
-        let chunk = stream.next().await.unwrap().unwrap();
-        received.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    drop(stream);
+    leave_after(response, "Hello").await;
     let event = stored(&store, "leaver").await;
     assert_eq!(event.status, UsageStatus::ClientDisconnected);
     assert!(event.estimated, "the upstream never got to report usage");
