@@ -24,6 +24,7 @@ pub mod mock;
 pub mod ollama;
 pub mod openai;
 mod registry;
+mod rename;
 mod settings;
 mod shape;
 pub mod wire;
@@ -65,7 +66,9 @@ pub struct StreamEvent {
 /// gateway writes `data: [DONE]` itself. Dropping it closes the upstream connection.
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
 
-/// What every upstream adapter does. `upstream_model` replaces `req.model` on the wire.
+/// What every upstream adapter does. `upstream_model` replaces `req.model` on the wire; every
+/// answer, chunk and embeddings list names `req.model`, the name the client asked for, never
+/// the upstream's.
 pub trait Provider {
     fn chat(
         &self,

@@ -33,12 +33,12 @@ impl Mock {
 }
 
 impl Provider for Mock {
-    async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
+    async fn chat(&self, req: &ChatRequest, _model: &str) -> Result<ChatResponse, ProviderError> {
         let answer = answer(req);
         let message = shape::assistant_message(&answer.words.join(" "), Vec::new());
         let body = shape::completion(
             &shape::fresh_id("chatcmpl-mock-"),
-            model,
+            &req.model,
             message,
             answer.finish_reason,
             Some(&answer.usage),
@@ -52,10 +52,10 @@ impl Provider for Mock {
     async fn chat_stream(
         &self,
         req: &ChatRequest,
-        model: &str,
+        _model: &str,
     ) -> Result<ChatStream, ProviderError> {
         let answer = answer(req);
-        let chunks = Chunks::new(shape::fresh_id("chatcmpl-mock-"), model.to_owned());
+        let chunks = Chunks::new(shape::fresh_id("chatcmpl-mock-"), req.model.clone());
         let mut events = vec![chunks.delta(json!({"role": "assistant", "content": ""}), None)];
         for (i, word) in answer.words.iter().enumerate() {
             let piece = if i == 0 {
@@ -75,7 +75,7 @@ impl Provider for Mock {
     async fn embeddings(
         &self,
         req: &EmbeddingsRequest,
-        model: &str,
+        _model: &str,
     ) -> Result<EmbeddingsResponse, ProviderError> {
         let inputs: Vec<String> = match &req.input {
             Value::String(s) => vec![s.clone()],
@@ -96,7 +96,7 @@ impl Provider for Mock {
         };
         let vectors = inputs.iter().map(|s| Value::from(embed(s))).collect();
         Ok(EmbeddingsResponse {
-            body: shape::embeddings(model, vectors, Some(&usage)),
+            body: shape::embeddings(&req.model, vectors, Some(&usage)),
             usage: Some(usage),
         })
     }

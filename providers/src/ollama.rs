@@ -39,7 +39,7 @@ impl Provider for Ollama {
             .upstream
             .post_json(&url, self.upstream.bearer(), &[], &body)
             .await?;
-        let (body, usage) = from_wire(&read_body(resp).await?)?;
+        let (body, usage) = from_wire(&read_body(resp).await?, &req.model)?;
         Ok(ChatResponse {
             body,
             usage: Some(usage),
@@ -61,7 +61,7 @@ impl Provider for Ollama {
         Ok(framing::translate(
             body,
             NdjsonFraming,
-            StreamState::default(),
+            StreamState::new(&req.model),
         ))
     }
 
@@ -82,7 +82,7 @@ impl Provider for Ollama {
         let (_, wire) = read_json::<WireEmbed>(resp, "Ollama embeddings").await?;
         let usage = prompt_usage(wire.prompt_eval_count, None, 0);
         Ok(EmbeddingsResponse {
-            body: shape::embeddings(model, wire.embeddings, Some(&usage)),
+            body: shape::embeddings(&req.model, wire.embeddings, Some(&usage)),
             usage: Some(usage),
         })
     }
@@ -171,8 +171,6 @@ fn message(m: &ChatMessage, call_names: &HashMap<&str, &str>) -> Result<Value, P
 
 #[derive(Debug, Deserialize)]
 struct WireChat {
-    #[serde(default)]
-    model: String,
     #[serde(default)]
     message: Option<WireMessage>,
     #[serde(default)]
@@ -270,8 +268,9 @@ fn tool_calls(calls: Vec<WireToolCall>) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// A whole `/api/chat` answer → an OpenAI `chat.completion` body and its usage.
-pub fn from_wire(body: &[u8]) -> Result<(Bytes, Usage), ProviderError> {
+/// A whole `/api/chat` answer → an OpenAI `chat.completion` body naming `model` (the name the
+/// client asked for), and its usage.
+pub fn from_wire(body: &[u8], model: &str) -> Result<(Bytes, Usage), ProviderError> {
     let wire: WireChat =
         serde_json::from_slice(body).map_err(|e| ProviderError::decode("Ollama response", e))?;
     let usage = wire.usage();
@@ -283,7 +282,7 @@ pub fn from_wire(body: &[u8]) -> Result<(Bytes, Usage), ProviderError> {
     let finish = finish_reason(wire.done_reason.as_deref(), !calls.is_empty());
     let body = shape::completion(
         &shape::fresh_id("chatcmpl-"),
-        &wire.model,
+        model,
         shape::assistant_message(&message.content, calls),
         finish,
         Some(&usage),
@@ -292,10 +291,23 @@ pub fn from_wire(body: &[u8]) -> Result<(Bytes, Usage), ProviderError> {
 }
 
 /// What an NDJSON stream has told us so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StreamState {
+    /// The name every chunk reports: the one the client asked for.
+    model: String,
     chunks: Option<Chunks>,
     tool_calls: u64,
+}
+
+impl StreamState {
+    /// Chunks will name `model`.
+    pub fn new(model: &str) -> Self {
+        Self {
+            model: model.to_owned(),
+            chunks: None,
+            tool_calls: 0,
+        }
+    }
 }
 
 /// One NDJSON line → OpenAI chunks; `Flow::Done` after the `done: true` line.
@@ -317,7 +329,7 @@ pub fn from_wire_event(
         None => {
             let chunks = state.chunks.insert(Chunks::new(
                 shape::fresh_id("chatcmpl-"),
-                wire.model.clone(),
+                state.model.clone(),
             ));
             out.push(chunks.delta(json!({ "role": "assistant", "content": "" }), None));
             chunks
@@ -395,7 +407,7 @@ mod tests {
             r#"{"model":"llama3.2","created_at":"2026-01-01T00:00:00Z","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"f","arguments":{"a":1}}}]},"done":false}"#,
             r#"{"model":"llama3.2","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","prompt_eval_count":26,"eval_count":3}"#,
         ];
-        let mut state = StreamState::default();
+        let mut state = StreamState::new("alias");
         let mut out = Vec::new();
         let flows: Vec<Flow> = lines
             .iter()
@@ -406,6 +418,7 @@ mod tests {
             .iter()
             .map(|e| serde_json::from_slice(&e.data).unwrap())
             .collect();
+        assert!(docs.iter().all(|d| d["model"] == "alias"), "{docs:?}");
         assert_eq!(docs[1]["choices"][0]["delta"]["content"], "Hi");
         assert_eq!(
             docs[2]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
@@ -424,14 +437,16 @@ mod tests {
                 r#"{{"model":"m","message":{{"role":"assistant","content":"Hi"}},"done":true,{counts}"eval_count":3}}"#
             )
         };
-        let (_, usage) =
-            from_wire(done(r#""prompt_eval_count":26,"prompt_eval_cached_count":20,"#).as_bytes())
-                .unwrap();
+        let (_, usage) = from_wire(
+            done(r#""prompt_eval_count":26,"prompt_eval_cached_count":20,"#).as_bytes(),
+            "m",
+        )
+        .unwrap();
         assert_eq!(
             (usage.prompt_tokens, usage.cached_tokens, usage.reported),
             (26, 20, Reported::All)
         );
-        let (_, usage) = from_wire(done("").as_bytes()).unwrap();
+        let (_, usage) = from_wire(done("").as_bytes(), "m").unwrap();
         assert_eq!(
             (usage.prompt_tokens, usage.completion_tokens, usage.reported),
             (0, 3, Reported::CompletionOnly),
@@ -443,7 +458,7 @@ mod tests {
     fn error_line_is_an_error() {
         let err = from_wire_event(
             r#"{"error":"model not found"}"#,
-            &mut StreamState::default(),
+            &mut StreamState::new("m"),
             &mut Vec::new(),
         )
         .unwrap_err();

@@ -1,13 +1,16 @@
 //! OpenAI and every OpenAI-compatible server (vLLM, Mistral, Groq, DeepSeek, Together,
 //! OpenRouter, LM Studio): near pass-through with the model renamed.
 //!
-//! Response bytes are forwarded unchanged; we only peek at the fields we need (usage, finish).
+//! Response bytes are forwarded unchanged but for the top-level `"model"`, which is renamed in
+//! place back to the name the client asked for ([`crate::rename`]); we only peek at the fields
+//! we need (usage, finish).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::framing::{self, Flow, SseEvent, SseFraming, Translate};
 use crate::http::{Auth, Upstream, read_json};
+use crate::rename::{rename_model, rename_model_in};
 use crate::wire::{ChatMessage, OpenAiUsage, StreamOptions};
 use crate::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
@@ -92,7 +95,7 @@ pub(crate) async fn chat(
         .await?;
     let (body, peek) = read_json::<CompletionPeek>(resp, "chat completion").await?;
     Ok(ChatResponse {
-        body,
+        body: rename_model(body, &req.model),
         usage: peek.usage.map(Usage::from),
     })
 }
@@ -111,7 +114,7 @@ pub(crate) async fn chat_stream(
     Ok(framing::translate(
         body,
         SseFraming::default(),
-        PassThrough::default(),
+        PassThrough::new(&req.model),
     ))
 }
 
@@ -130,7 +133,7 @@ pub(crate) async fn embeddings(
     let resp = upstream.post_json(url, auth, &[], &wire).await?;
     let (body, peek) = read_json::<CompletionPeek>(resp, "embeddings").await?;
     Ok(EmbeddingsResponse {
-        body,
+        body: rename_model(body, &req.model),
         usage: peek.usage.map(Usage::from),
     })
 }
@@ -224,10 +227,22 @@ struct ChoicePeek {
     finish_reason: Option<String>,
 }
 
-/// Forwards each chunk's bytes as they came, noting usage and whether the answer finished.
-#[derive(Debug, Default)]
+/// Forwards each chunk's bytes as they came (the model renamed to the client's), noting usage
+/// and whether the answer finished.
+#[derive(Debug)]
 pub(crate) struct PassThrough {
+    /// The name the client asked for, which every chunk reports.
+    model: String,
     finished: bool,
+}
+
+impl PassThrough {
+    pub(crate) fn new(model: &str) -> Self {
+        Self {
+            model: model.to_owned(),
+            finished: false,
+        }
+    }
 }
 
 impl Translate<SseEvent> for PassThrough {
@@ -249,8 +264,10 @@ impl Translate<SseEvent> for PassThrough {
         }
         self.finished |= peek.choices.iter().any(|c| c.finish_reason.is_some());
         let usage_only = peek.choices.is_empty() && peek.usage.is_some();
+        let mut data = ev.data;
+        rename_model_in(&mut data, &self.model);
         out.push(StreamEvent::new(
-            ev.data.into(),
+            data.into(),
             peek.usage.map(Usage::from),
             usage_only,
         ));
@@ -317,7 +334,7 @@ mod tests {
 
     #[test]
     fn pass_through_keeps_bytes_and_flags_the_usage_chunk() {
-        let mut t = PassThrough::default();
+        let mut t = PassThrough::new("c");
         let mut out = Vec::new();
         let chunk = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}],"usage":null}"#;
         let usage = r#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
@@ -333,5 +350,21 @@ mod tests {
         assert!(out[1].usage_only);
         assert_eq!(out[1].usage.unwrap().total_tokens, 4);
         assert!(t.end(&mut out).is_ok());
+    }
+
+    #[test]
+    fn pass_through_chunks_name_the_model_the_client_asked_for() {
+        let mut t = PassThrough::new("alias");
+        let mut out = Vec::new();
+        let chunk = r#"{"id":"c","object":"chat.completion.chunk","model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"content":"\"model\": \"x\""},"finish_reason":null}]}"#;
+        let ev = SseEvent {
+            event: String::new(),
+            data: chunk.into(),
+        };
+        t.frame(ev, &mut out).unwrap();
+        assert_eq!(
+            out[0].data,
+            chunk.replace("gpt-4o-2024-08-06", "alias").as_bytes()
+        );
     }
 }

@@ -45,7 +45,7 @@ impl Anthropic {
 impl Provider for Anthropic {
     async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         let resp = self.post(&to_wire(req, model, false)?).await?;
-        let (body, usage) = from_wire(&read_body(resp).await?)?;
+        let (body, usage) = from_wire(&read_body(resp).await?, &req.model)?;
         Ok(ChatResponse {
             body,
             usage: Some(usage),
@@ -62,7 +62,7 @@ impl Provider for Anthropic {
         Ok(framing::translate(
             body,
             SseFraming::default(),
-            StreamState::default(),
+            StreamState::new(&req.model),
         ))
     }
 

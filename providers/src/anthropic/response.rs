@@ -23,7 +23,6 @@ pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 #[derive(Debug, Deserialize)]
 struct WireMessage {
     id: String,
-    model: String,
     #[serde(default)]
     content: Vec<Block>,
     #[serde(default)]
@@ -93,8 +92,9 @@ impl WireUsage {
     }
 }
 
-/// A whole Messages API answer → an OpenAI `chat.completion` body and its usage.
-pub fn from_wire(body: &[u8]) -> Result<(Bytes, Usage), ProviderError> {
+/// A whole Messages API answer → an OpenAI `chat.completion` body naming `model` (the name the
+/// client asked for), and its usage.
+pub fn from_wire(body: &[u8], model: &str) -> Result<(Bytes, Usage), ProviderError> {
     let msg: WireMessage =
         serde_json::from_slice(body).map_err(|e| ProviderError::decode("Anthropic message", e))?;
     let mut text = String::new();
@@ -111,7 +111,7 @@ pub fn from_wire(body: &[u8]) -> Result<(Bytes, Usage), ProviderError> {
     let usage = msg.usage.normalise();
     let body = shape::completion(
         &msg.id,
-        &msg.model,
+        model,
         shape::assistant_message(&text, tool_calls),
         finish_reason(msg.stop_reason.as_deref()),
         Some(&usage),
@@ -152,7 +152,6 @@ enum WireEvent {
 #[derive(Debug, Deserialize)]
 struct StartMessage {
     id: String,
-    model: String,
     #[serde(default)]
     usage: WireUsage,
 }
@@ -183,8 +182,10 @@ struct WireError {
 }
 
 /// What a stream has told us so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StreamState {
+    /// The name every chunk reports: the one the client asked for.
+    model: String,
     chunks: Option<Chunks>,
     usage: WireUsage,
     /// Content block index → OpenAI tool call index (tool calls are numbered from 0).
@@ -192,9 +193,19 @@ pub struct StreamState {
 }
 
 impl StreamState {
+    /// Chunks will name `model`.
+    pub fn new(model: &str) -> Self {
+        Self {
+            model: model.to_owned(),
+            chunks: None,
+            usage: WireUsage::default(),
+            tool_index: HashMap::new(),
+        }
+    }
+
     fn chunks(&mut self) -> &Chunks {
         self.chunks
-            .get_or_insert_with(|| Chunks::new(shape::fresh_id("msg_"), String::new()))
+            .get_or_insert_with(|| Chunks::new(shape::fresh_id("msg_"), self.model.clone()))
     }
 }
 
@@ -209,7 +220,9 @@ pub fn from_wire_event(
     match event {
         WireEvent::MessageStart { message } => {
             state.usage.merge(message.usage);
-            let chunks = state.chunks.insert(Chunks::new(message.id, message.model));
+            let chunks = state
+                .chunks
+                .insert(Chunks::new(message.id, state.model.clone()));
             let mut role = chunks.delta(json!({ "role": "assistant", "content": "" }), None);
             // The prompt's counts are final here; its `output_tokens` is a placeholder. Passed
             // on now so that a stream that breaks before `message_stop` is still billed them.

@@ -96,9 +96,10 @@ fn response_with_text_and_tool_use_becomes_a_completion() {
         "usage": {"input_tokens": 100, "output_tokens": 20,
                   "cache_creation_input_tokens": 10, "cache_read_input_tokens": 50}
     });
-    let (out, usage) = from_wire(body.to_string().as_bytes()).unwrap();
+    let (out, usage) = from_wire(body.to_string().as_bytes(), "alias").unwrap();
     let doc: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(doc["object"], "chat.completion");
+    assert_eq!(doc["model"], "alias", "the client's name, not Anthropic's");
     let choice = &doc["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     assert_eq!(choice["message"]["content"], "Checking.");
@@ -133,7 +134,7 @@ fn stop_reasons_map_to_finish_reasons() {
 }
 
 fn run(events: &[Value]) -> (Vec<Value>, Vec<StreamEvent>, Flow) {
-    let mut state = StreamState::default();
+    let mut state = StreamState::new("alias");
     let mut out = Vec::new();
     let mut flow = Flow::Continue;
     for ev in events {
@@ -167,7 +168,7 @@ fn stream_with_text_and_a_tool_call_becomes_chunks() {
     assert_eq!(flow, Flow::Done);
     assert!(
         docs.iter()
-            .all(|d| d["id"] == "msg_1" && d["model"] == "claude-sonnet-4-5")
+            .all(|d| d["id"] == "msg_1" && d["model"] == "alias")
     );
     assert_eq!(docs[0]["choices"][0]["delta"]["role"], "assistant");
     let text: String = docs
@@ -240,7 +241,7 @@ fn message_start_passes_on_the_prompt_counts() {
 
 #[test]
 fn stream_error_event_is_an_error() {
-    let mut state = StreamState::default();
+    let mut state = StreamState::new("alias");
     let err = from_wire_event(
         r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
         &mut state,

@@ -59,7 +59,7 @@ impl Provider for Gemini {
     async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         let url = self.url(model, "generateContent");
         let resp = self.post(&url, &to_wire(req)?).await?;
-        let (body, usage) = from_wire(&read_body(resp).await?, model)?;
+        let (body, usage) = from_wire(&read_body(resp).await?, &req.model)?;
         Ok(ChatResponse {
             body,
             usage: Some(usage),
@@ -77,7 +77,7 @@ impl Provider for Gemini {
         Ok(framing::translate(
             body,
             SseFraming::default(),
-            StreamState::new(model),
+            StreamState::new(&req.model),
         ))
     }
 
@@ -113,7 +113,7 @@ impl Provider for Gemini {
         let (_, batch) = read_json::<BatchEmbeddings>(resp, "Gemini embeddings").await?;
         let vectors = batch.embeddings.into_iter().map(|e| e.values).collect();
         Ok(EmbeddingsResponse {
-            body: shape::embeddings(model, vectors, None),
+            body: shape::embeddings(&req.model, vectors, None),
             usage: None,
         })
     }

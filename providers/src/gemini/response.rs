@@ -29,8 +29,6 @@ struct WireResponse {
     #[serde(default)]
     usage_metadata: Option<UsageMetadata>,
     #[serde(default)]
-    model_version: Option<String>,
-    #[serde(default)]
     response_id: Option<String>,
     #[serde(default)]
     prompt_feedback: Option<PromptFeedback>,
@@ -137,8 +135,8 @@ fn split_parts(parts: Vec<Part>) -> (String, Vec<(String, String, String)>) {
     (text, calls)
 }
 
-/// A whole `generateContent` answer → an OpenAI `chat.completion` body and its usage.
-/// `model` is reported when the upstream names no `modelVersion`.
+/// A whole `generateContent` answer → an OpenAI `chat.completion` body naming `model` (the
+/// name the client asked for, not Gemini's `modelVersion`), and its usage.
 pub fn from_wire(body: &[u8], model: &str) -> Result<(Bytes, Usage), ProviderError> {
     let resp: WireResponse =
         serde_json::from_slice(body).map_err(|e| ProviderError::decode("Gemini response", e))?;
@@ -165,7 +163,7 @@ pub fn from_wire(body: &[u8], model: &str) -> Result<(Bytes, Usage), ProviderErr
         .unwrap_or_else(|| shape::fresh_id("chatcmpl-"));
     let body = shape::completion(
         &id,
-        resp.model_version.as_deref().unwrap_or(model),
+        model,
         shape::assistant_message(&text, tool_calls),
         finish,
         Some(&usage),
@@ -187,7 +185,7 @@ pub struct StreamState {
 }
 
 impl StreamState {
-    /// `model` is reported when the upstream names no `modelVersion`.
+    /// Chunks will name `model` (the name the client asked for, not Gemini's `modelVersion`).
     pub fn new(model: &str) -> Self {
         Self {
             model: model.to_owned(),
@@ -233,8 +231,7 @@ fn translate_chunk(resp: WireResponse, state: &mut StreamState, out: &mut Vec<St
             let id = resp
                 .response_id
                 .unwrap_or_else(|| shape::fresh_id("chatcmpl-"));
-            let model = resp.model_version.unwrap_or_else(|| state.model.clone());
-            let chunks = state.chunks.insert(Chunks::new(id, model));
+            let chunks = state.chunks.insert(Chunks::new(id, state.model.clone()));
             out.push(chunks.delta(json!({ "role": "assistant", "content": "" }), None));
             chunks
         }

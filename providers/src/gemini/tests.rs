@@ -95,9 +95,10 @@ fn response_with_function_call_becomes_a_completion() {
                           "cachedContentTokenCount": 16, "thoughtsTokenCount": 8},
         "modelVersion": "gemini-2.5-flash", "responseId": "resp-1"
     });
-    let (out, usage) = from_wire(body.to_string().as_bytes(), "gemini-2.5-flash").unwrap();
+    let (out, usage) = from_wire(body.to_string().as_bytes(), "alias").unwrap();
     let doc: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(doc["id"], "resp-1");
+    assert_eq!(doc["model"], "alias", "the client's name, not modelVersion");
     let choice = &doc["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     assert_eq!(
@@ -142,7 +143,7 @@ fn stream_with_text_and_a_function_call_becomes_chunks() {
                "finishReason": "STOP", "index": 0}],
                "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 9, "totalTokenCount": 21}}),
     ];
-    let mut state = StreamState::new("gemini-2.5-flash");
+    let mut state = StreamState::new("alias");
     let mut out = Vec::new();
     for ev in &events {
         from_wire_event(&ev.to_string(), &mut state, &mut out).unwrap();
@@ -152,10 +153,9 @@ fn stream_with_text_and_a_function_call_becomes_chunks() {
         .iter()
         .map(|e| serde_json::from_slice(&e.data).unwrap())
         .collect();
-    assert!(
-        docs.iter()
-            .all(|d| d["id"] == "r9" && d["object"] == "chat.completion.chunk")
-    );
+    assert!(docs.iter().all(|d| d["id"] == "r9"
+        && d["object"] == "chat.completion.chunk"
+        && d["model"] == "alias"));
     assert_eq!(docs[0]["choices"][0]["delta"]["role"], "assistant");
     let text: String = docs
         .iter()

@@ -15,6 +15,8 @@ use crate::upstream::{MockUpstream, Recorded, Reply, Then};
 
 pub const API_KEY: &str = "sk-test-4f9a1c77e2";
 pub const UPSTREAM_MODEL: &str = "upstream-model";
+/// What the client asked for; every answer must name it, never the upstream's model.
+pub const CLIENT_MODEL: &str = "client-alias";
 
 // === helpers ===
 
@@ -33,7 +35,7 @@ pub fn provider(
 
 pub fn request(tools: bool) -> ChatRequest {
     let mut raw = json!({
-        "model": "client-alias",
+        "model": CLIENT_MODEL,
         "messages": [
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "Say hello"}
@@ -149,7 +151,7 @@ fn assert_sent_upstream(kind: ProviderKind, rec: &Recorded, op: Op) {
         (ProviderKind::Gemini, _) => assert!(rec.body.get("model").is_none()),
         _ => assert_eq!(rec.body["model"], UPSTREAM_MODEL),
     }
-    assert!(!rec.body.to_string().contains("client-alias"));
+    assert!(!rec.body.to_string().contains(CLIENT_MODEL));
 }
 
 /// Where each wire format puts the name of the first declared tool.
@@ -185,15 +187,22 @@ pub async fn chat_text(kind: ProviderKind) {
     assert_sent_upstream(kind, &upstream.request(), Op::Chat);
     let doc: Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(doc["object"], "chat.completion");
+    assert_eq!(doc["model"], CLIENT_MODEL);
     assert_eq!(doc["choices"][0]["message"]["content"], TEXT);
     assert_eq!(doc["choices"][0]["finish_reason"], "stop");
     assert_eq!(resp.usage, Some(expected_usage(kind)));
     assert_eq!(doc["usage"]["prompt_tokens"], 12);
     if matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure) {
+        let renamed = fixture.chat.replacen(
+            r#""model":"gpt-4o-2024-08-06""#,
+            &format!(r#""model":"{CLIENT_MODEL}""#),
+            1,
+        );
+        assert_ne!(renamed, fixture.chat);
         assert_eq!(
             resp.body,
-            fixture.chat.as_bytes(),
-            "OpenAI bodies pass through unchanged"
+            renamed.as_bytes(),
+            "OpenAI bodies pass through unchanged but for the model's name"
         );
     }
 }
@@ -219,7 +228,8 @@ pub async fn chat_stream_text(kind: ProviderKind) {
     }
     let docs = docs(&events);
     assert!(
-        docs.iter().all(|d| d["object"] == "chat.completion.chunk"),
+        docs.iter()
+            .all(|d| d["object"] == "chat.completion.chunk" && d["model"] == CLIENT_MODEL),
         "{docs:#?}"
     );
     assert_eq!(streamed_text(&docs), TEXT);
@@ -244,6 +254,7 @@ pub async fn chat_tool_call(kind: ProviderKind) {
         Some(TOOL)
     );
     let doc: Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(doc["model"], CLIENT_MODEL);
     let choice = &doc["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     let call = &choice["message"]["tool_calls"][0];
@@ -268,6 +279,7 @@ pub async fn stream_tool_call(kind: ProviderKind) {
         Some(TOOL)
     );
     let docs = docs(&events);
+    assert!(docs.iter().all(|d| d["model"] == CLIENT_MODEL), "{docs:#?}");
     let deltas: Vec<&Value> = docs
         .iter()
         .filter_map(|d| d["choices"][0]["delta"]["tool_calls"].as_array())
@@ -447,7 +459,7 @@ pub async fn embeddings(kind: ProviderKind) {
     let embeddings = fixture.embeddings.clone();
     let upstream = MockUpstream::start(ok_json(embeddings.as_deref().unwrap_or("{}"))).await;
     let req: EmbeddingsRequest =
-        serde_json::from_value(json!({"model": "client-alias", "input": ["first", "second"]}))
+        serde_json::from_value(json!({"model": CLIENT_MODEL, "input": ["first", "second"]}))
             .unwrap();
     let result = provider(kind, &upstream.base_url, |_| {})
         .embeddings(&req, UPSTREAM_MODEL)
@@ -460,6 +472,7 @@ pub async fn embeddings(kind: ProviderKind) {
     assert_sent_upstream(kind, &upstream.request(), Op::Embed);
     let doc: Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(doc["object"], "list");
+    assert_eq!(doc["model"], CLIENT_MODEL);
     assert_eq!(doc["data"].as_array().unwrap().len(), 2);
     assert_eq!(doc["data"][1]["index"], 1);
     assert_eq!(doc["data"][1]["embedding"], json!([0.3, 0.4]));

@@ -4,14 +4,14 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tollgate_providers::{EmbeddingsRequest, Provider, ProviderKind};
 
-use crate::cases::{UPSTREAM_MODEL, docs, provider, request, streamed_text};
+use crate::cases::{CLIENT_MODEL, UPSTREAM_MODEL, docs, provider, request, streamed_text};
 
 #[tokio::test]
 async fn chat_and_stream_say_the_same_with_the_same_usage() {
     let mock = provider(ProviderKind::Mock, "", |_| {});
     let resp = mock.chat(&request(false), UPSTREAM_MODEL).await.unwrap();
     let doc: Value = serde_json::from_slice(&resp.body).unwrap();
-    assert_eq!(doc["model"], UPSTREAM_MODEL);
+    assert_eq!(doc["model"], CLIENT_MODEL);
     let text = doc["choices"][0]["message"]["content"]
         .as_str()
         .unwrap()
@@ -37,7 +37,7 @@ async fn chat_and_stream_say_the_same_with_the_same_usage() {
         .await;
     let docs = docs(&events);
     assert_eq!(streamed_text(&docs), text);
-    assert!(docs.iter().all(|d| d["model"] == UPSTREAM_MODEL));
+    assert!(docs.iter().all(|d| d["model"] == CLIENT_MODEL));
     let last = events.last().unwrap();
     assert!(last.usage_only);
     assert_eq!(last.usage, Some(usage));
@@ -59,8 +59,9 @@ async fn embeddings_are_deterministic() {
     let mock = provider(ProviderKind::Mock, "", |_| {});
     let req: EmbeddingsRequest =
         serde_json::from_value(json!({"model": "m", "input": ["same", "other", "same"]})).unwrap();
-    let resp = mock.embeddings(&req, "m").await.unwrap();
+    let resp = mock.embeddings(&req, "upstream").await.unwrap();
     let doc: Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(doc["model"], "m");
     let data = doc["data"].as_array().unwrap();
     assert_eq!(data.len(), 3);
     assert_eq!(data[0]["embedding"], data[2]["embedding"]);

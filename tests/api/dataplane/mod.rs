@@ -10,6 +10,7 @@ use tollgate::routing::ProviderKeys;
 use crate::support::{Backend, TestApp};
 
 mod busy_poll;
+mod compat;
 mod errors;
 mod routing;
 mod sdk;
@@ -40,6 +41,15 @@ pub fn provider(name: &str, base_url: &str) -> ProviderConfig {
         connect_timeout: Duration::from_secs(2),
         first_byte_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(5),
+    }
+}
+
+/// A built-in mock provider (no upstream): a translating adapter that answers offline.
+pub fn mock_provider(name: &str) -> ProviderConfig {
+    ProviderConfig {
+        kind: "mock".to_owned(),
+        base_url: None,
+        ..provider(name, "http://unused.invalid")
     }
 }
 

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use super::upstream::Upstream;
-use super::{DataPlane, model, provider};
+use super::{DataPlane, mock_provider, model, provider};
 
 fn python_with_openai() -> bool {
     Command::new("python3")
@@ -26,11 +26,8 @@ async fn the_official_openai_sdk_works_against_the_gateway() {
         return;
     }
     let upstream = Upstream::healthy().await;
-    let mut demo = provider("demo", "http://unused.invalid");
-    demo.kind = "mock".into();
-    demo.base_url = None;
     let plane = DataPlane::start(
-        vec![provider("up", &upstream.base_url), demo],
+        vec![provider("up", &upstream.base_url), mock_provider("demo")],
         vec![
             model("m", &[("up", "real-m")], &[]),
             model("e", &[("up", "real-e")], &[]),
