@@ -54,11 +54,13 @@ pub(crate) fn completion(
     Bytes::from(doc.to_string())
 }
 
-/// An assistant message with optional text and tool calls, as OpenAI writes it.
+/// An assistant message with optional text and tool calls, as OpenAI writes it: `refusal` is
+/// always there, null (the openai SDKs' typed message expects the key).
 pub(crate) fn assistant_message(text: &str, tool_calls: Vec<Value>) -> Value {
     let mut message = json!({
         "role": "assistant",
         "content": if text.is_empty() && !tool_calls.is_empty() { Value::Null } else { Value::from(text) },
+        "refusal": null,
     });
     if !tool_calls.is_empty() {
         message["tool_calls"] = Value::Array(tool_calls);
@@ -152,6 +154,16 @@ mod tests {
             Some(("image/png", "AAA="))
         );
         assert_eq!(parse_data_url("https://x/y.png"), None);
+    }
+
+    #[test]
+    fn assistant_messages_carry_a_null_refusal() {
+        for message in [
+            assistant_message("hi", Vec::new()),
+            assistant_message("", vec![tool_call("c", "f", "{}")]),
+        ] {
+            assert_eq!(message.get("refusal"), Some(&Value::Null), "{message}");
+        }
     }
 
     #[test]

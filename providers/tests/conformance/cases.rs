@@ -89,6 +89,12 @@ fn finish_reasons(docs: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// The answer's message has `"refusal": null`, as OpenAI's has when nothing was refused.
+pub fn assert_null_refusal(doc: &Value) {
+    let message = doc["choices"][0]["message"].as_object().unwrap();
+    assert_eq!(message.get("refusal"), Some(&Value::Null), "{doc}");
+}
+
 #[derive(Clone, Copy)]
 enum Op {
     Chat,
@@ -189,6 +195,7 @@ pub async fn chat_text(kind: ProviderKind) {
     assert_eq!(doc["object"], "chat.completion");
     assert_eq!(doc["model"], CLIENT_MODEL);
     assert_eq!(doc["choices"][0]["message"]["content"], TEXT);
+    assert_null_refusal(&doc);
     assert_eq!(doc["choices"][0]["finish_reason"], "stop");
     assert_eq!(resp.usage, Some(expected_usage(kind)));
     assert_eq!(doc["usage"]["prompt_tokens"], 12);
@@ -255,6 +262,9 @@ pub async fn chat_tool_call(kind: ProviderKind) {
     );
     let doc: Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(doc["model"], CLIENT_MODEL);
+    if !matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure) {
+        assert_null_refusal(&doc); // the OpenAI fixture leaves it out, and is passed through
+    }
     let choice = &doc["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     let call = &choice["message"]["tool_calls"][0];

@@ -4,7 +4,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tollgate_providers::{EmbeddingsRequest, Provider, ProviderKind};
 
-use crate::cases::{CLIENT_MODEL, UPSTREAM_MODEL, docs, provider, request, streamed_text};
+use crate::cases::{
+    CLIENT_MODEL, UPSTREAM_MODEL, assert_null_refusal, docs, provider, request, streamed_text,
+};
 
 #[tokio::test]
 async fn chat_and_stream_say_the_same_with_the_same_usage() {
@@ -12,6 +14,7 @@ async fn chat_and_stream_say_the_same_with_the_same_usage() {
     let resp = mock.chat(&request(false), UPSTREAM_MODEL).await.unwrap();
     let doc: Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(doc["model"], CLIENT_MODEL);
+    assert_null_refusal(&doc);
     let text = doc["choices"][0]["message"]["content"]
         .as_str()
         .unwrap()

@@ -81,3 +81,17 @@ async fn answers_name_the_model_the_client_asked_for() {
         "{asked:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn translated_chat_messages_carry_a_null_refusal() {
+    let plane = DataPlane::start(
+        vec![mock_provider("offline")],
+        vec![model("demo", &[("offline", "mock-1")], &[])],
+        |_| {},
+    )
+    .await;
+    let (status, body) = json(plane.chat(&ask("demo")).await).await;
+    assert_eq!(status, 200, "{body}");
+    let message = body["choices"][0]["message"].as_object().unwrap();
+    assert_eq!(message.get("refusal"), Some(&Value::Null), "{body}");
+}
