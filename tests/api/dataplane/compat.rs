@@ -2,6 +2,8 @@
 //! asked for, translated messages carry `refusal`, embeddings honour `encoding_format: "base64"`,
 //! and `GET /v1/models/{id}` answers for what the tenant may see.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::upstream::{Step, Upstream};
@@ -94,4 +96,71 @@ async fn translated_chat_messages_carry_a_null_refusal() {
     assert_eq!(status, 200, "{body}");
     let message = body["choices"][0]["message"].as_object().unwrap();
     assert_eq!(message.get("refusal"), Some(&Value::Null), "{body}");
+}
+
+/// The vectors of an embeddings answer, decoded from base64 (little-endian f32) when they are
+/// strings.
+fn vectors(body: &Value) -> Vec<Vec<f32>> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| match &d["embedding"] {
+            Value::String(packed) => STANDARD
+                .decode(packed)
+                .unwrap()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Value::Array(floats) => floats.iter().map(|f| f.as_f64().unwrap() as f32).collect(),
+            other => panic!("not an embedding: {other}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_honour_encoding_format_base64() {
+    let upstream = Upstream::healthy().await;
+    let plane = DataPlane::start(
+        vec![provider("up", &upstream.base_url), mock_provider("offline")],
+        vec![
+            model("e", &[("up", "real-e")], &[]),
+            model("demo", &[("offline", "mock-1")], &[]),
+        ],
+        |_| {},
+    )
+    .await;
+    let embed = |format: Option<&str>| {
+        let mut body = json!({"model": "demo", "input": ["first", "second"]});
+        if let Some(format) = format {
+            body["encoding_format"] = format.into();
+        }
+        body
+    };
+
+    // A translating adapter (the built-in mock) packs the vectors itself.
+    let (status, floats) = json(plane.post("/v1/embeddings", &embed(None)).await).await;
+    assert_eq!(status, 200, "{floats}");
+    assert!(floats["data"][0]["embedding"].is_array(), "{floats}");
+    let (_, explicit) = json(plane.post("/v1/embeddings", &embed(Some("float"))).await).await;
+    assert_eq!(explicit["data"], floats["data"]);
+    let (status, packed) = json(plane.post("/v1/embeddings", &embed(Some("base64"))).await).await;
+    assert_eq!(status, 200, "{packed}");
+    assert!(
+        packed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["embedding"].is_string()),
+        "{packed}"
+    );
+    assert_eq!(vectors(&packed), vectors(&floats));
+    assert_eq!(vectors(&packed)[0].len(), 8);
+
+    // A pass-through upstream is asked for base64 itself.
+    let mut body = embed(Some("base64"));
+    body["model"] = "e".into();
+    let (status, _) = json(plane.post("/v1/embeddings", &body).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(upstream.recorded()[0].body["encoding_format"], "base64");
 }
