@@ -4,11 +4,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::upstream::{Step, Upstream};
 use super::{DataPlane, ask, ask_stream, events, mock_provider, model, provider};
-use crate::support::json;
+use crate::support::{error_code, json};
 
 /// The JSON chunks of a streamed answer, `[DONE]` and keep-alives left out.
 async fn chunks(response: reqwest::Response) -> Vec<Value> {
@@ -163,4 +164,78 @@ async fn embeddings_honour_encoding_format_base64() {
     let (status, _) = json(plane.post("/v1/embeddings", &body).await).await;
     assert_eq!(status, 200);
     assert_eq!(upstream.recorded()[0].body["encoding_format"], "base64");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_is_retrieved_only_when_the_tenant_may_see_it() {
+    let plane = DataPlane::start(
+        vec![mock_provider("offline")],
+        vec![
+            model("m", &[("offline", "mock-1")], &[]),
+            model("meta/llama-3", &[("offline", "mock-1")], &[]),
+            model("secret", &[("offline", "mock-1")], &[]),
+        ],
+        |_| {},
+    )
+    .await;
+    let allow = plane
+        .app
+        .admin(Method::PUT, "/tenants/acme/models")
+        .json(&json!(["m", "meta/llama-3"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allow.status(), 200);
+
+    let (_, list) = json(plane.get("/v1/models").await).await;
+    let (status, m) = json(plane.get("/v1/models/m").await).await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(
+        m,
+        json!({"id": "m", "object": "model", "created": 0, "owned_by": "tollgate"})
+    );
+    assert_eq!(m, list["data"][0], "the same object as the list's");
+
+    // An id with a slash, as sent raw and percent-encoded (the Python SDK encodes it).
+    for path in ["/v1/models/meta/llama-3", "/v1/models/meta%2Fllama-3"] {
+        let (status, body) = json(plane.get(path).await).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["id"], "meta/llama-3");
+    }
+
+    // Unknown and not allowed look the same: nobody learns what exists.
+    let (status, unknown) = json(plane.get("/v1/models/nope").await).await;
+    assert_eq!((status, error_code(&unknown)), (404, "model_not_found"));
+    let (status, hidden) = json(plane.get("/v1/models/secret").await).await;
+    assert_eq!((status, error_code(&hidden)), (404, "model_not_found"));
+    assert_eq!(hidden["error"]["type"], unknown["error"]["type"]);
+    assert_eq!(
+        hidden["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("secret", "nope"),
+        unknown["error"]["message"].as_str().unwrap(),
+    );
+
+    // A known route: the wrong method is a 405 naming the right one.
+    let post = plane
+        .app
+        .client
+        .post(plane.app.url("/v1/models/m"))
+        .bearer_auth(&plane.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET,HEAD");
+
+    // Behind the same authentication as the list.
+    let anonymous = plane
+        .app
+        .client
+        .get(plane.app.url("/v1/models/m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
 }
