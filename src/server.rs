@@ -251,6 +251,7 @@ pub fn router(state: AppState) -> Router {
     };
     let v1 = Router::new()
         .route("/v1/models", get(api::v1::models))
+        .route("/v1/models/{*id}", get(api::v1::model))
         .route("/v1/chat/completions", post(api::v1::chat_completions))
         .route("/v1/embeddings", post(api::v1::embeddings))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -365,6 +366,7 @@ fn route_label(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
+        _ if path.starts_with("/v1/models/") => "/v1/models/{id}",
         _ if path.starts_with("/admin/") => "/admin",
         _ => "other",
     }

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::shape::{self, Chunks};
+use crate::shape::{self, Chunks, Encoding};
 use crate::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
     ProviderError, Usage,
@@ -96,7 +96,7 @@ impl Provider for Mock {
         };
         let vectors = inputs.iter().map(|s| Value::from(embed(s))).collect();
         Ok(EmbeddingsResponse {
-            body: shape::embeddings(&req.model, vectors, Some(&usage)),
+            body: shape::embeddings(&req.model, vectors, Encoding::of(req), Some(&usage))?,
             usage: Some(usage),
         })
     }

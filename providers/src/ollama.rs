@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::framing::{self, Flow, NdjsonFraming, Translate};
 use crate::http::{Upstream, read_body, read_json};
-use crate::shape::{self, Chunks, parse_data_url};
+use crate::shape::{self, Chunks, Encoding, parse_data_url};
 use crate::wire::ChatMessage;
 use crate::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
@@ -82,7 +82,7 @@ impl Provider for Ollama {
         let (_, wire) = read_json::<WireEmbed>(resp, "Ollama embeddings").await?;
         let usage = prompt_usage(wire.prompt_eval_count, None, 0);
         Ok(EmbeddingsResponse {
-            body: shape::embeddings(&req.model, wire.embeddings, Some(&usage)),
+            body: shape::embeddings(&req.model, wire.embeddings, Encoding::of(req), Some(&usage))?,
             usage: Some(usage),
         })
     }

@@ -3,10 +3,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::{StreamEvent, Usage};
+use crate::{EmbeddingsRequest, ProviderError, StreamEvent, Usage};
 
 /// Seconds since the epoch, for `created`.
 pub(crate) fn now_secs() -> u64 {
@@ -77,19 +79,62 @@ pub(crate) fn tool_call(id: &str, name: &str, arguments: &str) -> Value {
     })
 }
 
-/// An embeddings `list` document.
-pub(crate) fn embeddings(model: &str, vectors: Vec<Value>, usage: Option<&Usage>) -> Bytes {
-    let data: Vec<Value> = vectors
+/// How an embeddings answer writes its vectors: OpenAI's `encoding_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// Arrays of numbers, OpenAI's default.
+    Float,
+    /// Each vector as little-endian f32s in standard base64 (the Node SDK asks for it unasked).
+    Base64,
+}
+
+impl Encoding {
+    /// The one the client asked for; anything but `"base64"` gets floats.
+    pub(crate) fn of(req: &EmbeddingsRequest) -> Self {
+        match req.extra.get("encoding_format").and_then(Value::as_str) {
+            Some("base64") => Self::Base64,
+            _ => Self::Float,
+        }
+    }
+}
+
+/// An embeddings `list` document, its vectors written as `encoding` says.
+pub(crate) fn embeddings(
+    model: &str,
+    vectors: Vec<Value>,
+    encoding: Encoding,
+    usage: Option<&Usage>,
+) -> Result<Bytes, ProviderError> {
+    let data = vectors
         .into_iter()
         .enumerate()
-        .map(|(index, embedding)| json!({"object": "embedding", "index": index, "embedding": embedding}))
-        .collect();
+        .map(|(index, embedding)| {
+            let embedding = match encoding {
+                Encoding::Float => embedding,
+                Encoding::Base64 => Value::String(base64_vector(&embedding)?),
+            };
+            Ok(json!({"object": "embedding", "index": index, "embedding": embedding}))
+        })
+        .collect::<Result<Vec<Value>, ProviderError>>()?;
     let mut doc = json!({"object": "list", "data": data, "model": model});
     if let Some(usage) = usage {
         doc["usage"] =
             json!({"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens});
     }
-    Bytes::from(doc.to_string())
+    Ok(Bytes::from(doc.to_string()))
+}
+
+/// An array of numbers as little-endian f32s in standard base64, as OpenAI encodes them.
+fn base64_vector(embedding: &Value) -> Result<String, ProviderError> {
+    let not_numbers =
+        || ProviderError::InvalidResponse("an embedding is not a list of numbers".into());
+    let numbers = embedding.as_array().ok_or_else(not_numbers)?;
+    let mut bytes = Vec::with_capacity(numbers.len() * 4);
+    for number in numbers {
+        let x = number.as_f64().ok_or_else(not_numbers)?;
+        bytes.extend_from_slice(&(x as f32).to_le_bytes());
+    }
+    Ok(STANDARD.encode(bytes))
 }
 
 /// Builds the `chat.completion.chunk`s of one streamed answer.
@@ -164,6 +209,48 @@ mod tests {
         ] {
             assert_eq!(message.get("refusal"), Some(&Value::Null), "{message}");
         }
+    }
+
+    #[test]
+    fn base64_embeddings_are_little_endian_f32() {
+        // 1.0f32 is 00 00 80 3f; -2.0f32 is 00 00 00 c0.
+        assert_eq!(base64_vector(&json!([1.0, -2.0])).unwrap(), "AACAPwAAAMA=");
+        assert_eq!(base64_vector(&json!([])).unwrap(), "");
+        assert!(base64_vector(&json!(["x"])).is_err());
+        assert!(base64_vector(&json!("AACAPw==")).is_err());
+        let doc = embeddings(
+            "m",
+            vec![json!([1.0]), json!([-2.0])],
+            Encoding::Base64,
+            None,
+        )
+        .unwrap();
+        let doc: Value = serde_json::from_slice(&doc).unwrap();
+        assert_eq!(doc["data"][0]["embedding"], "AACAPw==");
+        assert_eq!(doc["data"][1]["embedding"], "AAAAwA==");
+        let floats = embeddings("m", vec![json!([1.0])], Encoding::Float, None).unwrap();
+        let floats: Value = serde_json::from_slice(&floats).unwrap();
+        assert_eq!(floats["data"][0]["embedding"], json!([1.0]));
+    }
+
+    #[test]
+    fn only_base64_asks_for_base64() {
+        let req = |extra: Value| -> EmbeddingsRequest {
+            let mut raw = json!({"model": "m", "input": "x"});
+            raw.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value(raw).unwrap()
+        };
+        assert_eq!(Encoding::of(&req(json!({}))), Encoding::Float);
+        assert_eq!(
+            Encoding::of(&req(json!({"encoding_format": "float"}))),
+            Encoding::Float
+        );
+        assert_eq!(
+            Encoding::of(&req(json!({"encoding_format": "base64"}))),
+            Encoding::Base64
+        );
     }
 
     #[test]

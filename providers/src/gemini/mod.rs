@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::framing::{self, SseFraming};
 use crate::http::{Upstream, read_body, read_json};
-use crate::shape;
+use crate::shape::{self, Encoding};
 use crate::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
     ProviderError, ProviderSettings,
@@ -113,7 +113,7 @@ impl Provider for Gemini {
         let (_, batch) = read_json::<BatchEmbeddings>(resp, "Gemini embeddings").await?;
         let vectors = batch.embeddings.into_iter().map(|e| e.values).collect();
         Ok(EmbeddingsResponse {
-            body: shape::embeddings(&req.model, vectors, None),
+            body: shape::embeddings(&req.model, vectors, Encoding::of(req), None)?,
             usage: None,
         })
     }

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -490,4 +492,50 @@ pub async fn embeddings(kind: ProviderKind) {
         resp.usage.map(|u| u.prompt_tokens),
         fixtures::expected_embedding_usage(kind)
     );
+}
+
+/// Little-endian f32s, standard base64: what OpenAI sends for `encoding_format: "base64"`.
+pub fn unpack(embedding: &Value) -> Vec<f32> {
+    let packed = embedding.as_str().expect("a base64 string");
+    STANDARD
+        .decode(packed)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+pub async fn embeddings_base64(kind: ProviderKind) {
+    let fixture = fixtures::fixture(kind);
+    let embeddings = fixture.embeddings.clone();
+    let upstream = MockUpstream::start(ok_json(embeddings.as_deref().unwrap_or("{}"))).await;
+    let req: EmbeddingsRequest = serde_json::from_value(json!({
+        "model": CLIENT_MODEL, "input": ["first", "second"], "encoding_format": "base64"
+    }))
+    .unwrap();
+    let result = provider(kind, &upstream.base_url, |_| {})
+        .embeddings(&req, UPSTREAM_MODEL)
+        .await;
+    if embeddings.is_none() {
+        assert_eq!(result.unwrap_err().code(), "unsupported");
+        return;
+    }
+    let doc: Value = serde_json::from_slice(&result.unwrap().body).unwrap();
+    let sent = upstream.request().body;
+    if matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure) {
+        // OpenAI packs the vectors itself; its answer passes through as it came.
+        assert_eq!(
+            sent["encoding_format"], "base64",
+            "forwarded as the client sent it"
+        );
+        return;
+    }
+    assert!(
+        !sent.to_string().contains("encoding_format"),
+        "not an option this upstream knows: {sent}"
+    );
+    assert_eq!(unpack(&doc["data"][0]["embedding"]), [0.1f32, -0.2]);
+    assert_eq!(unpack(&doc["data"][1]["embedding"]), [0.3f32, 0.4]);
+    assert_eq!(doc["data"][1]["index"], 1);
+    assert_eq!(doc["model"], CLIENT_MODEL);
 }

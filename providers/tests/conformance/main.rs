@@ -19,7 +19,8 @@ macro_rules! conformance_suite {
                 rate_limited_is_retryable_with_retry_after, server_error_is_retryable,
                 client_error_is_final_and_hides_the_key, malformed_stream_fails_cleanly,
                 truncated_stream_fails_cleanly, first_byte_timeout_is_retryable,
-                idle_stream_times_out, dropping_the_stream_closes_the_upstream, embeddings
+                idle_stream_times_out, dropping_the_stream_closes_the_upstream, embeddings,
+                embeddings_base64
             );
         }
     )*};

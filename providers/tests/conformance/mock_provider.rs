@@ -6,6 +6,7 @@ use tollgate_providers::{EmbeddingsRequest, Provider, ProviderKind};
 
 use crate::cases::{
     CLIENT_MODEL, UPSTREAM_MODEL, assert_null_refusal, docs, provider, request, streamed_text,
+    unpack,
 };
 
 #[tokio::test]
@@ -74,4 +75,28 @@ async fn embeddings_are_deterministic() {
         tollgate_providers::mock::EMBEDDING_DIMENSIONS
     );
     assert!(resp.usage.unwrap().prompt_tokens >= 3);
+}
+
+#[tokio::test]
+async fn embeddings_can_be_base64() {
+    let mock = provider(ProviderKind::Mock, "", |_| {});
+    let embed = |format: &str| -> EmbeddingsRequest {
+        serde_json::from_value(
+            json!({"model": "m", "input": ["a", "b"], "encoding_format": format}),
+        )
+        .unwrap()
+    };
+    let floats = mock.embeddings(&embed("float"), "m").await.unwrap();
+    let packed = mock.embeddings(&embed("base64"), "m").await.unwrap();
+    let floats: Value = serde_json::from_slice(&floats.body).unwrap();
+    let packed: Value = serde_json::from_slice(&packed.body).unwrap();
+    for i in 0..2 {
+        let expected: Vec<f32> = floats["data"][i]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(unpack(&packed["data"][i]["embedding"]), expected);
+    }
 }

@@ -2,7 +2,8 @@
 //! [`call::Call`] — the model must exist (404) and be allowed to the tenant (403), the quotas
 //! admit it (429), the meter starts — then routes and renders the answer in its own shape.
 
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
@@ -37,16 +38,42 @@ pub async fn models(
         .models
         .iter()
         .filter(|model| may_use(&principal, &model.name))
-        .map(|model| {
-            json!({
-                "id": model.name,
-                "object": "model",
-                "created": 0,
-                "owned_by": "tollgate",
-            })
-        })
+        .map(|model| model_object(&model.name))
         .collect();
     Json(json!({ "object": "list", "data": data }))
+}
+
+/// `GET /v1/models/{id}`: one model, as the list shows it. An unknown model and one the
+/// caller's tenant may not use get the same 404, so nobody learns what exists. The id is the
+/// rest of the path (model names may hold a `/`), percent-decoded.
+pub async fn model(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = id.map(|Path(id)| id).unwrap_or_default();
+    state
+        .config
+        .models
+        .iter()
+        .find(|model| model.name == id && may_use(&principal, &model.name))
+        .map(|model| Json(model_object(&model.name)))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::ModelNotFound,
+                format!("The model `{}` does not exist.", shorten(&id)),
+            )
+        })
+}
+
+/// OpenAI's model object.
+fn model_object(name: &str) -> Value {
+    json!({
+        "id": name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "tollgate",
+    })
 }
 
 /// Body fields that some SDKs and proxies read as "send this request elsewhere / with these

@@ -119,6 +119,16 @@ impl DataPlane {
     pub async fn chat(&self, body: &Value) -> reqwest::Response {
         self.post("/v1/chat/completions", body).await
     }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.app
+            .client
+            .get(self.app.url(path))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// A chat request for `model`.

@@ -63,6 +63,7 @@ async fn the_official_openai_sdk_works_against_the_gateway() {
             model("m", &[("up", "real-m")], &[]),
             model("e", &[("up", "real-e")], &[]),
             model("demo", &[("demo", "mock-1")], &[]),
+            model("meta/llama-3", &[("demo", "mock-1")], &[]),
         ],
         |_| {},
     )
