@@ -195,3 +195,84 @@ impl Translate<SseEvent> for Relayed {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::Reported;
+
+    fn relay(events: &[(&str, Value)]) -> (Vec<StreamEvent>, Result<Flow, ProviderError>) {
+        let mut relay = Relayed {
+            model: "alias".into(),
+            usage: WireUsage::default(),
+        };
+        let mut out = Vec::new();
+        let mut flow = Ok(Flow::Continue);
+        for (name, data) in events {
+            let event = SseEvent {
+                event: (*name).to_owned(),
+                data: data.to_string(),
+            };
+            flow = relay.frame(event, &mut out);
+            if !matches!(flow, Ok(Flow::Continue)) {
+                break;
+            }
+        }
+        (out, flow)
+    }
+
+    #[test]
+    fn events_pass_through_with_the_usage_read_and_the_alias_named() {
+        let delta = json!({"type": "content_block_delta", "index": 0,
+                           "delta": {"type": "thinking_delta", "thinking": "hm"}});
+        let (out, flow) = relay(&[
+            (
+                "message_start",
+                json!({"type": "message_start", "message": {"model": "claude-real",
+                "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 1}}}),
+            ),
+            ("content_block_delta", delta.clone()),
+            (
+                "message_delta",
+                json!({"type": "message_delta", "usage": {"output_tokens": 7}}),
+            ),
+            ("message_stop", json!({"type": "message_stop"})),
+        ]);
+        assert!(matches!(flow, Ok(Flow::Done)));
+        assert_eq!(out.len(), 4);
+        let start = std::str::from_utf8(&out[0].data).unwrap();
+        assert!(start.starts_with("event: message_start\ndata: "), "{start}");
+        assert!(start.contains(r#""model":"alias""#) && !start.contains("claude-real"));
+        let first = out[0].usage.unwrap();
+        assert_eq!(first.reported, Reported::PromptOnly);
+        assert_eq!((first.prompt_tokens, first.cached_tokens), (15, 5));
+        // Events the gateway does not read go out byte for byte.
+        assert_eq!(
+            out[1].data,
+            frame("content_block_delta", delta.to_string().as_bytes())
+        );
+        assert_eq!(out[1].usage, None);
+        let last = out[2].usage.unwrap();
+        assert_eq!(last.reported, Reported::All);
+        assert_eq!((last.prompt_tokens, last.completion_tokens), (15, 7));
+    }
+
+    #[test]
+    fn an_error_event_ends_the_stream_as_an_error() {
+        let (out, flow) = relay(&[
+            (
+                "message_start",
+                json!({"type": "message_start", "message": {"usage": {"input_tokens": 3}}}),
+            ),
+            (
+                "error",
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+            ),
+        ]);
+        assert_eq!(out.len(), 1);
+        let error = flow.unwrap_err();
+        assert!(error.to_string().contains("overloaded_error"), "{error}");
+    }
+}
