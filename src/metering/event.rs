@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_providers::Usage;
 
 use super::price::Price;
+use super::tally::{Tally, to_i64};
 use crate::clock::Timestamp;
 
 /// What happened to a request, as far as billing cares. A small closed set, stored as text.
@@ -43,9 +44,16 @@ impl UsageStatus {
     }
 }
 
+/// The stored text read back, as [`UsageStatus::parse`] reads it: how the store's rows decode.
+impl From<String> for UsageStatus {
+    fn from(text: String) -> Self {
+        Self::parse(&text)
+    }
+}
+
 /// One request's usage. `at` is when the request started (UTC), so a request that straddles
 /// midnight is billed to the day it began.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct UsageEvent {
     /// The event's own key, made by the gateway (a UUIDv7): writing an event twice (a retried
     /// batch, a replayed spill file) leaves one row. Not the request id, which a client may
@@ -65,14 +73,14 @@ pub struct UsageEvent {
     pub model: String,
     pub provider: String,
     pub upstream_model: String,
-    /// Includes `cached_tokens`.
-    pub prompt_tokens: i64,
-    /// Includes `reasoning_tokens`.
-    pub completion_tokens: i64,
-    pub cached_tokens: i64,
+    /// One request, its tokens and its cost. Flat in the spill line and in the table: their
+    /// keys and columns are the tally's field names.
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub tally: Tally,
+    /// Part of `completion_tokens`, kept per event only.
     pub reasoning_tokens: i64,
-    pub total_tokens: i64,
-    pub cost_micro_usd: i64,
+    #[sqlx(try_from = "String")]
     pub status: UsageStatus,
     pub http_status: i32,
     pub latency_ms: i64,
@@ -125,14 +133,6 @@ impl UsageEvent {
             Counts::Reported(usage) => (usage, false),
             Counts::Estimated(usage) => (usage, true),
         };
-        // The upstream's total is what the client was shown; an upstream that leaves it out
-        // (or a tokenizer estimate) gets the sum.
-        let total = if usage.total_tokens > 0 {
-            usage.total_tokens
-        } else {
-            usage.prompt_tokens.saturating_add(usage.completion_tokens)
-        };
-        let cost_micro_usd = price.map_or(0, |price| price.cost_micro_usd(&usage));
         Self {
             event_id: uuid::Uuid::now_v7().to_string(),
             request_id: info.request_id,
@@ -143,12 +143,8 @@ impl UsageEvent {
             model: info.model,
             provider: info.provider,
             upstream_model: info.upstream_model,
-            prompt_tokens: to_i64(usage.prompt_tokens),
-            completion_tokens: to_i64(usage.completion_tokens),
-            cached_tokens: to_i64(usage.cached_tokens),
+            tally: Tally::request(&usage, price),
             reasoning_tokens: to_i64(usage.reasoning_tokens),
-            total_tokens: to_i64(total),
-            cost_micro_usd,
             status: outcome.status,
             http_status: i32::from(outcome.http_status),
             latency_ms: to_i64(outcome.latency_ms),
@@ -162,11 +158,6 @@ impl UsageEvent {
     pub fn hour_start(&self) -> Timestamp {
         Timestamp(self.at.0 - self.at.0.rem_euclid(3_600_000))
     }
-}
-
-/// Counts beyond `i64::MAX` do not happen; saturate rather than wrap if one ever did.
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// `Timestamp` as an integer of milliseconds.
@@ -233,11 +224,9 @@ mod tests {
             reported: tollgate_providers::Reported::All,
         };
         let event = UsageEvent::new(info(), Counts::Reported(usage), ok(), Some(&price()));
-        assert_eq!(event.prompt_tokens, 1234);
-        assert_eq!(event.completion_tokens, 567);
+        assert_eq!(event.tally, Tally::request(&usage, Some(&price())));
+        assert_eq!(event.tally.cost_micro_usd, 525);
         assert_eq!(event.reasoning_tokens, 100);
-        assert_eq!(event.total_tokens, 1801);
-        assert_eq!(event.cost_micro_usd, 525);
         assert!(!event.estimated);
         assert_eq!(event.ttft_ms, Some(95));
     }
@@ -251,8 +240,8 @@ mod tests {
         });
         let event = UsageEvent::new(info(), counts, ok(), None);
         assert!(event.estimated);
-        assert_eq!(event.total_tokens, 15);
-        assert_eq!(event.cost_micro_usd, 0, "no price, no cost");
+        assert_eq!(event.tally.total_tokens, 15);
+        assert_eq!(event.tally.cost_micro_usd, 0, "no price, no cost");
     }
 
     #[test]
@@ -285,5 +274,34 @@ mod tests {
         let line = serde_json::to_string(&event).unwrap();
         assert!(line.contains("\"at\":1764460799999"), "{line}");
         assert_eq!(serde_json::from_str::<UsageEvent>(&line).unwrap(), event);
+    }
+
+    /// A line as the version before [`Tally`] wrote it (no `requests`): it reads back as one
+    /// request with the same counts, and its status as written.
+    #[test]
+    fn spill_lines_written_before_the_tally_read_back() {
+        let line = r#"{"event_id":"e1","request_id":"r1","at":1764460799999,"tenant_id":"acme","subject":"jane","credential_id":"key:k1","model":"gpt-4o-mini","provider":"openai","upstream_model":"gpt-4o-mini-2024-07-18","prompt_tokens":1234,"completion_tokens":567,"cached_tokens":200,"reasoning_tokens":100,"total_tokens":1801,"cost_micro_usd":525,"status":"client_disconnected","http_status":499,"latency_ms":812,"ttft_ms":95,"streamed":true,"estimated":true}"#;
+        let event: UsageEvent = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            event.tally,
+            Tally {
+                requests: 1,
+                prompt_tokens: 1234,
+                completion_tokens: 567,
+                cached_tokens: 200,
+                total_tokens: 1801,
+                cost_micro_usd: 525,
+            }
+        );
+        assert_eq!(event.reasoning_tokens, 100);
+        assert_eq!(event.status, UsageStatus::ClientDisconnected);
+        assert_eq!((event.http_status, event.ttft_ms), (499, Some(95)));
+        assert!(event.streamed && event.estimated);
+        // Written again, it keeps every key it had, under the same name.
+        let again: serde_json::Value = serde_json::to_value(&event).unwrap();
+        let old: serde_json::Value = serde_json::from_str(line).unwrap();
+        for (key, value) in old.as_object().unwrap() {
+            assert_eq!(&again[key], value, "{key}");
+        }
     }
 }

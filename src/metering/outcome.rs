@@ -182,16 +182,16 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) -> Counts {
             admitted,
             Amount {
                 requests: 1,
-                tokens: event.total_tokens,
-                cost_micro_usd: event.cost_micro_usd,
+                tokens: event.tally.total_tokens,
+                cost_micro_usd: event.tally.cost_micro_usd,
             },
         );
     }
     let usage = Usage {
-        prompt_tokens: event.prompt_tokens as u64,
-        completion_tokens: event.completion_tokens as u64,
-        total_tokens: event.total_tokens as u64,
-        cached_tokens: event.cached_tokens as u64,
+        prompt_tokens: event.tally.prompt_tokens as u64,
+        completion_tokens: event.tally.completion_tokens as u64,
+        total_tokens: event.tally.total_tokens as u64,
+        cached_tokens: event.tally.cached_tokens as u64,
         reasoning_tokens: event.reasoning_tokens as u64,
         // Cache writes have no column of the event (its cost prices them); the log shows them.
         ..counted
@@ -214,7 +214,7 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) -> Counts {
         attempts = outcome.attempts,
         usage_reported = outcome.usage.is_some(),
         estimated = event.estimated,
-        cost_micro_usd = event.cost_micro_usd,
+        cost_micro_usd = event.tally.cost_micro_usd,
         prompt_tokens = usage.prompt_tokens,
         completion_tokens = usage.completion_tokens,
         total_tokens = usage.total_tokens,

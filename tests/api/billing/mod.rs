@@ -10,8 +10,8 @@ mod reconcile;
 use reqwest::Method;
 use tollgate::billing::money::parse_dollars;
 use tollgate::clock::Timestamp;
-use tollgate::metering::{UsageEvent, UsageStatus};
-use tollgate::store::{Store, UsageSums};
+use tollgate::metering::{Tally, UsageEvent, UsageStatus};
+use tollgate::store::Store;
 
 use crate::support::TestApp;
 
@@ -23,8 +23,8 @@ pub struct ExportSums {
     pub cost_micro_usd: i64,
 }
 
-impl From<UsageSums> for ExportSums {
-    fn from(sums: UsageSums) -> Self {
+impl From<Tally> for ExportSums {
+    fn from(sums: Tally) -> Self {
         Self {
             requests: sums.requests,
             total_tokens: sums.total_tokens,
@@ -157,12 +157,15 @@ pub fn random_event(rng: &mut Rng, i: u64) -> UsageEvent {
         model: model.into(),
         provider: provider.into(),
         upstream_model: model.into(),
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        cached_tokens: cached,
+        tally: Tally {
+            requests: 1,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cached_tokens: cached,
+            total_tokens: prompt + completion,
+            cost_micro_usd: prompt * 150 / 1000 + completion * 600 / 1000 + rng.below(3) as i64,
+        },
         reasoning_tokens: 0,
-        total_tokens: prompt + completion,
-        cost_micro_usd: prompt * 150 / 1000 + completion * 600 / 1000 + rng.below(3) as i64,
         status,
         http_status: if status == UsageStatus::UpstreamError {
             502

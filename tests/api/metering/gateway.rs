@@ -162,10 +162,14 @@ async fn stored_usage_equals_what_each_provider_reported() {
             match expected {
                 Some((prompt, completion, cached)) => {
                     assert!(!event.estimated, "{case}");
-                    assert_eq!(event.prompt_tokens, prompt as i64, "{case}");
-                    assert_eq!(event.completion_tokens, completion as i64, "{case}");
-                    assert_eq!(event.cached_tokens, cached as i64, "{case}");
-                    assert_eq!(event.total_tokens, (prompt + completion) as i64, "{case}");
+                    assert_eq!(event.tally.prompt_tokens, prompt as i64, "{case}");
+                    assert_eq!(event.tally.completion_tokens, completion as i64, "{case}");
+                    assert_eq!(event.tally.cached_tokens, cached as i64, "{case}");
+                    assert_eq!(
+                        event.tally.total_tokens,
+                        (prompt + completion) as i64,
+                        "{case}"
+                    );
                     assert_eq!(
                         seen["prompt_tokens"], prompt,
                         "the client saw the same: {case}"
@@ -177,16 +181,16 @@ async fn stored_usage_equals_what_each_provider_reported() {
                     let request: tollgate_providers::ChatRequest =
                         serde_json::from_value(body.clone()).unwrap();
                     assert_eq!(
-                        event.prompt_tokens as u64,
+                        event.tally.prompt_tokens as u64,
                         tokenizer::estimate_prompt(&request),
                         "{case}"
                     );
                     assert_eq!(
-                        event.completion_tokens as u64,
+                        event.tally.completion_tokens as u64,
                         tokenizer::count_text(model, &content),
                         "{case}"
                     );
-                    assert!(event.completion_tokens > 0);
+                    assert!(event.tally.completion_tokens > 0);
                 }
             }
         }
@@ -447,18 +451,18 @@ async fn a_client_that_leaves_mid_stream_is_billed_for_what_it_got() {
     assert!(event.estimated, "the upstream never got to report usage");
     let request: tollgate_providers::ChatRequest = serde_json::from_value(body).unwrap();
     assert_eq!(
-        event.prompt_tokens as u64,
+        event.tally.prompt_tokens as u64,
         tokenizer::estimate_prompt(&request),
         "the prompt is billed"
     );
     let got = tokenizer::count_text("m", "Hello");
     assert!(
-        event.completion_tokens as u64 >= got,
+        event.tally.completion_tokens as u64 >= got,
         "at least what the client read: {event:?}"
     );
     let all = tokenizer::count_text("m", "Hello from upstream");
     assert!(
-        event.completion_tokens as u64 <= all,
+        event.tally.completion_tokens as u64 <= all,
         "no more than was generated: {event:?}"
     );
     assert!(upstream.wait_for_disconnect(Duration::from_secs(5)).await);

@@ -155,7 +155,7 @@ async fn sigterm_during_100_streams_records_every_request_once() {
     }
     assert!(child.wait().unwrap().success());
     for event in billed_once(dir.path(), "inflight", 100).await {
-        assert!(event.total_tokens > 0);
+        assert!(event.tally.total_tokens > 0);
     }
 }
 
@@ -216,7 +216,7 @@ async fn streams_cut_at_the_end_of_the_grace_period_are_billed() {
     );
     for event in billed_once(dir.path(), "cut", 30).await {
         assert!(
-            event.total_tokens > 0 && event.completion_tokens > 0,
+            event.tally.total_tokens > 0 && event.tally.completion_tokens > 0,
             "{event:?}"
         );
         assert!(event.estimated);

@@ -151,8 +151,8 @@ async fn totals_since_a_period_start_come_from_the_rollup(backend: Backend) {
         tenant_id: "acme".to_owned(),
         subject: subject.to_owned(),
         requests: counted.len() as i64,
-        total_tokens: counted.iter().map(|e| e.total_tokens).sum(),
-        cost_micro_usd: counted.iter().map(|e| e.cost_micro_usd).sum(),
+        total_tokens: counted.iter().map(|e| e.tally.total_tokens).sum(),
+        cost_micro_usd: counted.iter().map(|e| e.tally.cost_micro_usd).sum(),
     };
     assert_eq!(
         totals,
