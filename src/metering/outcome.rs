@@ -12,7 +12,7 @@ use super::{
 };
 use crate::auth::Principal;
 use crate::clock::Timestamp;
-use crate::quota::{Admitted, Amount, Quotas};
+use crate::quota::{Admitted, Quotas};
 
 /// Which route served the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,14 +178,7 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) -> Counts {
         books.prices.get(&served),
     );
     if let Some(admitted) = outcome.admitted.take() {
-        books.quotas.settle(
-            admitted,
-            Amount {
-                requests: 1,
-                tokens: event.tally.total_tokens,
-                cost_micro_usd: event.tally.cost_micro_usd,
-            },
-        );
+        books.quotas.settle(admitted, event.tally);
     }
     let usage = Usage {
         prompt_tokens: event.tally.prompt_tokens as u64,

@@ -11,9 +11,8 @@ use crate::metering::{Tally, UsageEvent};
 pub struct UsageTotal {
     pub tenant_id: String,
     pub subject: String,
-    pub requests: i64,
-    pub total_tokens: i64,
-    pub cost_micro_usd: i64,
+    #[sqlx(flatten)]
+    pub tally: Tally,
 }
 
 /// The key of one rollup row. Ordered, so every writer upserts rows in the same order and two
@@ -220,14 +219,12 @@ impl Store {
     /// months start on an hour, so for the periods quotas use this is exact.
     pub async fn usage_totals_since(&self, from: Timestamp) -> Result<Vec<UsageTotal>, StoreError> {
         let hour = Timestamp(from.0 - from.0.rem_euclid(3_600_000));
-        let rows = on_pool!(self, pool => sqlx::query_as(
-            "SELECT tenant_id, subject, \
-             COALESCE(CAST(SUM(requests) AS BIGINT), 0) AS requests, \
-             COALESCE(CAST(SUM(total_tokens) AS BIGINT), 0) AS total_tokens, \
-             COALESCE(CAST(SUM(cost_micro_usd) AS BIGINT), 0) AS cost_micro_usd \
-             FROM usage_hourly WHERE hour_start >= $1 \
+        let rows = on_pool!(self, pool => sqlx::query_as(concat!(
+            "SELECT tenant_id, subject, COALESCE(CAST(SUM(requests) AS BIGINT), 0) AS requests, ",
+            sums!(),
+            " FROM usage_hourly WHERE hour_start >= $1 \
              GROUP BY tenant_id, subject ORDER BY tenant_id, subject"
-        )
+        ))
         .bind(hour)
         .fetch_all(pool)
         .await)?;
