@@ -17,8 +17,8 @@ pub mod tally;
 pub mod tokenizer;
 pub mod writer;
 
-pub use event::{Counts, Outcome, RequestInfo, UsageEvent, UsageStatus};
-pub use outcome::{Books, Ending, Endpoint, Meter, Prompt, RequestOutcome, record};
+pub use event::{UsageEvent, UsageStatus};
+pub use outcome::{Billed, Books, Ending, Endpoint, Meter, Prompt, RequestOutcome, record};
 pub use price::{Price, PriceBook, cost};
 pub use tally::Tally;
 pub use writer::{UsageRecorder, UsageWriter, WriterError, WriterHandle};
