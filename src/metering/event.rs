@@ -11,50 +11,6 @@ use super::price::PriceBook;
 use super::tally::{Tally, to_i64};
 use crate::clock::Timestamp;
 
-/// What happened to a request, as far as billing cares. A small closed set, stored as text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UsageStatus {
-    /// The upstream answered and the client got the whole answer.
-    Ok,
-    /// Every upstream target failed (or timed out); whatever was counted is still billed.
-    UpstreamError,
-    /// The client went away before the answer was complete: billed for the prompt and what was
-    /// generated up to then.
-    ClientDisconnected,
-    /// Refused before any upstream was called (quota, rate limit, policy); normally zero tokens.
-    Rejected,
-}
-
-impl UsageStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::UpstreamError => "upstream_error",
-            Self::ClientDisconnected => "client_disconnected",
-            Self::Rejected => "rejected",
-        }
-    }
-
-    /// Reads the stored text back. The schema's CHECK admits only these four, so anything else
-    /// is a corrupt row; it reads as an upstream error rather than failing a whole report.
-    pub fn parse(text: &str) -> Self {
-        match text {
-            "ok" => Self::Ok,
-            "client_disconnected" => Self::ClientDisconnected,
-            "rejected" => Self::Rejected,
-            _ => Self::UpstreamError,
-        }
-    }
-}
-
-/// The stored text read back, as [`UsageStatus::parse`] reads it: how the store's rows decode.
-impl From<String> for UsageStatus {
-    fn from(text: String) -> Self {
-        Self::parse(&text)
-    }
-}
-
 /// One request's usage. `at` is when the request started (UTC), so a request that straddles
 /// midnight is billed to the day it began.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
@@ -85,8 +41,9 @@ pub struct UsageEvent {
     pub tally: Tally,
     /// Part of `completion_tokens`, kept per event only.
     pub reasoning_tokens: i64,
+    /// How the request ended.
     #[sqlx(try_from = "String")]
-    pub status: UsageStatus,
+    pub status: Ending,
     pub http_status: i32,
     pub latency_ms: i64,
     pub ttft_ms: Option<i64>,
@@ -121,17 +78,7 @@ impl UsageEvent {
             upstream_model: name(&outcome.upstream_model),
             tally: Tally::request(usage, prices.get(served)),
             reasoning_tokens: to_i64(usage.reasoning_tokens),
-            status: match outcome.ending {
-                Ending::Ok => UsageStatus::Ok,
-                Ending::Rejected => UsageStatus::Rejected,
-                // A stream the gateway cut at shutdown ended on our side, not the client's:
-                // stored like an upstream failure (billed for what was counted); the log line
-                // and metrics say `shut_down`.
-                Ending::UpstreamError | Ending::UpstreamTimeout | Ending::ShutDown => {
-                    UsageStatus::UpstreamError
-                }
-                Ending::ClientDisconnected => UsageStatus::ClientDisconnected,
-            },
+            status: outcome.ending,
             http_status: i32::from(outcome.status),
             latency_ms: millis(outcome.latency),
             ttft_ms: outcome.time_to_first_token.map(millis),
@@ -262,7 +209,7 @@ mod tests {
         );
         assert_eq!(event.tally.cost_micro_usd, 525, "at the fallback's price");
         assert_eq!(event.reasoning_tokens, 100);
-        assert_eq!(event.status, UsageStatus::Ok);
+        assert_eq!(event.status, Ending::Ok);
         assert_eq!(
             (event.http_status, event.latency_ms, event.ttft_ms),
             (200, 812, Some(95))
@@ -305,20 +252,6 @@ mod tests {
     }
 
     #[test]
-    fn status_text_round_trips() {
-        for status in [
-            UsageStatus::Ok,
-            UsageStatus::UpstreamError,
-            UsageStatus::ClientDisconnected,
-            UsageStatus::Rejected,
-        ] {
-            assert_eq!(UsageStatus::parse(status.as_str()), status);
-            let json = serde_json::to_string(&status).unwrap();
-            assert_eq!(json, format!("\"{}\"", status.as_str()));
-        }
-    }
-
-    #[test]
     fn spill_json_round_trips_exactly() {
         let event = event();
         let line = serde_json::to_string(&event).unwrap();
@@ -344,7 +277,7 @@ mod tests {
             }
         );
         assert_eq!(event.reasoning_tokens, 100);
-        assert_eq!(event.status, UsageStatus::ClientDisconnected);
+        assert_eq!(event.status, Ending::ClientDisconnected);
         assert_eq!((event.http_status, event.ttft_ms), (499, Some(95)));
         assert!(event.streamed && event.estimated);
         // Written again, it keeps every key it had, under the same name.

@@ -17,7 +17,7 @@ pub mod tally;
 pub mod tokenizer;
 pub mod writer;
 
-pub use event::{UsageEvent, UsageStatus};
+pub use event::UsageEvent;
 pub use outcome::{Billed, Books, Ending, Endpoint, Meter, Prompt, RequestOutcome, record};
 pub use price::{Price, PriceBook, cost};
 pub use tally::Tally;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tollgate_providers::{ChatRequest, EmbeddingsRequest, Reported, Usage};
 
@@ -20,18 +21,25 @@ pub enum Endpoint {
     Embeddings,
 }
 
-/// How a request ended, as a low-cardinality label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a request ended: the usage event's `status`, the request log's and the metrics'
+/// `ending`. A small closed set, stored as text. Whatever was counted is billed, however the
+/// request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Ending {
+    /// The upstream answered and the client got the whole answer.
     Ok,
-    /// The upstream refused the request as malformed.
+    /// The upstream refused the request as malformed (not retried); normally zero tokens.
     Rejected,
-    /// No target served it (502/504 before any byte), or a stream broke after its first byte.
+    /// No target served it (an error before any byte), or a stream broke after its first byte.
     UpstreamError,
+    /// The same by a timeout: 504 before any byte, or a stream past its deadline.
     UpstreamTimeout,
-    /// The client closed the connection before the answer was complete.
+    /// The client closed the connection before the answer was complete: billed for the prompt
+    /// and what was generated up to then.
     ClientDisconnected,
-    /// The gateway shut down before the answer was complete (its grace period was over).
+    /// The gateway shut down before the answer was complete (its grace period was over): it
+    /// ended on our side, not the client's or the upstream's.
     ShutDown,
 }
 
@@ -106,7 +114,7 @@ impl std::fmt::Debug for Books {
     }
 }
 
-// === impl Endpoint, Ending ===
+// === impl Endpoint ===
 
 impl Endpoint {
     pub fn as_str(self) -> &'static str {
@@ -118,7 +126,18 @@ impl Endpoint {
     }
 }
 
+// === impl Ending ===
+
 impl Ending {
+    pub const ALL: [Ending; 6] = [
+        Self::Ok,
+        Self::Rejected,
+        Self::UpstreamError,
+        Self::UpstreamTimeout,
+        Self::ClientDisconnected,
+        Self::ShutDown,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
@@ -128,6 +147,22 @@ impl Ending {
             Self::ClientDisconnected => "client_disconnected",
             Self::ShutDown => "shut_down",
         }
+    }
+
+    /// Reads the stored text back. The schema's CHECK admits only these, so anything else is a
+    /// corrupt row; it reads as an upstream error rather than failing the read.
+    pub fn parse(text: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|ending| ending.as_str() == text)
+            .unwrap_or(Self::UpstreamError)
+    }
+}
+
+/// The stored text read back, as [`Ending::parse`] reads it: how the store's rows decode.
+impl From<String> for Ending {
+    fn from(text: String) -> Self {
+        Self::parse(&text)
     }
 }
 
@@ -439,5 +474,25 @@ impl Drop for Meter {
             outcome.latency = outcome.started.elapsed();
             record(&self.books, outcome);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ending_text_round_trips() {
+        for ending in Ending::ALL {
+            assert_eq!(Ending::parse(ending.as_str()), ending);
+            let json = serde_json::to_string(&ending).unwrap();
+            assert_eq!(json, format!("\"{}\"", ending.as_str()));
+            assert_eq!(serde_json::from_str::<Ending>(&json).unwrap(), ending);
+        }
+        assert_eq!(
+            Ending::parse("mangled"),
+            Ending::UpstreamError,
+            "a row with an unknown status still reads"
+        );
     }
 }

@@ -307,7 +307,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 pub(crate) mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::metering::{Tally, UsageStatus};
+    use crate::metering::{Ending, Tally};
 
     pub(crate) fn event(id: &str) -> UsageEvent {
         UsageEvent {
@@ -329,7 +329,7 @@ pub(crate) mod tests {
                 cost_micro_usd: 4,
             },
             reasoning_tokens: 0,
-            status: UsageStatus::Ok,
+            status: Ending::Ok,
             http_status: 200,
             latency_ms: 100,
             ttft_ms: None,

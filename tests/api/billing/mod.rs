@@ -10,7 +10,7 @@ mod reconcile;
 use reqwest::Method;
 use tollgate::billing::money::parse_dollars;
 use tollgate::clock::Timestamp;
-use tollgate::metering::{Tally, UsageEvent, UsageStatus};
+use tollgate::metering::{Ending, Tally, UsageEvent};
 use tollgate::store::Store;
 
 use crate::support::TestApp;
@@ -135,15 +135,15 @@ pub fn random_event(rng: &mut Rng, i: u64) -> UsageEvent {
         ("gemini-flash", "gemini"),
     ][rng.below(4) as usize];
     let status = [
-        UsageStatus::Ok,
-        UsageStatus::Ok,
-        UsageStatus::Ok,
-        UsageStatus::UpstreamError,
-        UsageStatus::ClientDisconnected,
+        Ending::Ok,
+        Ending::Ok,
+        Ending::Ok,
+        Ending::UpstreamError,
+        Ending::ClientDisconnected,
     ][rng.below(5) as usize];
     let prompt = rng.below(4000) as i64;
     let completion = match status {
-        UsageStatus::UpstreamError => 0,
+        Ending::UpstreamError => 0,
         _ => rng.below(2000) as i64,
     };
     let cached = rng.below(prompt as u64 + 1) as i64;
@@ -167,7 +167,7 @@ pub fn random_event(rng: &mut Rng, i: u64) -> UsageEvent {
         },
         reasoning_tokens: 0,
         status,
-        http_status: if status == UsageStatus::UpstreamError {
+        http_status: if status == Ending::UpstreamError {
             502
         } else {
             200

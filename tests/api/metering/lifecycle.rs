@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tollgate::metering::Ending;
 use tollgate::store::Store;
 
 use super::{Outage, wait_for_count};
@@ -220,6 +221,7 @@ async fn streams_cut_at_the_end_of_the_grace_period_are_billed() {
             "{event:?}"
         );
         assert!(event.estimated);
+        assert_eq!(event.status, Ending::ShutDown, "stored as it ended");
     }
 }
 

@@ -7,6 +7,7 @@ mod crash;
 mod full_disk;
 pub(crate) mod gateway;
 pub(crate) mod lifecycle;
+mod migration;
 mod outage;
 mod reported;
 pub(crate) mod wire;
@@ -19,7 +20,7 @@ use sqlx::Connection;
 use tempfile::TempDir;
 use tollgate::clock::Timestamp;
 use tollgate::config::MeteringConfig;
-use tollgate::metering::{Tally, UsageEvent, UsageStatus};
+use tollgate::metering::{Ending, Tally, UsageEvent};
 use tollgate::store::Store;
 
 use crate::support::Backend;
@@ -74,9 +75,9 @@ pub fn event(tag: &str, i: u64) -> UsageEvent {
         },
         reasoning_tokens: 0,
         status: if i.is_multiple_of(10) {
-            UsageStatus::ClientDisconnected
+            Ending::ClientDisconnected
         } else {
-            UsageStatus::Ok
+            Ending::Ok
         },
         http_status: 200,
         latency_ms: 50 + i as i64,

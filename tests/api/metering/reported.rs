@@ -3,7 +3,7 @@
 //! cached prompt counts, embeddings without usage.
 
 use serde_json::{Value, json};
-use tollgate::metering::{UsageEvent, UsageStatus, tokenizer};
+use tollgate::metering::{Ending, UsageEvent, tokenizer};
 
 use super::gateway::{chat, gateway, stored, usage_seen};
 use super::wire;
@@ -100,7 +100,7 @@ async fn a_broken_stream_keeps_the_prompt_counts_already_reported() {
         assert_eq!(content, "Hello");
         let event = stored(&store, &id).await;
         let case = format!("{kind}: {event:?}");
-        assert_eq!(event.status, UsageStatus::UpstreamError, "{case}");
+        assert_eq!(event.status, Ending::UpstreamError, "{case}");
         // The completion is an estimate.
         assert_eq!(billed(&event), (prompt, cached, 1, cost, true), "{case}");
         assert_eq!(event.tally.total_tokens, prompt + 1, "{case}");
