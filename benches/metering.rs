@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tollgate::auth::{Credential, Principal};
-use tollgate::metering::delivered;
+use tollgate::metering::{Tally, delivered};
 use tollgate::quota::{Amount, Quotas};
 use tollgate::store::{Limits, QuotaScope, Store, Tenant, TenantStatus, UserPatch, UserRole};
 
@@ -68,9 +68,12 @@ fn metering(c: &mut Criterion) {
         tokens: 300,
         cost_micro_usd: 45,
     };
-    let actual = Amount {
+    let actual = Tally {
         requests: 1,
-        tokens: 120,
+        prompt_tokens: 100,
+        completion_tokens: 20,
+        cached_tokens: 0,
+        total_tokens: 120,
         cost_micro_usd: 18,
     };
     c.bench_function(

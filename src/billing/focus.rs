@@ -78,10 +78,11 @@ pub const COLUMNS: &[&str] = &[
 
 /// The values of one row, in [`COLUMNS`] order; `None` is an empty (null) cell.
 pub fn values(row: &RollupRow, start: Timestamp, end: Timestamp) -> Vec<Option<String>> {
-    let cost = dollars(row.cost_micro_usd);
+    let tally = &row.tally;
+    let cost = dollars(tally.cost_micro_usd);
     // A decimal, not an integer: the validator reads a column of whole numbers as integers and
     // refuses it as a quantity.
-    let tokens = format!("{}.0", row.total_tokens);
+    let tokens = format!("{}.0", tally.total_tokens);
     let publisher = row.provider.clone().unwrap_or_else(|| ISSUER.to_owned());
     let sku = match (&row.provider, &row.model) {
         (Some(provider), Some(model)) => format!("{provider}/{model}"),
@@ -147,16 +148,17 @@ pub fn values(row: &RollupRow, start: Timestamp, end: Timestamp) -> Vec<Option<S
         some(ISSUER),                                   // Provider
         Some(publisher),                                // Publisher
         row.model.clone(),                              // ResourceID
-        Some(row.requests.to_string()),                 // x_Requests
-        Some(row.prompt_tokens.to_string()),            // x_PromptTokens
-        Some(row.completion_tokens.to_string()),        // x_CompletionTokens
-        Some(row.cached_tokens.to_string()),            // x_CachedTokens
+        Some(tally.requests.to_string()),               // x_Requests
+        Some(tally.prompt_tokens.to_string()),          // x_PromptTokens
+        Some(tally.completion_tokens.to_string()),      // x_CompletionTokens
+        Some(tally.cached_tokens.to_string()),          // x_CachedTokens
     ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metering::Tally;
 
     #[test]
     fn one_value_per_column() {
@@ -166,12 +168,7 @@ mod tests {
             subject: None,
             model: None,
             provider: None,
-            requests: 0,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            cached_tokens: 0,
-            total_tokens: 0,
-            cost_micro_usd: 0,
+            tally: Tally::default(),
         };
         assert_eq!(
             values(&row, Timestamp(0), Timestamp(1)).len(),

@@ -153,12 +153,13 @@ impl Encoder {
                 values.push((column, text(value)));
             }
         }
+        let tally = &row.tally;
         values.extend([
-            ("requests", row.requests.to_string()),
-            ("prompt_tokens", row.prompt_tokens.to_string()),
-            ("completion_tokens", row.completion_tokens.to_string()),
-            ("total_tokens", row.total_tokens.to_string()),
-            ("cost_usd", dollars(row.cost_micro_usd)),
+            ("requests", tally.requests.to_string()),
+            ("prompt_tokens", tally.prompt_tokens.to_string()),
+            ("completion_tokens", tally.completion_tokens.to_string()),
+            ("total_tokens", tally.total_tokens.to_string()),
+            ("cost_usd", dollars(tally.cost_micro_usd)),
         ]);
         values
     }
@@ -212,6 +213,7 @@ fn json_string(out: &mut Vec<u8>, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metering::Tally;
 
     fn row() -> RollupRow {
         RollupRow {
@@ -220,12 +222,14 @@ mod tests {
             subject: Some("jane,\"doe\"".into()),
             model: None,
             provider: None,
-            requests: 2,
-            prompt_tokens: 10,
-            completion_tokens: 5,
-            cached_tokens: 0,
-            total_tokens: 15,
-            cost_micro_usd: 1_500_001,
+            tally: Tally {
+                requests: 2,
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                cached_tokens: 0,
+                total_tokens: 15,
+                cost_micro_usd: 1_500_001,
+            },
         }
     }
 

@@ -6,6 +6,7 @@ use super::BillingError;
 use super::money::dollars;
 use super::params::{Period, parse_group_by};
 use crate::clock::Timestamp;
+use crate::metering::Tally;
 use crate::store::{Dimension, RollupQuery, RollupRow, Store};
 
 /// `GET /admin/v1/tenants/{tenant}/usage`.
@@ -32,13 +33,24 @@ pub struct ReportRow {
     pub model: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
-    pub requests: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub cached_tokens: i64,
-    pub total_tokens: i64,
+    #[serde(flatten)]
+    pub tally: Tally,
     pub cost_usd: String,
-    pub cost_micro_usd: i64,
+}
+
+impl ReportRow {
+    /// The sums of a report's rows.
+    fn totals(rows: &[ReportRow]) -> Self {
+        let mut tally = Tally::default();
+        for row in rows {
+            tally += row.tally;
+        }
+        Self {
+            cost_usd: dollars(tally.cost_micro_usd),
+            tally,
+            ..Self::default()
+        }
+    }
 }
 
 impl From<RollupRow> for ReportRow {
@@ -48,13 +60,8 @@ impl From<RollupRow> for ReportRow {
             subject: row.subject,
             model: row.model,
             provider: row.provider,
-            requests: row.requests,
-            prompt_tokens: row.prompt_tokens,
-            completion_tokens: row.completion_tokens,
-            cached_tokens: row.cached_tokens,
-            total_tokens: row.total_tokens,
-            cost_usd: dollars(row.cost_micro_usd),
-            cost_micro_usd: row.cost_micro_usd,
+            cost_usd: dollars(row.tally.cost_micro_usd),
+            tally: row.tally,
         }
     }
 }
@@ -88,16 +95,7 @@ pub async fn report(
         .into_iter()
         .map(ReportRow::from)
         .collect();
-    let mut totals = ReportRow::default();
-    for row in &rows {
-        totals.requests += row.requests;
-        totals.prompt_tokens += row.prompt_tokens;
-        totals.completion_tokens += row.completion_tokens;
-        totals.cached_tokens += row.cached_tokens;
-        totals.total_tokens += row.total_tokens;
-        totals.cost_micro_usd += row.cost_micro_usd;
-    }
-    totals.cost_usd = dollars(totals.cost_micro_usd);
+    let totals = ReportRow::totals(&rows);
     Ok(UsageReport {
         tenant: tenant.to_owned(),
         from: period.from,

@@ -1,51 +1,19 @@
 //! The usage event: one per request, as billing and quotas see it.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use tollgate_providers::Usage;
 
-use super::price::Price;
+use super::outcome::{Ending, RequestOutcome};
+use super::price::PriceBook;
+use super::tally::{Tally, to_i64};
 use crate::clock::Timestamp;
-
-/// What happened to a request, as far as billing cares. A small closed set, stored as text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UsageStatus {
-    /// The upstream answered and the client got the whole answer.
-    Ok,
-    /// Every upstream target failed (or timed out); whatever was counted is still billed.
-    UpstreamError,
-    /// The client went away before the answer was complete: billed for the prompt and what was
-    /// generated up to then.
-    ClientDisconnected,
-    /// Refused before any upstream was called (quota, rate limit, policy); normally zero tokens.
-    Rejected,
-}
-
-impl UsageStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::UpstreamError => "upstream_error",
-            Self::ClientDisconnected => "client_disconnected",
-            Self::Rejected => "rejected",
-        }
-    }
-
-    /// Reads the stored text back. The schema's CHECK admits only these four, so anything else
-    /// is a corrupt row; it reads as an upstream error rather than failing a whole report.
-    pub fn parse(text: &str) -> Self {
-        match text {
-            "ok" => Self::Ok,
-            "client_disconnected" => Self::ClientDisconnected,
-            "rejected" => Self::Rejected,
-            _ => Self::UpstreamError,
-        }
-    }
-}
 
 /// One request's usage. `at` is when the request started (UTC), so a request that straddles
 /// midnight is billed to the day it began.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct UsageEvent {
     /// The event's own key, made by the gateway (a UUIDv7): writing an event twice (a retried
     /// batch, a replayed spill file) leaves one row. Not the request id, which a client may
@@ -61,99 +29,60 @@ pub struct UsageEvent {
     pub subject: String,
     /// The API key id, or the token's `jti` (or issuer) for a JWT: which credential was used.
     pub credential_id: String,
-    /// The model name the client sent.
+    /// The configured model that served the request (a fallback, perhaps); the name the client
+    /// sent when none did.
     pub model: String,
     pub provider: String,
     pub upstream_model: String,
-    /// Includes `cached_tokens`.
-    pub prompt_tokens: i64,
-    /// Includes `reasoning_tokens`.
-    pub completion_tokens: i64,
-    pub cached_tokens: i64,
+    /// One request, its tokens and its cost. Flat in the spill line and in the table: their
+    /// keys and columns are the tally's field names.
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub tally: Tally,
+    /// Part of `completion_tokens`, kept per event only.
     pub reasoning_tokens: i64,
-    pub total_tokens: i64,
-    pub cost_micro_usd: i64,
-    pub status: UsageStatus,
+    /// How the request ended.
+    #[sqlx(try_from = "String")]
+    pub status: Ending,
     pub http_status: i32,
     pub latency_ms: i64,
     pub ttft_ms: Option<i64>,
     pub streamed: bool,
-    /// True when the upstream reported no usage and the counts come from the tokenizer.
+    /// Some counts are the tokenizer's: the upstream reported none, or not all of them (a
+    /// stream that broke, a client that left first, a count the upstream left out).
     pub estimated: bool,
 }
 
-/// Who made a request and where it went: everything about an event known before the upstream
-/// answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestInfo {
-    pub request_id: String,
-    pub at: Timestamp,
-    pub tenant_id: String,
-    pub subject: String,
-    pub credential_id: String,
-    pub model: String,
-    pub provider: String,
-    pub upstream_model: String,
-    pub streamed: bool,
-}
-
-/// Where the token counts came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counts {
-    /// The upstream's own usage: the truth.
-    Reported(Usage),
-    /// Some or all counts are the tokenizer's: the upstream reported nothing, or not all of it
-    /// (a stream that broke, a client that left first, a count the upstream left out). Whatever
-    /// it did report is kept.
-    Estimated(Usage),
-}
-
-/// How the request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
-    pub status: UsageStatus,
-    pub http_status: u16,
-    pub latency_ms: u64,
-    pub ttft_ms: Option<u64>,
-}
-
 impl UsageEvent {
-    /// Builds a request's event and prices it. `price` is `None` for a model without a price in
-    /// the config: its tokens are counted and its cost is zero.
-    pub fn new(info: RequestInfo, counts: Counts, outcome: Outcome, price: Option<&Price>) -> Self {
-        let (usage, estimated) = match counts {
-            Counts::Reported(usage) => (usage, false),
-            Counts::Estimated(usage) => (usage, true),
-        };
-        // The upstream's total is what the client was shown; an upstream that leaves it out
-        // (or a tokenizer estimate) gets the sum.
-        let total = if usage.total_tokens > 0 {
-            usage.total_tokens
-        } else {
-            usage.prompt_tokens.saturating_add(usage.completion_tokens)
-        };
-        let cost_micro_usd = price.map_or(0, |price| price.cost_micro_usd(&usage));
+    /// The event of a finished request, billed for `usage` (`estimated` when the tokenizer
+    /// made some of it) at the price of the model that served it. A model without a price in
+    /// the config has its tokens counted and costs nothing.
+    pub fn new(
+        outcome: &RequestOutcome,
+        usage: &Usage,
+        estimated: bool,
+        prices: &PriceBook,
+    ) -> Self {
+        let principal = &outcome.principal;
+        let served = outcome.served_model.as_deref().unwrap_or(&outcome.model);
+        let name = |name: &Option<Arc<str>>| name.as_deref().unwrap_or_default().to_owned();
         Self {
             event_id: uuid::Uuid::now_v7().to_string(),
-            request_id: info.request_id,
-            at: info.at,
-            tenant_id: info.tenant_id,
-            subject: info.subject,
-            credential_id: info.credential_id,
-            model: info.model,
-            provider: info.provider,
-            upstream_model: info.upstream_model,
-            prompt_tokens: to_i64(usage.prompt_tokens),
-            completion_tokens: to_i64(usage.completion_tokens),
-            cached_tokens: to_i64(usage.cached_tokens),
+            request_id: outcome.request_id.to_string(),
+            at: outcome.at,
+            tenant_id: principal.tenant_id().to_owned(),
+            subject: principal.subject.to_string(),
+            credential_id: principal.credential.id(),
+            model: served.to_owned(),
+            provider: name(&outcome.provider),
+            upstream_model: name(&outcome.upstream_model),
+            tally: Tally::request(usage, prices.get(served)),
             reasoning_tokens: to_i64(usage.reasoning_tokens),
-            total_tokens: to_i64(total),
-            cost_micro_usd,
-            status: outcome.status,
-            http_status: i32::from(outcome.http_status),
-            latency_ms: to_i64(outcome.latency_ms),
-            ttft_ms: outcome.ttft_ms.map(to_i64),
-            streamed: info.streamed,
+            status: outcome.ending,
+            http_status: i32::from(outcome.status),
+            latency_ms: millis(outcome.latency),
+            ttft_ms: outcome.time_to_first_token.map(millis),
+            streamed: outcome.endpoint.streamed(),
             estimated,
         }
     }
@@ -164,9 +93,8 @@ impl UsageEvent {
     }
 }
 
-/// Counts beyond `i64::MAX` do not happen; saturate rather than wrap if one ever did.
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// `Timestamp` as an integer of milliseconds.
@@ -187,77 +115,136 @@ mod millis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PriceConfig;
+    use crate::auth::{Credential, Principal};
+    use crate::config::{ModelConfig, PriceConfig};
+    use crate::metering::Endpoint;
+    use crate::store::{Tenant, TenantStatus, UserRole};
 
-    fn info() -> RequestInfo {
-        RequestInfo {
-            request_id: "r1".into(),
+    /// A stream `gpt-4o-mini` asked for and its fallback `gpt-4o-mini-b` served.
+    fn outcome() -> RequestOutcome {
+        let tenant = Tenant {
+            id: "acme".into(),
+            name: "Acme".into(),
+            status: TenantStatus::Active,
+            allowed_models: None,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            deleted_at: None,
+        };
+        RequestOutcome {
+            request_id: Arc::from("r1"),
             at: Timestamp(1_764_460_799_999),
-            tenant_id: "acme".into(),
-            subject: "jane".into(),
-            credential_id: "key-1".into(),
-            model: "gpt-4o-mini".into(),
-            provider: "openai".into(),
-            upstream_model: "gpt-4o-mini-2024-07-18".into(),
-            streamed: true,
+            principal: Principal {
+                tenant: Arc::new(tenant),
+                subject: Arc::from("jane"),
+                role: UserRole::Member,
+                credential: Credential::ApiKey {
+                    id: Arc::from("k1"),
+                },
+            },
+            endpoint: Endpoint::ChatStream,
+            model: Arc::from("gpt-4o-mini"),
+            served_model: Some(Arc::from("gpt-4o-mini-b")),
+            provider: Some(Arc::from("openai")),
+            upstream_model: Some(Arc::from("gpt-4o-mini-2024-07-18")),
+            status: 200,
+            ending: Ending::Ok,
+            usage: None,
+            attempts: 2,
+            started: tokio::time::Instant::now(),
+            latency: Duration::from_millis(812),
+            time_to_first_token: Some(Duration::from_millis(95)),
+            upstream_from: None,
+            upstream_time: None,
+            admitted: None,
+            prompt: None,
+            delivered: String::new(),
         }
     }
 
-    fn ok() -> Outcome {
-        Outcome {
-            status: UsageStatus::Ok,
-            http_status: 200,
-            latency_ms: 812,
-            ttft_ms: Some(95),
-        }
+    /// `gpt-4o-mini-b` at 0.15 / 0.60 USD per million tokens.
+    fn prices() -> PriceBook {
+        PriceBook::from_config(&[ModelConfig {
+            name: "gpt-4o-mini-b".into(),
+            targets: Vec::new(),
+            fallbacks: Vec::new(),
+            price: Some(PriceConfig {
+                input_per_mtok: 0.15,
+                output_per_mtok: 0.60,
+                cached_input_per_mtok: None,
+                cache_write_per_mtok: None,
+            }),
+        }])
     }
 
-    fn price() -> Price {
-        Price::from_config(&PriceConfig {
-            input_per_mtok: 0.15,
-            output_per_mtok: 0.60,
-            cached_input_per_mtok: None,
-            cache_write_per_mtok: None,
-        })
+    fn event() -> UsageEvent {
+        UsageEvent::new(&outcome(), &Usage::default(), false, &PriceBook::default())
     }
 
     #[test]
-    fn reported_usage_is_kept_and_priced() {
+    fn the_event_says_who_asked_what_served_it_and_how_it_went() {
         let usage = Usage {
             prompt_tokens: 1234,
             completion_tokens: 567,
             total_tokens: 1801,
-            cached_tokens: 0,
             reasoning_tokens: 100,
-            cache_write_tokens: 0,
-            reported: tollgate_providers::Reported::All,
+            ..Usage::default()
         };
-        let event = UsageEvent::new(info(), Counts::Reported(usage), ok(), Some(&price()));
-        assert_eq!(event.prompt_tokens, 1234);
-        assert_eq!(event.completion_tokens, 567);
+        let event = UsageEvent::new(&outcome(), &usage, false, &prices());
+        assert_eq!(event.request_id, "r1");
+        assert_eq!(event.at, Timestamp(1_764_460_799_999));
+        assert_eq!(
+            (event.tenant_id.as_str(), event.subject.as_str()),
+            ("acme", "jane")
+        );
+        assert_eq!(event.credential_id, "key:k1");
+        assert_eq!(
+            (event.model.as_str(), event.provider.as_str()),
+            ("gpt-4o-mini-b", "openai"),
+            "the model that served it"
+        );
+        assert_eq!(event.upstream_model, "gpt-4o-mini-2024-07-18");
+        assert_eq!(
+            event.tally,
+            Tally::request(&usage, prices().get("gpt-4o-mini-b"))
+        );
+        assert_eq!(event.tally.cost_micro_usd, 525, "at the fallback's price");
         assert_eq!(event.reasoning_tokens, 100);
-        assert_eq!(event.total_tokens, 1801);
-        assert_eq!(event.cost_micro_usd, 525);
-        assert!(!event.estimated);
-        assert_eq!(event.ttft_ms, Some(95));
+        assert_eq!(event.status, Ending::Ok);
+        assert_eq!(
+            (event.http_status, event.latency_ms, event.ttft_ms),
+            (200, 812, Some(95))
+        );
+        assert!(event.streamed && !event.estimated);
+        assert!(!event.event_id.is_empty());
     }
 
     #[test]
-    fn estimates_are_marked_and_summed() {
-        let counts = Counts::Estimated(Usage {
+    fn a_request_nothing_served_is_billed_to_the_model_asked_for() {
+        let unserved = RequestOutcome {
+            served_model: None,
+            provider: None,
+            upstream_model: None,
+            ..outcome()
+        };
+        let usage = Usage {
             prompt_tokens: 10,
             completion_tokens: 5,
             ..Usage::default()
-        });
-        let event = UsageEvent::new(info(), counts, ok(), None);
+        };
+        let event = UsageEvent::new(&unserved, &usage, true, &prices());
+        assert_eq!(
+            (event.model.as_str(), event.provider.as_str()),
+            ("gpt-4o-mini", "")
+        );
         assert!(event.estimated);
-        assert_eq!(event.total_tokens, 15);
-        assert_eq!(event.cost_micro_usd, 0, "no price, no cost");
+        assert_eq!(event.tally.total_tokens, 15);
+        assert_eq!(event.tally.cost_micro_usd, 0, "no price, no cost");
     }
 
     #[test]
     fn hour_start_floors_to_the_utc_hour() {
-        let event = UsageEvent::new(info(), Counts::Reported(Usage::default()), ok(), None);
+        let event = event();
         // 2025-11-29T23:59:59.999Z belongs to the 23:00 hour.
         assert_eq!(event.hour_start(), Timestamp(1_764_457_200_000));
         let mut next = event.clone();
@@ -266,24 +253,39 @@ mod tests {
     }
 
     #[test]
-    fn status_text_round_trips() {
-        for status in [
-            UsageStatus::Ok,
-            UsageStatus::UpstreamError,
-            UsageStatus::ClientDisconnected,
-            UsageStatus::Rejected,
-        ] {
-            assert_eq!(UsageStatus::parse(status.as_str()), status);
-            let json = serde_json::to_string(&status).unwrap();
-            assert_eq!(json, format!("\"{}\"", status.as_str()));
-        }
-    }
-
-    #[test]
     fn spill_json_round_trips_exactly() {
-        let event = UsageEvent::new(info(), Counts::Reported(Usage::default()), ok(), None);
+        let event = event();
         let line = serde_json::to_string(&event).unwrap();
         assert!(line.contains("\"at\":1764460799999"), "{line}");
         assert_eq!(serde_json::from_str::<UsageEvent>(&line).unwrap(), event);
+    }
+
+    /// A line as the version before [`Tally`] wrote it (no `requests`): it reads back as one
+    /// request with the same counts, and its status as written.
+    #[test]
+    fn spill_lines_written_before_the_tally_read_back() {
+        let line = r#"{"event_id":"e1","request_id":"r1","at":1764460799999,"tenant_id":"acme","subject":"jane","credential_id":"key:k1","model":"gpt-4o-mini","provider":"openai","upstream_model":"gpt-4o-mini-2024-07-18","prompt_tokens":1234,"completion_tokens":567,"cached_tokens":200,"reasoning_tokens":100,"total_tokens":1801,"cost_micro_usd":525,"status":"client_disconnected","http_status":499,"latency_ms":812,"ttft_ms":95,"streamed":true,"estimated":true}"#;
+        let event: UsageEvent = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            event.tally,
+            Tally {
+                requests: 1,
+                prompt_tokens: 1234,
+                completion_tokens: 567,
+                cached_tokens: 200,
+                total_tokens: 1801,
+                cost_micro_usd: 525,
+            }
+        );
+        assert_eq!(event.reasoning_tokens, 100);
+        assert_eq!(event.status, Ending::ClientDisconnected);
+        assert_eq!((event.http_status, event.ttft_ms), (499, Some(95)));
+        assert!(event.streamed && event.estimated);
+        // Written again, it keeps every key it had, under the same name.
+        let again: serde_json::Value = serde_json::to_value(&event).unwrap();
+        let old: serde_json::Value = serde_json::from_str(line).unwrap();
+        for (key, value) in old.as_object().unwrap() {
+            assert_eq!(&again[key], value, "{key}");
+        }
     }
 }

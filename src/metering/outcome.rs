@@ -4,16 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tollgate_providers::messages::{self, MessagesRequest};
 use tollgate_providers::{ChatRequest, EmbeddingsRequest, Reported, Usage};
 
-use super::{
-    Counts, Outcome, PriceBook, RequestInfo, UsageEvent, UsageRecorder, UsageStatus, tokenizer,
-};
+use super::{PriceBook, Tally, UsageEvent, UsageRecorder, tokenizer};
 use crate::auth::Principal;
 use crate::clock::Timestamp;
-use crate::quota::{Admitted, Amount, Quotas};
+use crate::quota::{Admitted, Quotas};
 
 /// Which route served the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,18 +24,25 @@ pub enum Endpoint {
     MessagesStream,
 }
 
-/// How a request ended, as a low-cardinality label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a request ended: the usage event's `status`, the request log's and the metrics'
+/// `ending`. A small closed set, stored as text. Whatever was counted is billed, however the
+/// request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Ending {
+    /// The upstream answered and the client got the whole answer.
     Ok,
-    /// The upstream refused the request as malformed.
+    /// The upstream refused the request as malformed (not retried); normally zero tokens.
     Rejected,
-    /// No target served it (502/504 before any byte), or a stream broke after its first byte.
+    /// No target served it (an error before any byte), or a stream broke after its first byte.
     UpstreamError,
+    /// The same by a timeout: 504 before any byte, or a stream past its deadline.
     UpstreamTimeout,
-    /// The client closed the connection before the answer was complete.
+    /// The client closed the connection before the answer was complete: billed for the prompt
+    /// and what was generated up to then.
     ClientDisconnected,
-    /// The gateway shut down before the answer was complete (its grace period was over).
+    /// The gateway shut down before the answer was complete (its grace period was over): it
+    /// ended on our side, not the client's or the upstream's.
     ShutDown,
 }
 
@@ -121,7 +127,7 @@ impl std::fmt::Debug for Books {
     }
 }
 
-// === impl Endpoint, Ending ===
+// === impl Endpoint ===
 
 impl Endpoint {
     pub fn as_str(self) -> &'static str {
@@ -140,7 +146,18 @@ impl Endpoint {
     }
 }
 
+// === impl Ending ===
+
 impl Ending {
+    pub const ALL: [Ending; 6] = [
+        Self::Ok,
+        Self::Rejected,
+        Self::UpstreamError,
+        Self::UpstreamTimeout,
+        Self::ClientDisconnected,
+        Self::ShutDown,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
@@ -151,71 +168,41 @@ impl Ending {
             Self::ShutDown => "shut_down",
         }
     }
+
+    /// Reads the stored text back. The schema's CHECK admits only these, so anything else is a
+    /// corrupt row; it reads as an upstream error rather than failing the read.
+    pub fn parse(text: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|ending| ending.as_str() == text)
+            .unwrap_or(Self::UpstreamError)
+    }
+}
+
+/// The stored text read back, as [`Ending::parse`] reads it: how the store's rows decode.
+impl From<String> for Ending {
+    fn from(text: String) -> Self {
+        Self::parse(&text)
+    }
+}
+
+/// What a request was billed, as its usage event records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Billed {
+    pub tally: Tally,
+    /// Some counts are the tokenizer's (see [`UsageEvent::estimated`]).
+    pub estimated: bool,
 }
 
 /// The end of every routed request: one usage event, the quota settled, one log line.
-/// Never logs a token, a key or message content. Returns the counts the event was billed.
-pub fn record(books: &Books, mut outcome: RequestOutcome) -> Counts {
-    let counts = counts(&outcome);
-    let (Counts::Reported(counted) | Counts::Estimated(counted)) = counts;
-    let served = outcome
-        .served_model
-        .clone()
-        .unwrap_or_else(|| outcome.model.clone());
-    let event = UsageEvent::new(
-        RequestInfo {
-            request_id: outcome.request_id.to_string(),
-            at: outcome.at,
-            tenant_id: outcome.principal.tenant_id().to_owned(),
-            subject: outcome.principal.subject.to_string(),
-            credential_id: outcome.principal.credential.id(),
-            model: served.to_string(),
-            provider: outcome.provider.as_deref().unwrap_or_default().to_owned(),
-            upstream_model: outcome
-                .upstream_model
-                .as_deref()
-                .unwrap_or_default()
-                .to_owned(),
-            streamed: outcome.endpoint.streamed(),
-        },
-        counts,
-        Outcome {
-            status: match outcome.ending {
-                Ending::Ok => UsageStatus::Ok,
-                Ending::Rejected => UsageStatus::Rejected,
-                // A stream the gateway cut at shutdown ended on our side, not the client's:
-                // stored like an upstream failure (billed for what was counted); the log line
-                // and metrics say `shut_down`.
-                Ending::UpstreamError | Ending::UpstreamTimeout | Ending::ShutDown => {
-                    UsageStatus::UpstreamError
-                }
-                Ending::ClientDisconnected => UsageStatus::ClientDisconnected,
-            },
-            http_status: outcome.status,
-            latency_ms: outcome.latency.as_millis() as u64,
-            ttft_ms: outcome.time_to_first_token.map(|d| d.as_millis() as u64),
-        },
-        books.prices.get(&served),
-    );
+/// Never logs a token, a key or message content. Returns what the event was billed.
+pub fn record(books: &Books, mut outcome: RequestOutcome) -> Billed {
+    let (usage, estimated) = counts(&outcome);
+    let event = UsageEvent::new(&outcome, &usage, estimated, &books.prices);
+    let tally = event.tally;
     if let Some(admitted) = outcome.admitted.take() {
-        books.quotas.settle(
-            admitted,
-            Amount {
-                requests: 1,
-                tokens: event.total_tokens,
-                cost_micro_usd: event.cost_micro_usd,
-            },
-        );
+        books.quotas.settle(admitted, tally);
     }
-    let usage = Usage {
-        prompt_tokens: event.prompt_tokens as u64,
-        completion_tokens: event.completion_tokens as u64,
-        total_tokens: event.total_tokens as u64,
-        cached_tokens: event.cached_tokens as u64,
-        reasoning_tokens: event.reasoning_tokens as u64,
-        // Cache writes have no column of the event (its cost prices them); the log shows them.
-        ..counted
-    };
     let none = || Arc::<str>::from("");
     let provider = outcome.provider.clone().unwrap_or_else(none);
     tracing::info!(
@@ -223,7 +210,7 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) -> Counts {
         request_id = %outcome.request_id,
         tenant = %outcome.principal.tenant_id(),
         subject = %outcome.principal.subject,
-        credential = %outcome.principal.credential.id(),
+        credential = %event.credential_id,
         endpoint = outcome.endpoint.as_str(),
         model = %outcome.model,
         served_model = outcome.served_model.as_deref().unwrap_or_default(),
@@ -233,25 +220,26 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) -> Counts {
         ending = outcome.ending.as_str(),
         attempts = outcome.attempts,
         usage_reported = outcome.usage.is_some(),
-        estimated = event.estimated,
-        cost_micro_usd = event.cost_micro_usd,
-        prompt_tokens = usage.prompt_tokens,
-        completion_tokens = usage.completion_tokens,
-        total_tokens = usage.total_tokens,
-        cached_tokens = usage.cached_tokens,
+        estimated,
+        cost_micro_usd = tally.cost_micro_usd,
+        prompt_tokens = tally.prompt_tokens,
+        completion_tokens = tally.completion_tokens,
+        total_tokens = tally.total_tokens,
+        cached_tokens = tally.cached_tokens,
+        // Cache writes have no column of the event (its cost prices them); the log shows them.
         cache_write_tokens = usage.cache_write_tokens,
-        latency_ms = outcome.latency.as_millis() as u64,
-        ttft_ms = outcome.time_to_first_token.map(|d| d.as_millis() as u64),
+        latency_ms = event.latency_ms,
+        ttft_ms = event.ttft_ms,
         "request"
     );
-    observe(&outcome, &provider, &usage);
+    observe(&outcome, &provider, &event);
     books.usage.record(event);
-    counts
+    Billed { tally, estimated }
 }
 
 /// The request's metrics. Labels are configured names only (models, providers) and fixed
 /// words: bounded, never a user. Names are shared (`Arc`), not copied, into the labels.
-fn observe(outcome: &RequestOutcome, provider: &Arc<str>, usage: &Usage) {
+fn observe(outcome: &RequestOutcome, provider: &Arc<str>, event: &UsageEvent) {
     let endpoint = outcome.endpoint.as_str();
     metrics::counter!(
         "tollgate_requests_total",
@@ -262,14 +250,15 @@ fn observe(outcome: &RequestOutcome, provider: &Arc<str>, usage: &Usage) {
         "status" => status_class(outcome.status),
     )
     .increment(1);
-    if usage.total_tokens > 0 {
+    let tally = &event.tally;
+    if tally.total_tokens > 0 {
         for (kind, count) in [
-            ("prompt", usage.prompt_tokens),
-            ("completion", usage.completion_tokens),
-            ("cached", usage.cached_tokens),
-            ("reasoning", usage.reasoning_tokens),
+            ("prompt", tally.prompt_tokens),
+            ("completion", tally.completion_tokens),
+            ("cached", tally.cached_tokens),
+            ("reasoning", event.reasoning_tokens),
         ] {
-            if count > 0 {
+            if let Ok(count @ 1..) = u64::try_from(count) {
                 metrics::counter!("tollgate_tokens_total", "model" => outcome.model.clone(), "kind" => kind)
                     .increment(count);
             }
@@ -304,25 +293,25 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
-/// The token counts of a finished request: the upstream's when it reported them all; otherwise
-/// what it did report (the prompt's counts before a stream broke, the answer's when it left the
-/// prompt out), with the tokenizer's count of the prompt and of whatever the client received
-/// for the rest — but only if the upstream started answering (a request no upstream accepted
-/// costs nothing; one whose stream began is billed its prompt even if the client left before
-/// any text).
-fn counts(outcome: &RequestOutcome) -> Counts {
+/// The token counts of a finished request, and whether the tokenizer made any of them: the
+/// upstream's when it reported them all; otherwise what it did report (the prompt's counts
+/// before a stream broke, the answer's when it left the prompt out), with the tokenizer's count
+/// of the prompt and of whatever the client received for the rest — but only if the upstream
+/// started answering (a request no upstream accepted costs nothing; one whose stream began is
+/// billed its prompt even if the client left before any text).
+fn counts(outcome: &RequestOutcome) -> (Usage, bool) {
     let reported = outcome.usage;
     if let Some(usage) = reported
         && usage.reported == Reported::All
     {
-        return Counts::Reported(usage);
+        return (usage, false);
     }
     let answered = reported.is_some()
         || outcome.ending == Ending::Ok
         || outcome.time_to_first_token.is_some()
         || !outcome.delivered.is_empty();
     if !answered {
-        return Counts::Reported(Usage::default());
+        return (Usage::default(), false);
     }
     let model = outcome.served_model.as_deref().unwrap_or(&outcome.model);
     let prompt = || {
@@ -348,10 +337,11 @@ fn counts(outcome: &RequestOutcome) -> Counts {
             ..Usage::default()
         },
     };
-    Counts::Estimated(Usage {
+    let usage = Usage {
         total_tokens: usage.prompt_tokens + usage.completion_tokens,
         ..usage
-    })
+    };
+    (usage, true)
 }
 
 /// Collects a request's outcome and records it exactly once: by [`Meter::finish`], or when
@@ -493,9 +483,9 @@ impl Meter {
         }
     }
 
-    /// Records the outcome now; the drop then does nothing. Returns the counts billed, so that
+    /// Records the outcome now; the drop then does nothing. Returns what was billed, so that
     /// an answer can show an estimate exactly as it was billed; `None` if already recorded.
-    pub fn finish(&mut self, status: u16, ending: Ending) -> Option<Counts> {
+    pub fn finish(&mut self, status: u16, ending: Ending) -> Option<Billed> {
         let mut outcome = self.outcome.take()?;
         outcome.status = status;
         outcome.ending = ending;
@@ -511,5 +501,25 @@ impl Drop for Meter {
             outcome.latency = outcome.started.elapsed();
             record(&self.books, outcome);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ending_text_round_trips() {
+        for ending in Ending::ALL {
+            assert_eq!(Ending::parse(ending.as_str()), ending);
+            let json = serde_json::to_string(&ending).unwrap();
+            assert_eq!(json, format!("\"{}\"", ending.as_str()));
+            assert_eq!(serde_json::from_str::<Ending>(&json).unwrap(), ending);
+        }
+        assert_eq!(
+            Ending::parse("mangled"),
+            Ending::UpstreamError,
+            "a row with an unknown status still reads"
+        );
     }
 }

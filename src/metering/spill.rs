@@ -307,7 +307,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 pub(crate) mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::metering::UsageStatus;
+    use crate::metering::{Ending, Tally};
 
     pub(crate) fn event(id: &str) -> UsageEvent {
         UsageEvent {
@@ -320,13 +320,16 @@ pub(crate) mod tests {
             model: "gpt-4o-mini".into(),
             provider: "openai".into(),
             upstream_model: "gpt-4o-mini".into(),
-            prompt_tokens: 10,
-            completion_tokens: 5,
-            cached_tokens: 0,
+            tally: Tally {
+                requests: 1,
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                cached_tokens: 0,
+                total_tokens: 15,
+                cost_micro_usd: 4,
+            },
             reasoning_tokens: 0,
-            total_tokens: 15,
-            cost_micro_usd: 4,
-            status: UsageStatus::Ok,
+            status: Ending::Ok,
             http_status: 200,
             latency_ms: 100,
             ttft_ms: None,

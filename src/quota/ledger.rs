@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::window::Window;
 use crate::clock::Timestamp;
+use crate::metering::Tally;
 use crate::store::Limits;
 
 /// Requests, tokens and micro-dollars.
@@ -21,6 +22,18 @@ pub struct Amount {
     pub requests: i64,
     pub tokens: i64,
     pub cost_micro_usd: i64,
+}
+
+/// What the counters count of a tally: its requests, all its tokens (cached and reasoning
+/// included), its cost.
+impl From<Tally> for Amount {
+    fn from(tally: Tally) -> Self {
+        Self {
+            requests: tally.requests,
+            tokens: tally.total_tokens,
+            cost_micro_usd: tally.cost_micro_usd,
+        }
+    }
 }
 
 impl Amount {
@@ -399,6 +412,26 @@ mod tests {
         // Yesterday's numbers do not reach today's counter.
         ledger.raise_used(&jane, Window::Day, day - 86_400_000, tokens(500));
         assert_eq!(ledger.snapshot(&jane, Window::Day, now).used, tokens(90));
+    }
+
+    #[test]
+    fn a_tally_counts_its_requests_all_its_tokens_and_its_cost() {
+        let tally = Tally {
+            requests: 1,
+            prompt_tokens: 100,
+            completion_tokens: 30,
+            cached_tokens: 60,
+            total_tokens: 130,
+            cost_micro_usd: 45,
+        };
+        assert_eq!(
+            Amount::from(tally),
+            Amount {
+                requests: 1,
+                tokens: 130,
+                cost_micro_usd: 45,
+            }
+        );
     }
 
     #[test]

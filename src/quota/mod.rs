@@ -25,6 +25,7 @@ pub use window::Window;
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::config::{RedisConfig, RedisFallback};
+use crate::metering::Tally;
 use crate::stale::{SqlCache, StaleIfError};
 use crate::store::{Limits, QuotaScope, Store, StoreError, UsageTotal};
 
@@ -294,7 +295,8 @@ impl Quotas {
 
     /// Settles a reservation to what the request actually used. Redis is written in the
     /// background: the answer does not wait for it.
-    pub fn settle(&self, admitted: Admitted, actual: Amount) {
+    pub fn settle(&self, admitted: Admitted, used: Tally) {
+        let actual = Amount::from(used);
         match admitted.held {
             Held::Local(reservation) => self.ledger.settle(reservation, actual),
             Held::Redis(reservation) => {
@@ -331,30 +333,23 @@ impl Quotas {
         let now = Timestamp::now();
         for (window, totals) in [(Window::Day, day), (Window::Month, month)] {
             let period = window.start(now).millis();
-            let mut tenants: std::collections::HashMap<Arc<str>, Amount> = Default::default();
+            let mut tenants: std::collections::HashMap<Arc<str>, Tally> = Default::default();
             for total in totals {
-                let amount = Amount {
-                    requests: total.requests,
-                    tokens: total.total_tokens,
-                    cost_micro_usd: total.cost_micro_usd,
-                };
                 let tenant: Arc<str> = Arc::from(total.tenant_id.as_str());
                 let user = Scope {
                     tenant: tenant.clone(),
                     subject: Some(Arc::from(total.subject.as_str())),
                 };
-                self.ledger.raise_used(&user, window, period, amount);
-                let sum = tenants.entry(tenant).or_default();
-                sum.requests = sum.requests.saturating_add(amount.requests);
-                sum.tokens = sum.tokens.saturating_add(amount.tokens);
-                sum.cost_micro_usd = sum.cost_micro_usd.saturating_add(amount.cost_micro_usd);
+                self.ledger
+                    .raise_used(&user, window, period, total.tally.into());
+                *tenants.entry(tenant).or_default() += total.tally;
             }
-            for (tenant, amount) in tenants {
+            for (tenant, tally) in tenants {
                 let whole = Scope {
                     tenant,
                     subject: None,
                 };
-                self.ledger.raise_used(&whole, window, period, amount);
+                self.ledger.raise_used(&whole, window, period, tally.into());
             }
         }
     }

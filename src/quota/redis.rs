@@ -26,6 +26,7 @@ use redis::aio::ConnectionManager;
 use super::Window;
 use super::ledger::{Amount, Exceeded, LimitKind, Scope};
 use crate::clock::Timestamp;
+use crate::metering::Tally;
 use crate::store::{Limits, Store, StoreError, UsageTotal};
 
 /// Everything under this prefix belongs to this version of the scripts and key layout; the
@@ -543,30 +544,22 @@ fn seen(scopes: &[(Scope, Limits)], taken: &[i64], periods: &[i64]) -> Option<Ve
 
 /// Per-user totals, and their sums per tenant, as (scope key, amount).
 fn by_scope(totals: &[UsageTotal]) -> Vec<(String, Amount)> {
-    let mut tenants: std::collections::BTreeMap<String, Amount> = Default::default();
+    let mut tenants: std::collections::BTreeMap<String, Tally> = Default::default();
     let mut out = Vec::with_capacity(totals.len() * 2);
     for total in totals {
-        let amount = Amount {
-            requests: total.requests,
-            tokens: total.total_tokens,
-            cost_micro_usd: total.cost_micro_usd,
-        };
-        let tenant = tenants.entry(total.tenant_id.clone()).or_default();
-        tenant.requests += amount.requests;
-        tenant.tokens += amount.tokens;
-        tenant.cost_micro_usd += amount.cost_micro_usd;
+        *tenants.entry(total.tenant_id.clone()).or_default() += total.tally;
         let user = Scope {
             tenant: Arc::from(total.tenant_id.as_str()),
             subject: Some(Arc::from(total.subject.as_str())),
         };
-        out.push((scope_key(&user), amount));
+        out.push((scope_key(&user), total.tally.into()));
     }
-    for (tenant, amount) in tenants {
+    for (tenant, tally) in tenants {
         let scope = Scope {
             tenant: Arc::from(tenant.as_str()),
             subject: None,
         };
-        out.push((scope_key(&scope), amount));
+        out.push((scope_key(&scope), tally.into()));
     }
     out
 }

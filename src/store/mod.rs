@@ -28,7 +28,7 @@ pub use quotas::{Limits, QuotaScope};
 pub use revocations::RevokedToken;
 pub use rollup::{Dimension, RollupQuery, RollupRow};
 pub use tenants::{Tenant, TenantPatch, TenantStatus};
-pub use usage::{UsageSums, UsageTotal};
+pub use usage::UsageTotal;
 pub use users::{Upserted, User, UserPatch, UserRole, UserStatus};
 
 /// What can go wrong in the store, in terms a handler can act on.
@@ -220,7 +220,10 @@ mod tests {
 
         store.migrate().await.unwrap();
         let old = store.usage_event("old-1").await.unwrap().unwrap();
-        assert_eq!((old.event_id.as_str(), old.total_tokens), ("old-1", 7));
+        assert_eq!(
+            (old.event_id.as_str(), old.tally.total_tokens),
+            ("old-1", 7)
+        );
         // The same event read back from an old spill file (no event id) is keyed the same way.
         let mut replayed = old.clone();
         replayed.event_id.clear();

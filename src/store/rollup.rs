@@ -7,6 +7,7 @@ use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use super::{Store, StoreError, on_pool};
 use crate::clock::Timestamp;
+use crate::metering::Tally;
 use crate::quota::Window;
 
 /// What rows can be grouped by. The order of the variants is the order of the columns and of
@@ -22,7 +23,7 @@ pub enum Dimension {
     Provider,
 }
 
-/// One grouped row. A column not grouped by is `None`.
+/// One grouped row: what the group adds up to. A column not grouped by is `None`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RollupRow {
     pub period_start: Option<Timestamp>,
@@ -30,12 +31,8 @@ pub struct RollupRow {
     pub subject: Option<String>,
     pub model: Option<String>,
     pub provider: Option<String>,
-    pub requests: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub cached_tokens: i64,
-    pub total_tokens: i64,
-    pub cost_micro_usd: i64,
+    #[sqlx(flatten)]
+    pub tally: Tally,
 }
 
 /// A grouped read of `[from, to)`, optionally of one tenant. `from` and `to` are hour starts

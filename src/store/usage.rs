@@ -4,106 +4,20 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::{Store, StoreError, on_pool};
 use crate::clock::Timestamp;
-use crate::metering::{UsageEvent, UsageStatus};
+use crate::metering::{Tally, UsageEvent};
 
 /// One user's usage over a period, from the rollup: what quota counters are rebuilt from.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UsageTotal {
     pub tenant_id: String,
     pub subject: String,
-    pub requests: i64,
-    pub total_tokens: i64,
-    pub cost_micro_usd: i64,
-}
-
-/// Sums over a whole table, for checks that events and rollup agree.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
-pub struct UsageSums {
-    pub requests: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub cached_tokens: i64,
-    pub total_tokens: i64,
-    pub cost_micro_usd: i64,
+    #[sqlx(flatten)]
+    pub tally: Tally,
 }
 
 /// The key of one rollup row. Ordered, so every writer upserts rows in the same order and two
 /// replicas' transactions cannot deadlock on each other's rows.
 type HourKey<'a> = (&'a str, &'a str, &'a str, &'a str, Timestamp);
-
-#[derive(Default)]
-struct HourDelta {
-    requests: i64,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    cached_tokens: i64,
-    total_tokens: i64,
-    cost_micro_usd: i64,
-}
-
-impl HourDelta {
-    fn add(&mut self, event: &UsageEvent) {
-        self.requests += 1;
-        self.prompt_tokens += event.prompt_tokens;
-        self.completion_tokens += event.completion_tokens;
-        self.cached_tokens += event.cached_tokens;
-        self.total_tokens += event.total_tokens;
-        self.cost_micro_usd += event.cost_micro_usd;
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct UsageRow {
-    event_id: String,
-    request_id: String,
-    at: Timestamp,
-    tenant_id: String,
-    subject: String,
-    credential_id: String,
-    model: String,
-    provider: String,
-    upstream_model: String,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    cached_tokens: i64,
-    reasoning_tokens: i64,
-    total_tokens: i64,
-    cost_micro_usd: i64,
-    status: String,
-    http_status: i32,
-    latency_ms: i64,
-    ttft_ms: Option<i64>,
-    streamed: bool,
-    estimated: bool,
-}
-
-impl From<UsageRow> for UsageEvent {
-    fn from(row: UsageRow) -> Self {
-        Self {
-            event_id: row.event_id,
-            request_id: row.request_id,
-            at: row.at,
-            tenant_id: row.tenant_id,
-            subject: row.subject,
-            credential_id: row.credential_id,
-            model: row.model,
-            provider: row.provider,
-            upstream_model: row.upstream_model,
-            prompt_tokens: row.prompt_tokens,
-            completion_tokens: row.completion_tokens,
-            cached_tokens: row.cached_tokens,
-            reasoning_tokens: row.reasoning_tokens,
-            total_tokens: row.total_tokens,
-            cost_micro_usd: row.cost_micro_usd,
-            status: UsageStatus::parse(&row.status),
-            http_status: row.http_status,
-            latency_ms: row.latency_ms,
-            ttft_ms: row.ttft_ms,
-            streamed: row.streamed,
-            estimated: row.estimated,
-        }
-    }
-}
 
 macro_rules! event_columns {
     () => {
@@ -180,12 +94,12 @@ where
                 .bind(event.model.as_str())
                 .bind(event.provider.as_str())
                 .bind(event.upstream_model.as_str())
-                .bind(event.prompt_tokens)
-                .bind(event.completion_tokens)
-                .bind(event.cached_tokens)
+                .bind(event.tally.prompt_tokens)
+                .bind(event.tally.completion_tokens)
+                .bind(event.tally.cached_tokens)
                 .bind(event.reasoning_tokens)
-                .bind(event.total_tokens)
-                .bind(event.cost_micro_usd)
+                .bind(event.tally.total_tokens)
+                .bind(event.tally.cost_micro_usd)
                 .bind(event.status.as_str())
                 .bind(event.http_status)
                 .bind(event.latency_ms)
@@ -244,7 +158,7 @@ impl Store {
         events: &[UsageEvent],
         returning: bool,
     ) -> Result<Option<u64>, StoreError> {
-        let mut hours: BTreeMap<HourKey<'_>, HourDelta> = BTreeMap::new();
+        let mut hours: BTreeMap<HourKey<'_>, Tally> = BTreeMap::new();
         let numbered = matches!(&*self.pool, super::Pool::Postgres(_));
         let inserted = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -274,23 +188,23 @@ impl Store {
                             event.provider.as_str(),
                             event.hour_start(),
                         );
-                        hours.entry(key).or_default().add(event);
+                        *hours.entry(key).or_default() += event.tally;
                     }
                 }
             }
-            for ((tenant_id, subject, model, provider, hour_start), delta) in &hours {
+            for ((tenant_id, subject, model, provider, hour_start), added) in &hours {
                 sqlx::query(UPSERT_HOUR)
                     .bind(*tenant_id)
                     .bind(*subject)
                     .bind(*model)
                     .bind(*provider)
                     .bind(*hour_start)
-                    .bind(delta.requests)
-                    .bind(delta.prompt_tokens)
-                    .bind(delta.completion_tokens)
-                    .bind(delta.cached_tokens)
-                    .bind(delta.total_tokens)
-                    .bind(delta.cost_micro_usd)
+                    .bind(added.requests)
+                    .bind(added.prompt_tokens)
+                    .bind(added.completion_tokens)
+                    .bind(added.cached_tokens)
+                    .bind(added.total_tokens)
+                    .bind(added.cost_micro_usd)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -305,14 +219,12 @@ impl Store {
     /// months start on an hour, so for the periods quotas use this is exact.
     pub async fn usage_totals_since(&self, from: Timestamp) -> Result<Vec<UsageTotal>, StoreError> {
         let hour = Timestamp(from.0 - from.0.rem_euclid(3_600_000));
-        let rows = on_pool!(self, pool => sqlx::query_as(
-            "SELECT tenant_id, subject, \
-             COALESCE(CAST(SUM(requests) AS BIGINT), 0) AS requests, \
-             COALESCE(CAST(SUM(total_tokens) AS BIGINT), 0) AS total_tokens, \
-             COALESCE(CAST(SUM(cost_micro_usd) AS BIGINT), 0) AS cost_micro_usd \
-             FROM usage_hourly WHERE hour_start >= $1 \
+        let rows = on_pool!(self, pool => sqlx::query_as(concat!(
+            "SELECT tenant_id, subject, COALESCE(CAST(SUM(requests) AS BIGINT), 0) AS requests, ",
+            sums!(),
+            " FROM usage_hourly WHERE hour_start >= $1 \
              GROUP BY tenant_id, subject ORDER BY tenant_id, subject"
-        )
+        ))
         .bind(hour)
         .fetch_all(pool)
         .await)?;
@@ -321,14 +233,15 @@ impl Store {
 
     /// The first stored event with this request id (a client may send one id twice).
     pub async fn usage_event(&self, request_id: &str) -> Result<Option<UsageEvent>, StoreError> {
-        let row: Option<UsageRow> = on_pool!(self, pool => sqlx::query_as(
-            concat!("SELECT ", event_columns!(),
+        // An event is one request; the table has no column saying so.
+        let event = on_pool!(self, pool => sqlx::query_as(
+            concat!("SELECT CAST(1 AS BIGINT) AS requests, ", event_columns!(),
                 " FROM usage_events WHERE request_id = $1 ORDER BY at, event_id LIMIT 1")
         )
         .bind(request_id)
         .fetch_optional(pool)
         .await)?;
-        Ok(row.map(UsageEvent::from))
+        Ok(event)
     }
 
     /// How many events are stored.
@@ -342,7 +255,7 @@ impl Store {
     }
 
     /// Sums over every stored event.
-    pub async fn usage_event_sums(&self) -> Result<UsageSums, StoreError> {
+    pub async fn usage_event_sums(&self) -> Result<Tally, StoreError> {
         let sums = on_pool!(self, pool => sqlx::query_as(concat!(
             "SELECT COUNT(*) AS requests, ", sums!(), " FROM usage_events"
         ))
@@ -353,7 +266,7 @@ impl Store {
 
     /// Sums over the whole hourly rollup; equal to [`Store::usage_event_sums`] when the two
     /// are in step.
-    pub async fn usage_rollup_sums(&self) -> Result<UsageSums, StoreError> {
+    pub async fn usage_rollup_sums(&self) -> Result<Tally, StoreError> {
         let sums = on_pool!(self, pool => sqlx::query_as(concat!(
             "SELECT COALESCE(CAST(SUM(requests) AS BIGINT), 0) AS requests, ", sums!(),
             " FROM usage_hourly"

@@ -562,7 +562,7 @@ async fn until_redis_counts(redis: &RedisServer, store: &tollgate::store::Store)
         .unwrap()
         .iter()
         .filter(|total| total.subject == "jane")
-        .map(|total| total.total_tokens)
+        .map(|total| total.tally.total_tokens)
         .sum();
     let mut counted = 0;
     for _ in 0..100 {

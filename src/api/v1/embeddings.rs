@@ -8,13 +8,13 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::value::RawValue;
-use tollgate_providers::{EmbeddingsRequest, Usage};
+use tollgate_providers::EmbeddingsRequest;
 
 use super::call::{Call, Caller, failed, json_response};
 use super::{served_by, strip_steering};
 use crate::api::json::ApiJson;
 use crate::error::ApiError;
-use crate::metering::{Counts, Ending, Endpoint, Prompt};
+use crate::metering::{Ending, Endpoint, Prompt, Tally};
 use crate::quota::Output;
 use crate::state::AppState;
 
@@ -46,7 +46,9 @@ pub async fn embeddings(
                 meter.usage(usage);
             }
             let body = match meter.finish(StatusCode::OK.as_u16(), Ending::Ok) {
-                Some(Counts::Estimated(usage)) => with_estimated_usage(served.value.body, &usage),
+                Some(billed) if billed.estimated => {
+                    with_estimated_usage(served.value.body, &billed.tally)
+                }
                 _ => served.value.body,
             };
             Ok(call.respond(json_response(body)))
@@ -58,13 +60,13 @@ pub async fn embeddings(
 /// The answer with the usage it was billed when that is (in part) the tokenizer's, marked
 /// `"estimated": true` as the usage event is (OpenAI clients read the counts and ignore the
 /// mark). The vectors are carried as raw JSON, not parsed again.
-fn with_estimated_usage(body: Bytes, usage: &Usage) -> Bytes {
+fn with_estimated_usage(body: Bytes, billed: &Tally) -> Bytes {
     let Ok(mut doc) = serde_json::from_slice::<BTreeMap<String, Box<RawValue>>>(&body) else {
         return body;
     };
     let usage = serde_json::json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "total_tokens": usage.total_tokens,
+        "prompt_tokens": billed.prompt_tokens,
+        "total_tokens": billed.total_tokens,
         "estimated": true,
     });
     let Ok(usage) = serde_json::value::to_raw_value(&usage) else {

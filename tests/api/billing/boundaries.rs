@@ -32,9 +32,9 @@ async fn events_at_midnight_land_in_the_right_day_and_month(backend: Backend) {
             let mut event = random_event(&mut rng, i as u64);
             event.tenant_id = "acme".into();
             event.at = at(time);
-            event.prompt_tokens = 10_i64.pow(i as u32);
-            event.completion_tokens = 0;
-            event.total_tokens = event.prompt_tokens;
+            event.tally.prompt_tokens = 10_i64.pow(i as u32);
+            event.tally.completion_tokens = 0;
+            event.tally.total_tokens = event.tally.prompt_tokens;
             event
         })
         .collect();

@@ -10,8 +10,8 @@ mod reconcile;
 use reqwest::Method;
 use tollgate::billing::money::parse_dollars;
 use tollgate::clock::Timestamp;
-use tollgate::metering::{UsageEvent, UsageStatus};
-use tollgate::store::{Store, UsageSums};
+use tollgate::metering::{Ending, Tally, UsageEvent};
+use tollgate::store::Store;
 
 use crate::support::TestApp;
 
@@ -23,8 +23,8 @@ pub struct ExportSums {
     pub cost_micro_usd: i64,
 }
 
-impl From<UsageSums> for ExportSums {
-    fn from(sums: UsageSums) -> Self {
+impl From<Tally> for ExportSums {
+    fn from(sums: Tally) -> Self {
         Self {
             requests: sums.requests,
             total_tokens: sums.total_tokens,
@@ -135,15 +135,15 @@ pub fn random_event(rng: &mut Rng, i: u64) -> UsageEvent {
         ("gemini-flash", "gemini"),
     ][rng.below(4) as usize];
     let status = [
-        UsageStatus::Ok,
-        UsageStatus::Ok,
-        UsageStatus::Ok,
-        UsageStatus::UpstreamError,
-        UsageStatus::ClientDisconnected,
+        Ending::Ok,
+        Ending::Ok,
+        Ending::Ok,
+        Ending::UpstreamError,
+        Ending::ClientDisconnected,
     ][rng.below(5) as usize];
     let prompt = rng.below(4000) as i64;
     let completion = match status {
-        UsageStatus::UpstreamError => 0,
+        Ending::UpstreamError => 0,
         _ => rng.below(2000) as i64,
     };
     let cached = rng.below(prompt as u64 + 1) as i64;
@@ -157,14 +157,17 @@ pub fn random_event(rng: &mut Rng, i: u64) -> UsageEvent {
         model: model.into(),
         provider: provider.into(),
         upstream_model: model.into(),
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        cached_tokens: cached,
+        tally: Tally {
+            requests: 1,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cached_tokens: cached,
+            total_tokens: prompt + completion,
+            cost_micro_usd: prompt * 150 / 1000 + completion * 600 / 1000 + rng.below(3) as i64,
+        },
         reasoning_tokens: 0,
-        total_tokens: prompt + completion,
-        cost_micro_usd: prompt * 150 / 1000 + completion * 600 / 1000 + rng.below(3) as i64,
         status,
-        http_status: if status == UsageStatus::UpstreamError {
+        http_status: if status == Ending::UpstreamError {
             502
         } else {
             200

@@ -46,8 +46,8 @@ async fn every_export_and_the_report_reconcile_to_the_events(backend: Backend) {
         let mut expected = ExportSums::default();
         for event in events.iter().filter(|e| e.tenant_id == tenant) {
             expected.requests += 1;
-            expected.total_tokens += event.total_tokens;
-            expected.cost_micro_usd += event.cost_micro_usd;
+            expected.total_tokens += event.tally.total_tokens;
+            expected.cost_micro_usd += event.tally.cost_micro_usd;
         }
         let (status, report) = json(
             app.admin(

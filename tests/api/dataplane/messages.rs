@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use tollgate::metering::UsageStatus;
+use tollgate::metering::Ending;
 use tollgate::store::Store;
 
 use super::upstream::{Step, Upstream};
@@ -127,9 +127,9 @@ async fn an_anthropic_upstream_gets_the_request_as_sent_and_its_answer_comes_bac
     let event = stored(&store(&plane).await, "native-json").await;
     assert_eq!(
         (
-            event.prompt_tokens,
-            event.cached_tokens,
-            event.completion_tokens
+            event.tally.prompt_tokens,
+            event.tally.cached_tokens,
+            event.tally.completion_tokens
         ),
         (15, 4, 5),
         "input + cache reads + cache writes is the prompt"
@@ -174,9 +174,9 @@ async fn an_anthropic_stream_is_relayed_event_by_event() {
     let event = stored(&store(&plane).await, "native-stream").await;
     assert_eq!(
         (
-            event.prompt_tokens,
-            event.cached_tokens,
-            event.completion_tokens
+            event.tally.prompt_tokens,
+            event.tally.cached_tokens,
+            event.tally.completion_tokens
         ),
         (15, 4, 5)
     );
@@ -226,7 +226,7 @@ async fn an_openai_upstream_gets_a_translation_both_ways() {
     for id in ["translated-json", "translated-stream"] {
         let event = stored(&store, id).await;
         assert_eq!(
-            (event.prompt_tokens, event.completion_tokens),
+            (event.tally.prompt_tokens, event.tally.completion_tokens),
             (7, 3),
             "{id}"
         );
@@ -317,8 +317,11 @@ async fn a_client_leaving_a_messages_stream_is_billed() {
     assert_eq!(response.status(), 200);
     leave_after(response, "Hello").await;
     let event = stored(&store(&plane).await, "leaver").await;
-    assert_eq!(event.status, UsageStatus::ClientDisconnected);
-    assert_eq!(event.prompt_tokens, 15, "message_start's counts are billed");
-    assert!(event.completion_tokens >= 1, "{event:?}");
+    assert_eq!(event.status, Ending::ClientDisconnected);
+    assert_eq!(
+        event.tally.prompt_tokens, 15,
+        "message_start's counts are billed"
+    );
+    assert!(event.tally.completion_tokens >= 1, "{event:?}");
     assert!(anthropic.wait_for_disconnect(Duration::from_secs(5)).await);
 }

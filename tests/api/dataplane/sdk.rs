@@ -120,7 +120,7 @@ async fn the_official_anthropic_sdk_works_against_the_gateway() {
         let told: Value = serde_json::from_str(line).unwrap();
         let event = stored(&store, told["request_id"].as_str().unwrap()).await;
         assert_eq!(
-            (event.prompt_tokens, event.completion_tokens),
+            (event.tally.prompt_tokens, event.tally.completion_tokens),
             (
                 told["prompt"].as_i64().unwrap(),
                 told["output"].as_i64().unwrap()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use tollgate::metering::{UsageEvent, UsageStatus, tokenizer};
+use tollgate::metering::{Ending, UsageEvent, tokenizer};
 use tollgate::store::Store;
 
 use super::wire;
@@ -155,17 +155,21 @@ async fn stored_usage_equals_what_each_provider_reported() {
             let (seen, content) = usage_seen(response, stream).await;
             let event = stored(&store, &id).await;
             let case = format!("{model} stream={stream}: {event:?}");
-            assert_eq!(event.status, UsageStatus::Ok, "{case}");
+            assert_eq!(event.status, Ending::Ok, "{case}");
             assert_eq!(event.streamed, stream, "{case}");
             assert_eq!(event.tenant_id, "acme");
             assert_eq!(event.subject, "jane");
             match expected {
                 Some((prompt, completion, cached)) => {
                     assert!(!event.estimated, "{case}");
-                    assert_eq!(event.prompt_tokens, prompt as i64, "{case}");
-                    assert_eq!(event.completion_tokens, completion as i64, "{case}");
-                    assert_eq!(event.cached_tokens, cached as i64, "{case}");
-                    assert_eq!(event.total_tokens, (prompt + completion) as i64, "{case}");
+                    assert_eq!(event.tally.prompt_tokens, prompt as i64, "{case}");
+                    assert_eq!(event.tally.completion_tokens, completion as i64, "{case}");
+                    assert_eq!(event.tally.cached_tokens, cached as i64, "{case}");
+                    assert_eq!(
+                        event.tally.total_tokens,
+                        (prompt + completion) as i64,
+                        "{case}"
+                    );
                     assert_eq!(
                         seen["prompt_tokens"], prompt,
                         "the client saw the same: {case}"
@@ -177,16 +181,16 @@ async fn stored_usage_equals_what_each_provider_reported() {
                     let request: tollgate_providers::ChatRequest =
                         serde_json::from_value(body.clone()).unwrap();
                     assert_eq!(
-                        event.prompt_tokens as u64,
+                        event.tally.prompt_tokens as u64,
                         tokenizer::estimate_prompt(&request),
                         "{case}"
                     );
                     assert_eq!(
-                        event.completion_tokens as u64,
+                        event.tally.completion_tokens as u64,
                         tokenizer::count_text(model, &content),
                         "{case}"
                     );
-                    assert!(event.completion_tokens > 0);
+                    assert!(event.tally.completion_tokens > 0);
                 }
             }
         }
@@ -437,23 +441,58 @@ async fn a_client_that_leaves_mid_stream_is_billed_for_what_it_got() {
     assert_eq!(response.status(), 200);
     leave_after(response, "Hello").await;
     let event = stored(&store, "leaver").await;
-    assert_eq!(event.status, UsageStatus::ClientDisconnected);
+    assert_eq!(event.status, Ending::ClientDisconnected);
     assert!(event.estimated, "the upstream never got to report usage");
     let request: tollgate_providers::ChatRequest = serde_json::from_value(body).unwrap();
     assert_eq!(
-        event.prompt_tokens as u64,
+        event.tally.prompt_tokens as u64,
         tokenizer::estimate_prompt(&request),
         "the prompt is billed"
     );
     let got = tokenizer::count_text("m", "Hello");
     assert!(
-        event.completion_tokens as u64 >= got,
+        event.tally.completion_tokens as u64 >= got,
         "at least what the client read: {event:?}"
     );
     let all = tokenizer::count_text("m", "Hello from upstream");
     assert!(
-        event.completion_tokens as u64 <= all,
+        event.tally.completion_tokens as u64 <= all,
         "no more than was generated: {event:?}"
     );
     assert!(upstream.wait_for_disconnect(Duration::from_secs(5)).await);
+}
+
+/// A request is stored as it ended: one that timed out says `upstream_timeout`, as its log line
+/// and its metrics do.
+#[tokio::test]
+async fn a_request_that_timed_out_is_stored_as_a_timeout() {
+    let upstream = crate::dataplane::upstream::Upstream::always(
+        crate::dataplane::upstream::Step::Delay(Duration::from_secs(3)),
+    )
+    .await;
+    let (app, store, key) = gateway(&format!(
+        r#"
+        [[providers]]
+        name = "up"
+        kind = "openai"
+        base_url = "{}"
+        first_byte_timeout = "200ms"
+        [[models]]
+        name = "m"
+        targets = [{{ provider = "up", model = "real-m" }}]
+        "#,
+        upstream.base_url
+    ))
+    .await;
+    let response = chat(&app, &key, "slow", &ask(Some(5))).await;
+    assert_eq!(response.status(), 504);
+    let event = stored(&store, "slow").await;
+    assert_eq!(
+        (event.status, event.http_status),
+        (Ending::UpstreamTimeout, 504)
+    );
+    assert_eq!(
+        event.tally.total_tokens, 0,
+        "nothing answered, nothing billed"
+    );
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tollgate::metering::Ending;
 use tollgate::store::Store;
 
 use super::{Outage, wait_for_count};
@@ -155,7 +156,7 @@ async fn sigterm_during_100_streams_records_every_request_once() {
     }
     assert!(child.wait().unwrap().success());
     for event in billed_once(dir.path(), "inflight", 100).await {
-        assert!(event.total_tokens > 0);
+        assert!(event.tally.total_tokens > 0);
     }
 }
 
@@ -216,10 +217,11 @@ async fn streams_cut_at_the_end_of_the_grace_period_are_billed() {
     );
     for event in billed_once(dir.path(), "cut", 30).await {
         assert!(
-            event.total_tokens > 0 && event.completion_tokens > 0,
+            event.tally.total_tokens > 0 && event.tally.completion_tokens > 0,
             "{event:?}"
         );
         assert!(event.estimated);
+        assert_eq!(event.status, Ending::ShutDown, "stored as it ended");
     }
 }
 

@@ -7,6 +7,7 @@ mod crash;
 mod full_disk;
 pub(crate) mod gateway;
 pub(crate) mod lifecycle;
+mod migration;
 mod outage;
 mod reported;
 pub(crate) mod wire;
@@ -19,8 +20,8 @@ use sqlx::Connection;
 use tempfile::TempDir;
 use tollgate::clock::Timestamp;
 use tollgate::config::MeteringConfig;
-use tollgate::metering::{UsageEvent, UsageStatus};
-use tollgate::store::{Store, UsageSums};
+use tollgate::metering::{Ending, Tally, UsageEvent};
+use tollgate::store::Store;
 
 use crate::support::Backend;
 
@@ -64,16 +65,19 @@ pub fn event(tag: &str, i: u64) -> UsageEvent {
         model: ["gpt-4o-mini", "claude-haiku"][(i % 2) as usize].to_owned(),
         provider: ["openai", "anthropic"][(i % 2) as usize].to_owned(),
         upstream_model: "upstream".to_owned(),
-        prompt_tokens: prompt as i64,
-        completion_tokens: completion as i64,
-        cached_tokens: cached as i64,
+        tally: Tally {
+            requests: 1,
+            prompt_tokens: prompt as i64,
+            completion_tokens: completion as i64,
+            cached_tokens: cached as i64,
+            total_tokens: (prompt + completion) as i64,
+            cost_micro_usd: (prompt * 3 + completion * 7) as i64,
+        },
         reasoning_tokens: 0,
-        total_tokens: (prompt + completion) as i64,
-        cost_micro_usd: (prompt * 3 + completion * 7) as i64,
         status: if i.is_multiple_of(10) {
-            UsageStatus::ClientDisconnected
+            Ending::ClientDisconnected
         } else {
-            UsageStatus::Ok
+            Ending::Ok
         },
         http_status: 200,
         latency_ms: 50 + i as i64,
@@ -84,15 +88,10 @@ pub fn event(tag: &str, i: u64) -> UsageEvent {
 }
 
 /// What the tables must sum to when exactly `events` (each once) are stored.
-pub fn expected_sums<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> UsageSums {
-    let mut sums = UsageSums::default();
+pub fn expected_sums<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> Tally {
+    let mut sums = Tally::default();
     for event in events {
-        sums.requests += 1;
-        sums.prompt_tokens += event.prompt_tokens;
-        sums.completion_tokens += event.completion_tokens;
-        sums.cached_tokens += event.cached_tokens;
-        sums.total_tokens += event.total_tokens;
-        sums.cost_micro_usd += event.cost_micro_usd;
+        sums += event.tally;
     }
     sums
 }

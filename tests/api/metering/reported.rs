@@ -3,7 +3,7 @@
 //! cached prompt counts, embeddings without usage.
 
 use serde_json::{Value, json};
-use tollgate::metering::{UsageEvent, UsageStatus, tokenizer};
+use tollgate::metering::{Ending, UsageEvent, tokenizer};
 
 use super::gateway::{chat, gateway, stored, usage_seen};
 use super::wire;
@@ -37,10 +37,10 @@ fn hello(stream: bool) -> Value {
 /// whether any count was estimated.
 fn billed(event: &UsageEvent) -> (i64, i64, i64, i64, bool) {
     (
-        event.prompt_tokens,
-        event.cached_tokens,
-        event.completion_tokens,
-        event.cost_micro_usd,
+        event.tally.prompt_tokens,
+        event.tally.cached_tokens,
+        event.tally.completion_tokens,
+        event.tally.cost_micro_usd,
         event.estimated,
     )
 }
@@ -100,10 +100,10 @@ async fn a_broken_stream_keeps_the_prompt_counts_already_reported() {
         assert_eq!(content, "Hello");
         let event = stored(&store, &id).await;
         let case = format!("{kind}: {event:?}");
-        assert_eq!(event.status, UsageStatus::UpstreamError, "{case}");
+        assert_eq!(event.status, Ending::UpstreamError, "{case}");
         // The completion is an estimate.
         assert_eq!(billed(&event), (prompt, cached, 1, cost, true), "{case}");
-        assert_eq!(event.total_tokens, prompt + 1, "{case}");
+        assert_eq!(event.tally.total_tokens, prompt + 1, "{case}");
     }
 }
 
@@ -125,7 +125,7 @@ async fn ollama_without_a_prompt_count_has_its_prompt_estimated() {
         let prompt = tokenizer::estimate_prompt(&request) as i64;
         assert_eq!(prompt, 14, "the tokenizer's count of this prompt");
         assert_eq!(billed(&event), (14, 0, 6, 14 + 12, true), "{case}");
-        assert_eq!(event.total_tokens, 20, "{case}");
+        assert_eq!(event.tally.total_tokens, 20, "{case}");
     }
 }
 
@@ -176,6 +176,9 @@ async fn gemini_embeddings_answer_with_the_estimated_usage() {
     assert_eq!(body["data"][1]["embedding"], json!([0.25, -0.5]));
     let event = stored(&store, "gemini-embed").await;
     assert!(event.estimated, "{event:?}");
-    assert_eq!((event.prompt_tokens, event.total_tokens), (11, 11));
-    assert_eq!(event.cost_micro_usd, 11);
+    assert_eq!(
+        (event.tally.prompt_tokens, event.tally.total_tokens),
+        (11, 11)
+    );
+    assert_eq!(event.tally.cost_micro_usd, 11);
 }
