@@ -8,6 +8,7 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
+use tollgate_providers::ProviderError;
 
 use crate::routing::RouteError;
 use crate::store::StoreError;
@@ -295,6 +296,15 @@ impl From<RouteError> for ApiError {
         match &error {
             // The upstream's own words help the caller fix the request; the provider crate has
             // cut them short and removed our key.
+            RouteError::Rejected(ProviderError::Unsupported { message, param }) => {
+                let error = ApiError::invalid_request(format!(
+                    "This model's upstream cannot take the request: {message}"
+                ));
+                match param {
+                    Some(param) => error.with_param(param.as_str()),
+                    None => error,
+                }
+            }
             RouteError::Rejected(source) => {
                 ApiError::invalid_request(format!("The upstream rejected the request: {source}"))
             }

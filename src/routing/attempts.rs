@@ -54,7 +54,8 @@ pub enum AttemptError {
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     /// The upstream said the request itself is wrong (400, 413, 422): another target would say
-    /// the same, so nothing else is tried.
+    /// the same, so nothing else is tried. Also the request no target could be sent
+    /// ([`ProviderError::Unsupported`]: a field its wire format cannot carry).
     #[error("the upstream refused the request: {0}")]
     Rejected(ProviderError),
     /// Every target and fallback failed, or was kept out by its circuit breaker.
@@ -112,7 +113,7 @@ impl AttemptError {
 
     /// Says nothing about the target's health: the request cannot be expressed for it.
     fn is_unsupported(&self) -> bool {
-        matches!(self, Self::Provider(ProviderError::Unsupported(_)))
+        matches!(self, Self::Provider(ProviderError::Unsupported { .. }))
     }
 }
 
@@ -278,6 +279,8 @@ impl Routes {
         let mut last_target = None;
         // Targets that are busy rather than broken, and the soonest any of them frees up.
         let mut busy = Busy::default();
+        // Whether every target was tried and none could take the request as it is written.
+        let mut unsupported_by_all = !plan.is_empty();
         'targets: for target in plan {
             let mut tries = 0;
             // This target's last answer, if it was a 429: how long it asked us to wait.
@@ -285,9 +288,11 @@ impl Routes {
             loop {
                 if attempts >= policy.max_attempts {
                     busy.note(limited_for);
+                    unsupported_by_all = false;
                     break 'targets;
                 }
                 if !target.breaker.try_acquire() {
+                    unsupported_by_all = false;
                     tracing::debug!(provider = %target.provider.name, upstream_model = %target.upstream_model, "circuit open; skipping target");
                     busy.note(Some(
                         limited_for.map_or(target.breaker.retry_in(), |wait| {
@@ -319,6 +324,7 @@ impl Routes {
                 }
                 if !error.is_unsupported() {
                     target.breaker.record_failure();
+                    unsupported_by_all = false;
                 }
                 tracing::warn!(
                     provider = %target.provider.name,
@@ -344,6 +350,10 @@ impl Routes {
                     }
                 }
             }
+        }
+        // The request asks for what no target's wire format carries: the caller's to change.
+        if unsupported_by_all && let Some(AttemptError::Provider(error)) = last {
+            return Err(RouteError::Rejected(error));
         }
         Err(RouteError::Exhausted {
             attempts,
