@@ -25,6 +25,7 @@ pub mod mock;
 pub mod ollama;
 pub mod openai;
 mod registry;
+mod rewrite;
 mod settings;
 mod shape;
 pub mod wire;
