@@ -239,7 +239,7 @@ impl ApiError {
 
     /// The same as Anthropic's `error` event, for a stream that fails after its first byte.
     pub fn anthropic_event(&self) -> bytes::Bytes {
-        tollgate_providers::messages::frame("error", &self.anthropic_body())
+        tollgate_providers::named_event("error", &self.anthropic_body())
     }
 }
 

@@ -31,7 +31,7 @@ mod shape;
 pub mod wire;
 
 pub use error::{ProviderError, TimeoutPhase};
-pub use framing::Flow;
+pub use framing::{Flow, named_event};
 pub use registry::AnyProvider;
 pub use settings::{ProviderKind, ProviderSettings};
 pub use wire::{ChatRequest, EmbeddingsRequest, Reported, Usage};

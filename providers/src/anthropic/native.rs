@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 
 use super::response::{WireError, WireUsage};
 use super::{API_VERSION, Anthropic};
-use crate::framing::{self, Flow, SseEvent, SseFraming, Translate};
+use crate::framing::{self, Flow, SseEvent, SseFraming, Translate, named_event};
 use crate::http::read_body;
-use crate::messages::{MessageParam, MessagesRequest, frame};
+use crate::messages::{MessageParam, MessagesRequest};
 use crate::{ChatResponse, ChatStream, ProviderError, StreamEvent};
 
 /// The client's `anthropic-version` and `anthropic-beta` headers, forwarded.
@@ -177,7 +177,7 @@ impl Translate<SseEvent> for Relayed {
             _ => data,
         };
         out.push(StreamEvent::new(
-            frame(&event, data.as_bytes()),
+            named_event(&event, data.as_bytes()),
             usage,
             false,
         ));

@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 use serde_json::{Value, json};
 
 use super::answer::usage_json;
-use super::{frame, stop_reason};
+use super::stop_reason;
+use crate::framing::named_event;
 use crate::rewrite::{Chunk, Rewrite, rewrite};
 use crate::shape::prefixed_id;
 use crate::{ChatStream, ProviderError, StreamEvent, Usage};
@@ -161,7 +162,7 @@ impl Events {
     }
 
     fn push(&mut self, name: &str, data: Value) {
-        let bytes = frame(name, data.to_string().as_bytes());
+        let bytes = named_event(name, data.to_string().as_bytes());
         let usage = self.pending_usage.take();
         self.out.push_back(StreamEvent::new(bytes, usage, false));
     }
