@@ -214,6 +214,19 @@ impl ApiError {
         bytes::Bytes::from(format!("data: {json}\n\n"))
     }
 
+    /// The error as the Responses API's `error` event, for a stream that fails after its first
+    /// byte: `sequence_number` follows the events already sent.
+    pub fn responses_event(&self, sequence_number: u64) -> bytes::Bytes {
+        let body = serde_json::json!({
+            "type": "error",
+            "code": self.kind.spec().code,
+            "message": self.message,
+            "param": self.param,
+            "sequence_number": sequence_number,
+        });
+        tollgate_providers::named_event("error", body.to_string().as_bytes())
+    }
+
     /// Anthropic's error `type` for this error, by status as Anthropic's table has it. A 503 (no
     /// upstream free) reads as `overloaded_error`, which the anthropic SDK retries.
     pub fn anthropic_type(&self) -> &'static str {

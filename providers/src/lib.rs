@@ -25,6 +25,7 @@ pub mod mock;
 pub mod ollama;
 pub mod openai;
 mod registry;
+pub mod responses;
 mod rewrite;
 mod settings;
 mod shape;

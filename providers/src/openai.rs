@@ -23,6 +23,14 @@ pub struct OpenAi {
     embeddings_url: Option<reqwest::Url>,
 }
 
+/// One of OpenAI's operations on an OpenAI-style upstream (OpenAI, Azure, a compatible
+/// server): where it is, and the credential it takes.
+pub(crate) struct Endpoint<'a> {
+    pub(crate) upstream: &'a Upstream,
+    pub(crate) url: String,
+    pub(crate) auth: Auth,
+}
+
 impl OpenAi {
     pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
         let upstream = Upstream::new(settings, client);
@@ -30,6 +38,19 @@ impl OpenAi {
             chat_url: upstream.parsed_url("/chat/completions"),
             embeddings_url: upstream.parsed_url("/embeddings"),
             upstream,
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &ProviderSettings {
+        self.upstream.settings()
+    }
+
+    /// `{base_url}{path}` with the bearer key.
+    pub(crate) fn endpoint(&self, path: &str) -> Endpoint<'_> {
+        Endpoint {
+            upstream: &self.upstream,
+            url: self.upstream.url(path),
+            auth: self.upstream.bearer(),
         }
     }
 }

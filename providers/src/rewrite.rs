@@ -31,6 +31,8 @@ pub(crate) struct Message {
     #[serde(default)]
     pub(crate) content: Option<String>,
     #[serde(default)]
+    pub(crate) refusal: Option<String>,
+    #[serde(default)]
     pub(crate) tool_calls: Vec<Call>,
 }
 

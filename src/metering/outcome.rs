@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tollgate_providers::messages::{self, MessagesRequest};
+use tollgate_providers::responses::{self, ResponsesRequest};
 use tollgate_providers::{ChatRequest, EmbeddingsRequest, Reported, Usage};
 
 use super::{
@@ -23,6 +24,8 @@ pub enum Endpoint {
     Embeddings,
     Messages,
     MessagesStream,
+    Responses,
+    ResponsesStream,
 }
 
 /// How a request ended, as a low-cardinality label.
@@ -85,6 +88,7 @@ pub enum Prompt {
     Chat(Arc<ChatRequest>),
     Embeddings(Arc<EmbeddingsRequest>),
     Messages(Arc<MessagesRequest>),
+    Responses(Arc<ResponsesRequest>),
 }
 
 impl Prompt {
@@ -101,6 +105,15 @@ impl Prompt {
                 Err(_) => tokenizer::count_text(
                     model,
                     &serde_json::to_string(&request.messages).unwrap_or_default(),
+                ),
+            },
+            // The same; one chat cannot carry (a hosted tool, state kept upstream) is counted
+            // as the request's JSON text.
+            Self::Responses(request) => match responses::to_chat(request) {
+                Ok(chat) => tokenizer::estimate_prompt(&chat),
+                Err(_) => tokenizer::count_text(
+                    model,
+                    &serde_json::to_string(&**request).unwrap_or_default(),
                 ),
             },
         }
@@ -131,12 +144,17 @@ impl Endpoint {
             Self::Embeddings => "embeddings",
             Self::Messages => "messages",
             Self::MessagesStream => "messages_stream",
+            Self::Responses => "responses",
+            Self::ResponsesStream => "responses_stream",
         }
     }
 
     /// Whether the answer is a stream of events.
     pub fn streamed(self) -> bool {
-        matches!(self, Self::ChatStream | Self::MessagesStream)
+        matches!(
+            self,
+            Self::ChatStream | Self::MessagesStream | Self::ResponsesStream
+        )
     }
 }
 

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use tokio::time::{Instant, timeout, timeout_at};
 use tollgate_providers::anthropic::Forwarded;
 use tollgate_providers::messages::MessagesRequest;
+use tollgate_providers::responses::ResponsesRequest;
 use tollgate_providers::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
     ProviderError, StreamEvent,
@@ -258,6 +259,39 @@ impl Routes {
                     .provider
                     .client
                     .messages_stream(req, &target.upstream_model, forwarded);
+            prefetch(target.provider.timeout, first_chunk_wait, call).await
+        })
+        .await
+    }
+
+    /// A Responses API request, whole answer (native or translated, per target).
+    pub async fn responses(
+        &self,
+        plan: &[Arc<Target>],
+        req: &ResponsesRequest,
+    ) -> Result<Served<ChatResponse>, RouteError> {
+        self.run(plan, |target| async move {
+            let call = target
+                .provider
+                .client
+                .responses(req, &target.upstream_model);
+            within(target.provider.timeout, call).await
+        })
+        .await
+    }
+
+    /// A Responses API request, streamed as its events.
+    pub async fn responses_stream(
+        &self,
+        plan: &[Arc<Target>],
+        req: &ResponsesRequest,
+        first_chunk_wait: Duration,
+    ) -> Result<Served<Prefetched>, RouteError> {
+        self.run(plan, |target| async move {
+            let call = target
+                .provider
+                .client
+                .responses_stream(req, &target.upstream_model);
             prefetch(target.provider.timeout, first_chunk_wait, call).await
         })
         .await

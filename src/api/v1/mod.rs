@@ -21,11 +21,13 @@ mod call;
 mod chat;
 mod embeddings;
 mod messages;
+mod responses;
 mod sse;
 
 pub use chat::chat_completions;
 pub use embeddings::embeddings;
 pub use messages::{count_tokens, envelope as anthropic_envelope, messages};
+pub use responses::responses;
 
 /// `GET /v1/models`: the configured models the caller's tenant may use.
 pub async fn models(

@@ -39,6 +39,7 @@ pub fn response(
         deadline: stream.deadline,
         keep_alive,
         dialect,
+        sent: 0,
         cut,
         meter,
     };
@@ -64,6 +65,8 @@ pub enum Dialect {
     /// Anthropic's Messages events, already framed (`event:` and `data:`); `message_stop` is
     /// the end.
     Messages,
+    /// OpenAI's Responses events, already framed; the final `response` event is the end.
+    Responses,
 }
 
 struct Relay {
@@ -73,6 +76,8 @@ struct Relay {
     deadline: Instant,
     keep_alive: Duration,
     dialect: Dialect,
+    /// Upstream events relayed so far: the Responses error event's `sequence_number`.
+    sent: u64,
     /// True once the gateway's shutdown grace period is over.
     cut: watch::Receiver<bool>,
     meter: Meter,
@@ -117,7 +122,7 @@ impl Relay {
                                 Dialect::Chat { .. } => {
                                     return Some((Ok(Bytes::from_static(DONE)), self));
                                 }
-                                Dialect::Messages => return None,
+                                Dialect::Messages | Dialect::Responses => return None,
                             }
                         }
                         Ok(Some(Err(error))) => {
@@ -143,9 +148,10 @@ impl Relay {
                     self.meter.delivered(&event.data);
                     return Some((Ok(frame(&event.data)), self));
                 }
-                Dialect::Messages => {
+                Dialect::Messages | Dialect::Responses => {
                     self.meter.first_token();
                     self.meter.delivered_event(&event.data);
+                    self.sent += 1;
                     return Some((Ok(event.data), self));
                 }
             }
@@ -199,6 +205,7 @@ impl Relay {
                 out.freeze()
             }
             Dialect::Messages => error.anthropic_event(),
+            Dialect::Responses => error.responses_event(self.sent),
         }
     }
 }
