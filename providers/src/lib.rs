@@ -16,6 +16,7 @@ use futures_util::Stream;
 
 pub mod anthropic;
 pub mod azure;
+pub mod completions;
 mod error;
 mod framing;
 pub mod gemini;

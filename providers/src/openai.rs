@@ -108,14 +108,8 @@ pub(crate) async fn chat(
     req: &ChatRequest,
     model: &str,
 ) -> Result<ChatResponse, ProviderError> {
-    let resp = upstream
-        .post_json(url, auth, &[], &to_wire(req, model, false))
-        .await?;
-    let (body, peek) = read_json::<CompletionPeek>(resp, "chat completion").await?;
-    Ok(ChatResponse {
-        body,
-        usage: peek.usage.map(Usage::from),
-    })
+    let wire = to_wire(req, model, false);
+    answer(upstream, url, auth, &wire, "chat completion").await
 }
 
 pub(crate) async fn chat_stream(
@@ -125,9 +119,34 @@ pub(crate) async fn chat_stream(
     req: &ChatRequest,
     model: &str,
 ) -> Result<ChatStream, ProviderError> {
-    let resp = upstream
-        .post_json(url, auth, &[], &to_wire(req, model, true))
-        .await?;
+    chunks(upstream, url, auth, &to_wire(req, model, true)).await
+}
+
+/// POSTs an OpenAI-style request (chat or legacy completions) and returns its whole answer as
+/// sent, with the usage it reports.
+pub(crate) async fn answer(
+    upstream: &Upstream,
+    url: impl reqwest::IntoUrl,
+    auth: Auth,
+    wire: &impl Serialize,
+    what: &str,
+) -> Result<ChatResponse, ProviderError> {
+    let resp = upstream.post_json(url, auth, &[], wire).await?;
+    let (body, peek) = read_json::<CompletionPeek>(resp, what).await?;
+    Ok(ChatResponse {
+        body,
+        usage: peek.usage.map(Usage::from),
+    })
+}
+
+/// POSTs an OpenAI-style streaming request and passes its chunks through.
+pub(crate) async fn chunks(
+    upstream: &Upstream,
+    url: impl reqwest::IntoUrl,
+    auth: Auth,
+    wire: &impl Serialize,
+) -> Result<ChatStream, ProviderError> {
+    let resp = upstream.post_json(url, auth, &[], wire).await?;
     let body = framing::body_chunks(resp, upstream.settings().idle_timeout);
     Ok(framing::translate(
         body,

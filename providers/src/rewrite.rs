@@ -21,6 +21,8 @@ pub(crate) struct Completion {
 #[derive(Deserialize)]
 pub(crate) struct Choice {
     #[serde(default)]
+    pub(crate) index: u64,
+    #[serde(default)]
     pub(crate) message: Message,
     #[serde(default)]
     pub(crate) finish_reason: Option<String>,
@@ -61,6 +63,8 @@ pub(crate) struct Chunk<'a> {
 
 #[derive(Deserialize)]
 pub(crate) struct ChunkChoice<'a> {
+    #[serde(default)]
+    pub(crate) index: u64,
     #[serde(default, borrow)]
     pub(crate) delta: Option<Delta<'a>>,
     #[serde(default, borrow)]

@@ -1,6 +1,6 @@
 //! The text a client received, read from the JSON it was sent: what a tokenizer counts when the
 //! upstream reported no usage (or the client left before it could). One reader for every
-//! dialect: OpenAI's `choices[]` (chunks and answers), Anthropic's `content[]` (a message) and
+//! dialect: OpenAI's `choices[]` (chunks and answers, chat's and legacy completions'), Anthropic's `content[]` (a message) and
 //! `delta`/`content_block` (its events), a Responses `output[]` (a response) and `delta` (its
 //! text and arguments events).
 
@@ -69,6 +69,9 @@ struct BlockDelta<'a> {
 
 #[derive(Deserialize)]
 struct Choice<'a> {
+    /// A legacy completion's (or its chunk's) text.
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     delta: Option<Message<'a>>,
     #[serde(default, borrow)]
@@ -142,6 +145,9 @@ pub fn append(out: &mut String, json: &[u8]) {
         None => {}
     }
     for choice in answer.choices {
+        if let Some(text) = choice.text {
+            out.push_str(&text);
+        }
         for message in [choice.delta, choice.message].into_iter().flatten() {
             if let Some(content) = message.content {
                 out.push_str(&content);
@@ -188,7 +194,11 @@ mod tests {
             br#"{"choices":[{"message":{"role":"assistant","content":"!"}}]}"#,
         );
         append(&mut text, b"not json");
-        assert_eq!(text, "Hello \"x\"f{\"a\":1}!");
+        append(
+            &mut text,
+            br#"{"object":"text_completion","choices":[{"text":"?","index":0}]}"#,
+        );
+        assert_eq!(text, "Hello \"x\"f{\"a\":1}!?");
     }
 
     #[test]

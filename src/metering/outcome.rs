@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tollgate_providers::completions::{self, CompletionsRequest};
 use tollgate_providers::messages::{self, MessagesRequest};
 use tollgate_providers::responses::{self, ResponsesRequest};
 use tollgate_providers::{ChatRequest, EmbeddingsRequest, Reported, Usage};
@@ -26,6 +27,8 @@ pub enum Endpoint {
     MessagesStream,
     Responses,
     ResponsesStream,
+    Completions,
+    CompletionsStream,
 }
 
 /// How a request ended, as a low-cardinality label.
@@ -89,6 +92,7 @@ pub enum Prompt {
     Embeddings(Arc<EmbeddingsRequest>),
     Messages(Arc<MessagesRequest>),
     Responses(Arc<ResponsesRequest>),
+    Completions(Arc<CompletionsRequest>),
 }
 
 impl Prompt {
@@ -114,6 +118,14 @@ impl Prompt {
                 Err(_) => tokenizer::count_text(
                     model,
                     &serde_json::to_string(&**request).unwrap_or_default(),
+                ),
+            },
+            // The same; several prompts or token prompts are counted as the prompt's JSON.
+            Self::Completions(request) => match completions::to_chat(request) {
+                Ok(chat) => tokenizer::estimate_prompt(&chat),
+                Err(_) => tokenizer::count_text(
+                    model,
+                    &serde_json::to_string(&request.prompt).unwrap_or_default(),
                 ),
             },
         }
@@ -146,6 +158,8 @@ impl Endpoint {
             Self::MessagesStream => "messages_stream",
             Self::Responses => "responses",
             Self::ResponsesStream => "responses_stream",
+            Self::Completions => "completions",
+            Self::CompletionsStream => "completions_stream",
         }
     }
 
@@ -153,7 +167,10 @@ impl Endpoint {
     pub fn streamed(self) -> bool {
         matches!(
             self,
-            Self::ChatStream | Self::MessagesStream | Self::ResponsesStream
+            Self::ChatStream
+                | Self::MessagesStream
+                | Self::ResponsesStream
+                | Self::CompletionsStream
         )
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::time::{Instant, timeout, timeout_at};
 use tollgate_providers::anthropic::Forwarded;
+use tollgate_providers::completions::CompletionsRequest;
 use tollgate_providers::messages::MessagesRequest;
 use tollgate_providers::responses::ResponsesRequest;
 use tollgate_providers::{
@@ -292,6 +293,39 @@ impl Routes {
                 .provider
                 .client
                 .responses_stream(req, &target.upstream_model);
+            prefetch(target.provider.timeout, first_chunk_wait, call).await
+        })
+        .await
+    }
+
+    /// A legacy completions request, whole answer (native or translated, per target).
+    pub async fn completions(
+        &self,
+        plan: &[Arc<Target>],
+        req: &CompletionsRequest,
+    ) -> Result<Served<ChatResponse>, RouteError> {
+        self.run(plan, |target| async move {
+            let call = target
+                .provider
+                .client
+                .completions(req, &target.upstream_model);
+            within(target.provider.timeout, call).await
+        })
+        .await
+    }
+
+    /// A legacy completions request, streamed as `text_completion` chunks.
+    pub async fn completions_stream(
+        &self,
+        plan: &[Arc<Target>],
+        req: &CompletionsRequest,
+        first_chunk_wait: Duration,
+    ) -> Result<Served<Prefetched>, RouteError> {
+        self.run(plan, |target| async move {
+            let call = target
+                .provider
+                .client
+                .completions_stream(req, &target.upstream_model);
             prefetch(target.provider.timeout, first_chunk_wait, call).await
         })
         .await

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
+use tollgate_providers::wire::StreamOptions;
 use tollgate_providers::{ChatStream, ProviderError, StreamEvent};
 
 use crate::error::{ApiError, ErrorKind};
@@ -59,14 +60,24 @@ pub fn response(
 /// How the events of a stream are written for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// OpenAI's chat completion chunks: `data: <chunk>`, and `data: [DONE]` at the end. The
-    /// usage-only chunk goes out only if the client asked for it.
+    /// OpenAI's chunks (chat completions, and legacy completions alike): `data: <chunk>`, and
+    /// `data: [DONE]` at the end. The usage-only chunk goes out only if the client asked for it.
     Chat { include_usage: bool },
     /// Anthropic's Messages events, already framed (`event:` and `data:`); `message_stop` is
     /// the end.
     Messages,
     /// OpenAI's Responses events, already framed; the final `response` event is the end.
     Responses,
+}
+
+// === impl Dialect ===
+
+impl Dialect {
+    /// OpenAI's chunks, with the usage chunk if the client's `stream_options` asked for it.
+    pub fn chunks(options: Option<&StreamOptions>) -> Self {
+        let include_usage = options.and_then(|options| options.include_usage) == Some(true);
+        Self::Chat { include_usage }
+    }
 }
 
 struct Relay {

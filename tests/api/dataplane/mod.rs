@@ -10,6 +10,7 @@ use tollgate::routing::ProviderKeys;
 use crate::support::{Backend, TestApp};
 
 mod busy_poll;
+mod completions;
 mod errors;
 mod messages;
 mod responses;

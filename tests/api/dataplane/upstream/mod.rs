@@ -1,5 +1,5 @@
 //! A fault-injecting upstream on 127.0.0.1 port 0 that speaks OpenAI's chat completions,
-//! embeddings and Responses API, and Anthropic's Messages API on `/v1/messages` (`root_url` is
+//! embeddings, Responses API and legacy completions, and Anthropic's Messages API on `/v1/messages` (`root_url` is
 //! its base URL for an `anthropic` provider). It counts and records every request, and answers each one with the
 //! next step of its script (then the default step).
 
@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 mod anthropic;
+mod completions;
 mod responses;
 
 /// How the upstream answers one request.
@@ -166,6 +167,9 @@ async fn handle(
     let fails = matches!(step, Step::Status(..) | Step::Garbage);
     if uri.path().ends_with("/responses") && !fails {
         return responses::answer(&shared, step, &body, streaming).await;
+    }
+    if uri.path().ends_with("/v1/completions") && !fails {
+        return completions::answer(&shared, step, &body, streaming).await;
     }
     match step {
         Step::Status(status, retry_after) => {
