@@ -6,6 +6,9 @@
 //! - [`Provider`] is the contract; [`AnyProvider`] is the closed enum the gateway dispatches on.
 //! - One module per upstream. OpenAI-compatible upstreams pass bytes through; Anthropic, Gemini and
 //!   Ollama translate with small free functions (`to_wire`, `from_wire`, a stream translator).
+//! - One module per other dialect clients speak ([`messages`], [`responses`], [`completions`]):
+//!   sent as is to an upstream that speaks it, translated to chat completions (and the answer
+//!   back, `rewrite`) for any other.
 //! - [`ProviderError`] says where a failure came from and whether a retry is safe.
 
 use std::future::Future;

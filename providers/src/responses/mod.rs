@@ -3,7 +3,7 @@
 //!
 //! An upstream that serves the Responses API (OpenAI and Azure, unless their settings say
 //! otherwise: [`crate::ProviderSettings::responses_api`]) gets the request as the client sent
-//! it ([`native`]). Every other upstream speaks chat completions, so the request is translated
+//! it (`native`). Every other upstream speaks chat completions, so the request is translated
 //! to a [`ChatRequest`](crate::ChatRequest) ([`to_chat`]), and the answer back: a whole
 //! `chat.completion` with [`from_chat`], a stream of chunks with [`to_events`].
 
