@@ -8,6 +8,7 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
+use tollgate_providers::ProviderError;
 
 use crate::routing::RouteError;
 use crate::store::StoreError;
@@ -213,6 +214,19 @@ impl ApiError {
         bytes::Bytes::from(format!("data: {json}\n\n"))
     }
 
+    /// The error as the Responses API's `error` event, for a stream that fails after its first
+    /// byte: `sequence_number` follows the events already sent.
+    pub fn responses_event(&self, sequence_number: u64) -> bytes::Bytes {
+        let body = serde_json::json!({
+            "type": "error",
+            "code": self.kind.spec().code,
+            "message": self.message,
+            "param": self.param,
+            "sequence_number": sequence_number,
+        });
+        tollgate_providers::named_event("error", body.to_string().as_bytes())
+    }
+
     /// Anthropic's error `type` for this error, by status as Anthropic's table has it. A 503 (no
     /// upstream free) reads as `overloaded_error`, which the anthropic SDK retries.
     pub fn anthropic_type(&self) -> &'static str {
@@ -238,7 +252,7 @@ impl ApiError {
 
     /// The same as Anthropic's `error` event, for a stream that fails after its first byte.
     pub fn anthropic_event(&self) -> bytes::Bytes {
-        tollgate_providers::messages::frame("error", &self.anthropic_body())
+        tollgate_providers::named_event("error", &self.anthropic_body())
     }
 }
 
@@ -295,6 +309,15 @@ impl From<RouteError> for ApiError {
         match &error {
             // The upstream's own words help the caller fix the request; the provider crate has
             // cut them short and removed our key.
+            RouteError::Rejected(ProviderError::Unsupported { message, param }) => {
+                let error = ApiError::invalid_request(format!(
+                    "This model's upstream cannot take the request: {message}"
+                ));
+                match param {
+                    Some(param) => error.with_param(param.as_str()),
+                    None => error,
+                }
+            }
             RouteError::Rejected(source) => {
                 ApiError::invalid_request(format!("The upstream rejected the request: {source}"))
             }

@@ -254,6 +254,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{*id}", get(api::v1::model))
         .route("/v1/chat/completions", post(api::v1::chat_completions))
         .route("/v1/embeddings", post(api::v1::embeddings))
+        .route("/v1/responses", post(api::v1::responses))
+        .route("/v1/completions", post(api::v1::completions))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::authn::require_principal,
@@ -362,6 +364,8 @@ fn route_label(path: &str) -> &'static str {
         "/v1/embeddings" => "/v1/embeddings",
         "/v1/messages" => "/v1/messages",
         "/v1/messages/count_tokens" => "/v1/messages/count_tokens",
+        "/v1/responses" => "/v1/responses",
+        "/v1/completions" => "/v1/completions",
         "/v1/models" => "/v1/models",
         "/metrics" => "/metrics",
         "/healthz" => "/healthz",

@@ -2,7 +2,7 @@
 //! in an `api-key` header.
 
 use crate::http::Upstream;
-use crate::openai;
+use crate::openai::{self, Endpoint};
 use crate::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
     ProviderError, ProviderSettings,
@@ -36,13 +36,39 @@ impl Azure {
             "/openai/deployments/{deployment}/{operation}?api-version={version}"
         ))
     }
+
+    pub(crate) fn settings(&self) -> &ProviderSettings {
+        self.upstream.settings()
+    }
+
+    /// A deployment's operation (see [`Azure::url`]) with the `api-key` header.
+    pub(crate) fn endpoint(&self, deployment: &str, operation: &str) -> Endpoint<'_> {
+        Endpoint {
+            upstream: &self.upstream,
+            url: self.url(deployment, operation),
+            auth: self.upstream.key_header("api-key", ""),
+        }
+    }
+
+    /// An operation Azure serves only on its OpenAI-style v1 surface, `{base_url}/openai/v1{path}`
+    /// (the Responses API), where the body's `model` names the deployment.
+    pub(crate) fn v1_endpoint(&self, path: &str) -> Endpoint<'_> {
+        Endpoint {
+            upstream: &self.upstream,
+            url: self.upstream.url(&format!("/openai/v1{path}")),
+            auth: self.upstream.key_header("api-key", ""),
+        }
+    }
 }
 
 impl Provider for Azure {
     async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
-        let url = self.url(model, "chat/completions");
-        let auth = self.upstream.key_header("api-key", "");
-        openai::chat(&self.upstream, &url, auth, req, model).await
+        let Endpoint {
+            upstream,
+            url,
+            auth,
+        } = self.endpoint(model, "chat/completions");
+        openai::chat(upstream, &url, auth, req, model).await
     }
 
     async fn chat_stream(
@@ -50,9 +76,12 @@ impl Provider for Azure {
         req: &ChatRequest,
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
-        let url = self.url(model, "chat/completions");
-        let auth = self.upstream.key_header("api-key", "");
-        openai::chat_stream(&self.upstream, &url, auth, req, model).await
+        let Endpoint {
+            upstream,
+            url,
+            auth,
+        } = self.endpoint(model, "chat/completions");
+        openai::chat_stream(upstream, &url, auth, req, model).await
     }
 
     async fn embeddings(
@@ -60,8 +89,11 @@ impl Provider for Azure {
         req: &EmbeddingsRequest,
         model: &str,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        let url = self.url(model, "embeddings");
-        let auth = self.upstream.key_header("api-key", "");
-        openai::embeddings(&self.upstream, &url, auth, req, model).await
+        let Endpoint {
+            upstream,
+            url,
+            auth,
+        } = self.endpoint(model, "embeddings");
+        openai::embeddings(upstream, &url, auth, req, model).await
     }
 }

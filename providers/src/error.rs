@@ -34,8 +34,14 @@ pub enum ProviderError {
     Transport(String),
     #[error("invalid upstream response: {0}")]
     InvalidResponse(String),
-    #[error("request not supported by this upstream: {0}")]
-    Unsupported(String),
+    /// The request cannot be expressed in this upstream's wire format. Another target may still
+    /// take it; when none can, the caller is told what to change (a 400).
+    #[error("request not supported by this upstream: {message}")]
+    Unsupported {
+        message: String,
+        /// The request field at fault, when there is one (OpenAI's `param`).
+        param: Option<String>,
+    },
     #[error("invalid provider settings: {0}")]
     Config(String),
 }
@@ -86,8 +92,23 @@ impl ProviderError {
             Self::Status { .. } => "status_4xx",
             Self::StreamError(_) | Self::Transport(_) => "stream",
             Self::InvalidResponse(_) => "decode",
-            Self::Unsupported(_) => "unsupported",
+            Self::Unsupported { .. } => "unsupported",
             Self::Config(_) => "config",
+        }
+    }
+
+    pub fn unsupported(message: String) -> Self {
+        Self::Unsupported {
+            message,
+            param: None,
+        }
+    }
+
+    /// A field this upstream cannot be sent: `message` says why, `param` names it.
+    pub fn unsupported_field(param: &str, message: String) -> Self {
+        Self::Unsupported {
+            message: format!("`{param}`: {message}"),
+            param: Some(param.to_owned()),
         }
     }
 

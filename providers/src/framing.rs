@@ -42,6 +42,18 @@ fn idle_timeout(after: Duration) -> ProviderError {
     }
 }
 
+/// One named server-sent event, `event: <type>` and `data: <json>`, as Anthropic's Messages API
+/// and OpenAI's Responses API frame theirs.
+pub fn named_event(event: &str, data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(event.len() + data.len() + 17);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(event.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
 /// One server-sent event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SseEvent {

@@ -65,7 +65,7 @@ impl Upstream {
         body: &T,
     ) -> Result<reqwest::Response, ProviderError> {
         let body = serde_json::to_vec(body)
-            .map_err(|e| ProviderError::Unsupported(format!("cannot encode request: {e}")))?;
+            .map_err(|e| ProviderError::unsupported(format!("cannot encode request: {e}")))?;
         let mut req = self
             .client
             .post(url)

@@ -6,6 +6,9 @@
 //! - [`Provider`] is the contract; [`AnyProvider`] is the closed enum the gateway dispatches on.
 //! - One module per upstream. OpenAI-compatible upstreams pass bytes through; Anthropic, Gemini and
 //!   Ollama translate with small free functions (`to_wire`, `from_wire`, a stream translator).
+//! - One module per other dialect clients speak ([`messages`], [`responses`], [`completions`]):
+//!   sent as is to an upstream that speaks it, translated to chat completions (and the answer
+//!   back, `rewrite`) for any other.
 //! - [`ProviderError`] says where a failure came from and whether a retry is safe.
 
 use std::future::Future;
@@ -16,6 +19,7 @@ use futures_util::Stream;
 
 pub mod anthropic;
 pub mod azure;
+pub mod completions;
 mod error;
 mod framing;
 pub mod gemini;
@@ -26,12 +30,14 @@ pub mod ollama;
 pub mod openai;
 mod registry;
 mod rename;
+pub mod responses;
+mod rewrite;
 mod settings;
 mod shape;
 pub mod wire;
 
 pub use error::{ProviderError, TimeoutPhase};
-pub use framing::Flow;
+pub use framing::{Flow, named_event};
 pub use registry::AnyProvider;
 pub use settings::{ProviderKind, ProviderSettings};
 pub use wire::{ChatRequest, EmbeddingsRequest, Reported, Usage};

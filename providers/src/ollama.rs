@@ -144,7 +144,7 @@ fn message(m: &ChatMessage, call_names: &HashMap<&str, &str>) -> Result<Value, P
         for part in parts.iter().filter(|p| p["type"] == "image_url") {
             let url = part["image_url"]["url"].as_str().unwrap_or_default();
             let (_, data) = parse_data_url(url).ok_or_else(|| {
-                ProviderError::Unsupported("Ollama takes images as data: URLs only".into())
+                ProviderError::unsupported("Ollama takes images as data: URLs only".into())
             })?;
             images.push(Value::from(data));
         }

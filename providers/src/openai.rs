@@ -26,6 +26,14 @@ pub struct OpenAi {
     embeddings_url: Option<reqwest::Url>,
 }
 
+/// One of OpenAI's operations on an OpenAI-style upstream (OpenAI, Azure, a compatible
+/// server): where it is, and the credential it takes.
+pub(crate) struct Endpoint<'a> {
+    pub(crate) upstream: &'a Upstream,
+    pub(crate) url: String,
+    pub(crate) auth: Auth,
+}
+
 impl OpenAi {
     pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
         let upstream = Upstream::new(settings, client);
@@ -33,6 +41,19 @@ impl OpenAi {
             chat_url: upstream.parsed_url("/chat/completions"),
             embeddings_url: upstream.parsed_url("/embeddings"),
             upstream,
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &ProviderSettings {
+        self.upstream.settings()
+    }
+
+    /// `{base_url}{path}` with the bearer key.
+    pub(crate) fn endpoint(&self, path: &str) -> Endpoint<'_> {
+        Endpoint {
+            upstream: &self.upstream,
+            url: self.upstream.url(path),
+            auth: self.upstream.bearer(),
         }
     }
 }
@@ -90,14 +111,8 @@ pub(crate) async fn chat(
     req: &ChatRequest,
     model: &str,
 ) -> Result<ChatResponse, ProviderError> {
-    let resp = upstream
-        .post_json(url, auth, &[], &to_wire(req, model, false))
-        .await?;
-    let (body, peek) = read_json::<CompletionPeek>(resp, "chat completion").await?;
-    Ok(ChatResponse {
-        body: rename_model(body, &req.model),
-        usage: peek.usage.map(Usage::from),
-    })
+    let wire = to_wire(req, model, false);
+    answer(upstream, url, auth, &wire, &req.model, "chat completion").await
 }
 
 pub(crate) async fn chat_stream(
@@ -107,14 +122,41 @@ pub(crate) async fn chat_stream(
     req: &ChatRequest,
     model: &str,
 ) -> Result<ChatStream, ProviderError> {
-    let resp = upstream
-        .post_json(url, auth, &[], &to_wire(req, model, true))
-        .await?;
+    chunks(upstream, url, auth, &to_wire(req, model, true), &req.model).await
+}
+
+/// POSTs an OpenAI-style request (chat or legacy completions) and returns its whole answer as
+/// sent, with the usage it reports.
+pub(crate) async fn answer(
+    upstream: &Upstream,
+    url: impl reqwest::IntoUrl,
+    auth: Auth,
+    wire: &impl Serialize,
+    alias: &str,
+    what: &str,
+) -> Result<ChatResponse, ProviderError> {
+    let resp = upstream.post_json(url, auth, &[], wire).await?;
+    let (body, peek) = read_json::<CompletionPeek>(resp, what).await?;
+    Ok(ChatResponse {
+        body: rename_model(body, alias),
+        usage: peek.usage.map(Usage::from),
+    })
+}
+
+/// POSTs an OpenAI-style streaming request and passes its chunks through.
+pub(crate) async fn chunks(
+    upstream: &Upstream,
+    url: impl reqwest::IntoUrl,
+    auth: Auth,
+    wire: &impl Serialize,
+    alias: &str,
+) -> Result<ChatStream, ProviderError> {
+    let resp = upstream.post_json(url, auth, &[], wire).await?;
     let body = framing::body_chunks(resp, upstream.settings().idle_timeout);
     Ok(framing::translate(
         body,
         SseFraming::default(),
-        PassThrough::new(&req.model),
+        PassThrough::new(alias),
     ))
 }
 

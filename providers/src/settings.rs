@@ -37,6 +37,10 @@ pub struct ProviderSettings {
     pub first_byte_timeout: Duration,
     /// Deadline between two stream chunks.
     pub idle_timeout: Duration,
+    /// Whether the upstream serves OpenAI's Responses API (`/responses`): OpenAI and Azure do,
+    /// many OpenAI-compatible servers do not. When it does not, a Responses request is
+    /// translated to chat completions.
+    pub responses_api: bool,
 }
 
 // === impl ProviderKind ===
@@ -87,7 +91,8 @@ impl FromStr for ProviderKind {
 // === impl ProviderSettings ===
 
 impl ProviderSettings {
-    /// Settings with the default timeouts (60 s to first byte, 60 s between chunks).
+    /// Settings with the default timeouts (60 s to first byte, 60 s between chunks); the
+    /// Responses API is taken to be served by OpenAI and Azure upstreams.
     pub fn new(name: impl Into<String>, kind: ProviderKind, base_url: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -97,6 +102,7 @@ impl ProviderSettings {
             api_version: None,
             first_byte_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
+            responses_api: matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure),
         }
     }
 
@@ -117,6 +123,7 @@ impl fmt::Debug for ProviderSettings {
             .field("api_version", &self.api_version)
             .field("first_byte_timeout", &self.first_byte_timeout)
             .field("idle_timeout", &self.idle_timeout)
+            .field("responses_api", &self.responses_api)
             .finish()
     }
 }
@@ -134,6 +141,15 @@ mod tests {
             assert_eq!(serde_json::from_str::<ProviderKind>(&json).unwrap(), kind);
         }
         assert!("OpenAI".parse::<ProviderKind>().is_err());
+    }
+
+    #[test]
+    fn openai_and_azure_serve_the_responses_api_unless_told_otherwise() {
+        for kind in ProviderKind::ALL {
+            let settings = ProviderSettings::new("p", kind, "http://x");
+            let native = matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure);
+            assert_eq!(settings.responses_api, native, "{kind}");
+        }
     }
 
     #[test]

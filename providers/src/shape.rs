@@ -30,6 +30,18 @@ pub(crate) fn fresh_id(prefix: &str) -> String {
     format!("{prefix}{:x}{nanos:08x}{n:x}", now_secs())
 }
 
+/// `upstream`'s id as a dialect spells its ids (`msg_…`, `resp_…`): prefixed unless it already
+/// is, a fresh one when the upstream gave none.
+pub(crate) fn prefixed_id(prefix: &str, upstream: &str) -> String {
+    if upstream.starts_with(prefix) {
+        upstream.to_owned()
+    } else if upstream.is_empty() {
+        fresh_id(prefix)
+    } else {
+        format!("{prefix}{upstream}")
+    }
+}
+
 /// A `chat.completion` document with one choice.
 pub(crate) fn completion(
     id: &str,

@@ -685,6 +685,26 @@ mod tests {
     }
 
     #[test]
+    fn responses_api_is_a_setting_of_openai_style_providers() {
+        let compatible =
+            parse("[[providers]]\nname = \"p\"\nkind = \"openai\"\nresponses_api = false").unwrap();
+        assert_eq!(compatible.providers[0].responses_api, Some(false));
+        assert_eq!(
+            parse("[[providers]]\nname = \"p\"\nkind = \"openai\"")
+                .unwrap()
+                .providers[0]
+                .responses_api,
+            None,
+            "the kind's default"
+        );
+        let error =
+            parse("[[providers]]\nname = \"p\"\nkind = \"anthropic\"\nresponses_api = true")
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("providers[0].responses_api"), "{error}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let message = |toml: &str| parse(toml).unwrap_err().to_string();
         assert!(message("[server]\nlisten = 5").contains("server.listen"));

@@ -36,6 +36,11 @@ pub struct ProviderConfig {
     /// Between two chunks of a stream.
     #[serde(default = "defaults::idle_timeout", with = "duration")]
     pub idle_timeout: Duration,
+    /// Whether the upstream serves OpenAI's Responses API (`/responses`). Defaults to true for
+    /// `openai` and `azure`; set it to false for an OpenAI-compatible server without it, and
+    /// `/v1/responses` requests are translated to chat completions for it.
+    #[serde(default)]
+    pub responses_api: Option<bool>,
 }
 
 /// A model name clients may send, and where it goes.
@@ -215,6 +220,14 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
                 ));
             }
             _ => {}
+        }
+        if provider.responses_api == Some(true)
+            && !matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure)
+        {
+            return Err(invalid(
+                key("responses_api"),
+                "only openai and azure providers can serve the Responses API",
+            ));
         }
         if let Some(env) = &provider.api_key_env
             && env.trim().is_empty()

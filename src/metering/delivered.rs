@@ -1,7 +1,8 @@
 //! The text a client received, read from the JSON it was sent: what a tokenizer counts when the
 //! upstream reported no usage (or the client left before it could). One reader for every
-//! dialect: OpenAI's `choices[]` (chunks and answers), Anthropic's `content[]` (a message) and
-//! `delta`/`content_block` (its events).
+//! dialect: OpenAI's `choices[]` (chunks and answers, chat's and legacy completions'), Anthropic's `content[]` (a message) and
+//! `delta`/`content_block` (its events), a Responses `output[]` (a response) and `delta` (its
+//! text and arguments events).
 
 use std::borrow::Cow;
 
@@ -20,6 +21,20 @@ struct Answer<'a> {
     /// An Anthropic `content_block_delta`'s delta, or a Responses event's text delta.
     #[serde(default, borrow)]
     delta: Option<Delta<'a>>,
+    /// A Responses `response`'s output items.
+    #[serde(default, borrow)]
+    output: Vec<Item<'a>>,
+}
+
+/// The text-bearing parts of a Responses output item: a message's parts, a function call.
+#[derive(Deserialize)]
+struct Item<'a> {
+    #[serde(default, borrow)]
+    content: Vec<Block<'a>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +69,9 @@ struct BlockDelta<'a> {
 
 #[derive(Deserialize)]
 struct Choice<'a> {
+    /// A legacy completion's (or its chunk's) text.
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     delta: Option<Message<'a>>,
     #[serde(default, borrow)]
@@ -108,6 +126,12 @@ pub fn append(out: &mut String, json: &[u8]) {
             out.push_str(&input.to_string());
         }
     }
+    for item in answer.output {
+        let parts = item.content.into_iter().filter_map(|part| part.text);
+        for part in parts.chain(item.name).chain(item.arguments) {
+            out.push_str(&part);
+        }
+    }
     match answer.delta {
         Some(Delta::Text(text)) => out.push_str(&text),
         Some(Delta::Block(delta)) => {
@@ -121,6 +145,9 @@ pub fn append(out: &mut String, json: &[u8]) {
         None => {}
     }
     for choice in answer.choices {
+        if let Some(text) = choice.text {
+            out.push_str(&text);
+        }
         for message in [choice.delta, choice.message].into_iter().flatten() {
             if let Some(content) = message.content {
                 out.push_str(&content);
@@ -167,7 +194,11 @@ mod tests {
             br#"{"choices":[{"message":{"role":"assistant","content":"!"}}]}"#,
         );
         append(&mut text, b"not json");
-        assert_eq!(text, "Hello \"x\"f{\"a\":1}!");
+        append(
+            &mut text,
+            br#"{"object":"text_completion","choices":[{"text":"?","index":0}]}"#,
+        );
+        assert_eq!(text, "Hello \"x\"f{\"a\":1}!?");
     }
 
     #[test]
@@ -188,5 +219,15 @@ mod tests {
             append_event(&mut text, event);
         }
         assert_eq!(text, "Hel{}lo");
+    }
+
+    #[test]
+    fn reads_a_responses_answer() {
+        let mut text = String::new();
+        append(
+            &mut text,
+            br#"{"object":"response","output":[{"type":"reasoning","summary":[]},{"type":"message","content":[{"type":"output_text","text":"Hi ","annotations":[]}]},{"type":"function_call","call_id":"c","name":"f","arguments":"{\"a\":1}"}]}"#,
+        );
+        assert_eq!(text, r#"Hi f{"a":1}"#);
     }
 }

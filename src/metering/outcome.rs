@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+use tollgate_providers::completions::{self, CompletionsRequest};
 use tollgate_providers::messages::{self, MessagesRequest};
+use tollgate_providers::responses::{self, ResponsesRequest};
 use tollgate_providers::{ChatRequest, EmbeddingsRequest, Reported, Usage};
 
 use super::{PriceBook, Tally, UsageEvent, UsageRecorder, tokenizer};
@@ -22,6 +24,10 @@ pub enum Endpoint {
     Embeddings,
     Messages,
     MessagesStream,
+    Responses,
+    ResponsesStream,
+    Completions,
+    CompletionsStream,
 }
 
 /// How a request ended: the usage event's `status`, the request log's and the metrics'
@@ -91,6 +97,8 @@ pub enum Prompt {
     Chat(Arc<ChatRequest>),
     Embeddings(Arc<EmbeddingsRequest>),
     Messages(Arc<MessagesRequest>),
+    Responses(Arc<ResponsesRequest>),
+    Completions(Arc<CompletionsRequest>),
 }
 
 impl Prompt {
@@ -107,6 +115,23 @@ impl Prompt {
                 Err(_) => tokenizer::count_text(
                     model,
                     &serde_json::to_string(&request.messages).unwrap_or_default(),
+                ),
+            },
+            // The same; one chat cannot carry (a hosted tool, state kept upstream) is counted
+            // as the request's JSON text.
+            Self::Responses(request) => match responses::to_chat(request) {
+                Ok(chat) => tokenizer::estimate_prompt(&chat),
+                Err(_) => tokenizer::count_text(
+                    model,
+                    &serde_json::to_string(&**request).unwrap_or_default(),
+                ),
+            },
+            // The same; several prompts or token prompts are counted as the prompt's JSON.
+            Self::Completions(request) => match completions::to_chat(request) {
+                Ok(chat) => tokenizer::estimate_prompt(&chat),
+                Err(_) => tokenizer::count_text(
+                    model,
+                    &serde_json::to_string(&request.prompt).unwrap_or_default(),
                 ),
             },
         }
@@ -137,12 +162,22 @@ impl Endpoint {
             Self::Embeddings => "embeddings",
             Self::Messages => "messages",
             Self::MessagesStream => "messages_stream",
+            Self::Responses => "responses",
+            Self::ResponsesStream => "responses_stream",
+            Self::Completions => "completions",
+            Self::CompletionsStream => "completions_stream",
         }
     }
 
     /// Whether the answer is a stream of events.
     pub fn streamed(self) -> bool {
-        matches!(self, Self::ChatStream | Self::MessagesStream)
+        matches!(
+            self,
+            Self::ChatStream
+                | Self::MessagesStream
+                | Self::ResponsesStream
+                | Self::CompletionsStream
+        )
     }
 }
 

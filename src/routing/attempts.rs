@@ -13,7 +13,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::time::{Instant, timeout, timeout_at};
 use tollgate_providers::anthropic::Forwarded;
+use tollgate_providers::completions::CompletionsRequest;
 use tollgate_providers::messages::MessagesRequest;
+use tollgate_providers::responses::ResponsesRequest;
 use tollgate_providers::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
     ProviderError, StreamEvent,
@@ -54,7 +56,8 @@ pub enum AttemptError {
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     /// The upstream said the request itself is wrong (400, 413, 422): another target would say
-    /// the same, so nothing else is tried.
+    /// the same, so nothing else is tried. Also the request no target could be sent
+    /// ([`ProviderError::Unsupported`]: a field its wire format cannot carry).
     #[error("the upstream refused the request: {0}")]
     Rejected(ProviderError),
     /// Every target and fallback failed, or was kept out by its circuit breaker.
@@ -112,7 +115,7 @@ impl AttemptError {
 
     /// Says nothing about the target's health: the request cannot be expressed for it.
     fn is_unsupported(&self) -> bool {
-        matches!(self, Self::Provider(ProviderError::Unsupported(_)))
+        matches!(self, Self::Provider(ProviderError::Unsupported { .. }))
     }
 }
 
@@ -262,6 +265,72 @@ impl Routes {
         .await
     }
 
+    /// A Responses API request, whole answer (native or translated, per target).
+    pub async fn responses(
+        &self,
+        plan: &[Arc<Target>],
+        req: &ResponsesRequest,
+    ) -> Result<Served<ChatResponse>, RouteError> {
+        self.run(plan, |target| async move {
+            let call = target
+                .provider
+                .client
+                .responses(req, &target.upstream_model);
+            within(target.provider.timeout, call).await
+        })
+        .await
+    }
+
+    /// A Responses API request, streamed as its events.
+    pub async fn responses_stream(
+        &self,
+        plan: &[Arc<Target>],
+        req: &ResponsesRequest,
+        first_chunk_wait: Duration,
+    ) -> Result<Served<Prefetched>, RouteError> {
+        self.run(plan, |target| async move {
+            let call = target
+                .provider
+                .client
+                .responses_stream(req, &target.upstream_model);
+            prefetch(target.provider.timeout, first_chunk_wait, call).await
+        })
+        .await
+    }
+
+    /// A legacy completions request, whole answer (native or translated, per target).
+    pub async fn completions(
+        &self,
+        plan: &[Arc<Target>],
+        req: &CompletionsRequest,
+    ) -> Result<Served<ChatResponse>, RouteError> {
+        self.run(plan, |target| async move {
+            let call = target
+                .provider
+                .client
+                .completions(req, &target.upstream_model);
+            within(target.provider.timeout, call).await
+        })
+        .await
+    }
+
+    /// A legacy completions request, streamed as `text_completion` chunks.
+    pub async fn completions_stream(
+        &self,
+        plan: &[Arc<Target>],
+        req: &CompletionsRequest,
+        first_chunk_wait: Duration,
+    ) -> Result<Served<Prefetched>, RouteError> {
+        self.run(plan, |target| async move {
+            let call = target
+                .provider
+                .client
+                .completions_stream(req, &target.upstream_model);
+            prefetch(target.provider.timeout, first_chunk_wait, call).await
+        })
+        .await
+    }
+
     /// Tries `plan` in order within the policy's bounds.
     async fn run<T, F, Fut>(
         &self,
@@ -278,6 +347,8 @@ impl Routes {
         let mut last_target = None;
         // Targets that are busy rather than broken, and the soonest any of them frees up.
         let mut busy = Busy::default();
+        // Whether every target was tried and none could take the request as it is written.
+        let mut unsupported_by_all = !plan.is_empty();
         'targets: for target in plan {
             let mut tries = 0;
             // This target's last answer, if it was a 429: how long it asked us to wait.
@@ -285,9 +356,11 @@ impl Routes {
             loop {
                 if attempts >= policy.max_attempts {
                     busy.note(limited_for);
+                    unsupported_by_all = false;
                     break 'targets;
                 }
                 if !target.breaker.try_acquire() {
+                    unsupported_by_all = false;
                     tracing::debug!(provider = %target.provider.name, upstream_model = %target.upstream_model, "circuit open; skipping target");
                     busy.note(Some(
                         limited_for.map_or(target.breaker.retry_in(), |wait| {
@@ -319,6 +392,7 @@ impl Routes {
                 }
                 if !error.is_unsupported() {
                     target.breaker.record_failure();
+                    unsupported_by_all = false;
                 }
                 tracing::warn!(
                     provider = %target.provider.name,
@@ -344,6 +418,10 @@ impl Routes {
                     }
                 }
             }
+        }
+        // The request asks for what no target's wire format carries: the caller's to change.
+        if unsupported_by_all && let Some(AttemptError::Provider(error)) = last {
+            return Err(RouteError::Rejected(error));
         }
         Err(RouteError::Exhausted {
             attempts,

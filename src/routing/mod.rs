@@ -149,6 +149,9 @@ fn build_upstream(provider: &ProviderConfig, key: Option<String>) -> Result<Upst
     settings.api_version = provider.api_version.clone();
     settings.first_byte_timeout = provider.first_byte_timeout;
     settings.idle_timeout = provider.idle_timeout;
+    if let Some(responses_api) = provider.responses_api {
+        settings.responses_api = responses_api;
+    }
     let client = reqwest::Client::builder()
         .connect_timeout(provider.connect_timeout)
         // Small SSE chunks must not wait for Nagle's algorithm on the way in either.

@@ -73,7 +73,7 @@ impl Provider for Anthropic {
         _req: &EmbeddingsRequest,
         _model: &str,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        Err(ProviderError::Unsupported(
+        Err(ProviderError::unsupported(
             "Anthropic has no embeddings API".into(),
         ))
     }

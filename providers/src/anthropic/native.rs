@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 
 use super::response::{WireError, WireUsage};
 use super::{API_VERSION, Anthropic};
-use crate::framing::{self, Flow, SseEvent, SseFraming, Translate};
+use crate::framing::{self, Flow, SseEvent, SseFraming, Translate, named_event};
 use crate::http::read_body;
-use crate::messages::{MessageParam, MessagesRequest, frame};
+use crate::messages::{MessageParam, MessagesRequest};
 use crate::rename::rename_model;
 use crate::{ChatResponse, ChatStream, ProviderError, StreamEvent};
 
@@ -178,7 +178,7 @@ impl Translate<SseEvent> for Relayed {
             _ => data,
         };
         out.push(StreamEvent::new(
-            frame(&event, data.as_bytes()),
+            named_event(&event, data.as_bytes()),
             usage,
             false,
         ));
@@ -251,7 +251,7 @@ mod tests {
         // Events the gateway does not read go out byte for byte.
         assert_eq!(
             out[1].data,
-            frame("content_block_delta", delta.to_string().as_bytes())
+            named_event("content_block_delta", delta.to_string().as_bytes())
         );
         assert_eq!(out[1].usage, None);
         let last = out[2].usage.unwrap();

@@ -29,7 +29,7 @@ pub fn to_wire(req: &ChatRequest, model: &str, stream: bool) -> Result<Value, Pr
             "assistant" => push_turn(&mut messages, "assistant", assistant_blocks(message)?),
             "tool" => push_turn(&mut messages, "user", vec![tool_result(message)?]),
             other => {
-                return Err(ProviderError::Unsupported(format!(
+                return Err(ProviderError::unsupported(format!(
                     "message role {other:?} for Anthropic"
                 )));
             }
@@ -120,7 +120,7 @@ fn part_block(part: &Value) -> Option<Result<Value, ProviderError>> {
             };
             Some(Ok(json!({ "type": "image", "source": source })))
         }
-        other => Some(Err(ProviderError::Unsupported(format!(
+        other => Some(Err(ProviderError::unsupported(format!(
             "content part {:?} for Anthropic",
             other.unwrap_or("<untyped>")
         )))),
@@ -134,7 +134,7 @@ fn assistant_blocks(message: &ChatMessage) -> Result<Vec<Value>, ProviderError> 
             json!({})
         } else {
             serde_json::from_str(&call.function.arguments).map_err(|_| {
-                ProviderError::Unsupported(format!(
+                ProviderError::unsupported(format!(
                     "tool call {} has arguments that are not JSON",
                     call.id
                 ))
@@ -154,7 +154,7 @@ fn tool_result(message: &ChatMessage) -> Result<Value, ProviderError> {
     let id = message
         .tool_call_id
         .as_deref()
-        .ok_or_else(|| ProviderError::Unsupported("tool message without tool_call_id".into()))?;
+        .ok_or_else(|| ProviderError::unsupported("tool message without tool_call_id".into()))?;
     Ok(json!({ "type": "tool_result", "tool_use_id": id, "content": message.text() }))
 }
 
@@ -162,7 +162,7 @@ fn tool_result(message: &ChatMessage) -> Result<Value, ProviderError> {
 fn tool(tool: &Value) -> Result<Value, ProviderError> {
     let function = &tool["function"];
     let name = function["name"].as_str().ok_or_else(|| {
-        ProviderError::Unsupported("only function tools can be sent to Anthropic".into())
+        ProviderError::unsupported("only function tools can be sent to Anthropic".into())
     })?;
     let mut out = json!({
         "name": name,
@@ -193,13 +193,13 @@ fn tool_choice(
             "required" => json!({ "type": "any" }),
             "none" => json!({ "type": "none" }),
             other => {
-                return Err(ProviderError::Unsupported(format!("tool_choice {other:?}")));
+                return Err(ProviderError::unsupported(format!("tool_choice {other:?}")));
             }
         },
         Some(obj) => match obj["function"]["name"].as_str() {
             Some(name) => json!({ "type": "tool", "name": name }),
             None => {
-                return Err(ProviderError::Unsupported(
+                return Err(ProviderError::unsupported(
                     "tool_choice without a function name".into(),
                 ));
             }

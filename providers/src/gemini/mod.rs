@@ -93,8 +93,8 @@ impl Provider for Gemini {
                 .iter()
                 .map(|v| v.as_str())
                 .collect::<Option<_>>()
-                .ok_or_else(|| ProviderError::Unsupported("Gemini embeds text only".into()))?,
-            _ => return Err(ProviderError::Unsupported("Gemini embeds text only".into())),
+                .ok_or_else(|| ProviderError::unsupported("Gemini embeds text only".into()))?,
+            _ => return Err(ProviderError::unsupported("Gemini embeds text only".into())),
         };
         let path = model_path(model);
         let dimensions = req.extra.get("dimensions").and_then(Value::as_u64);

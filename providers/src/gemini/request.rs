@@ -39,7 +39,7 @@ pub fn to_wire(req: &ChatRequest) -> Result<Value, ProviderError> {
                     .and_then(|id| call_names.get(id).copied())
                     .or(message.name.as_deref())
                     .ok_or_else(|| {
-                        ProviderError::Unsupported(
+                        ProviderError::unsupported(
                             "tool message does not answer a known tool call".into(),
                         )
                     })?;
@@ -50,7 +50,7 @@ pub fn to_wire(req: &ChatRequest) -> Result<Value, ProviderError> {
                 );
             }
             other => {
-                return Err(ProviderError::Unsupported(format!(
+                return Err(ProviderError::unsupported(format!(
                     "message role {other:?} for Gemini"
                 )));
             }
@@ -121,7 +121,7 @@ fn user_parts(message: &ChatMessage) -> Result<Vec<Value>, ProviderError> {
                     None => json!({ "fileData": { "fileUri": url } }),
                 })
             }
-            other => Err(ProviderError::Unsupported(format!(
+            other => Err(ProviderError::unsupported(format!(
                 "content part {:?} for Gemini",
                 other.unwrap_or("<untyped>")
             ))),
@@ -140,7 +140,7 @@ fn model_parts(message: &ChatMessage) -> Result<Vec<Value>, ProviderError> {
             json!({})
         } else {
             serde_json::from_str(&call.function.arguments).map_err(|_| {
-                ProviderError::Unsupported(format!(
+                ProviderError::unsupported(format!(
                     "tool call {} has arguments that are not JSON",
                     call.id
                 ))
@@ -192,7 +192,7 @@ fn generation_config(req: &ChatRequest) -> Map<String, Value> {
 fn function_declaration(tool: &Value) -> Result<Value, ProviderError> {
     let function = &tool["function"];
     let name = function["name"].as_str().ok_or_else(|| {
-        ProviderError::Unsupported("only function tools can be sent to Gemini".into())
+        ProviderError::unsupported("only function tools can be sent to Gemini".into())
     })?;
     let mut out = json!({ "name": name });
     if let Some(description) = function["description"].as_str() {
@@ -210,12 +210,12 @@ fn tool_config(choice: &Value) -> Result<Value, ProviderError> {
             "auto" => json!({ "mode": "AUTO" }),
             "required" => json!({ "mode": "ANY" }),
             "none" => json!({ "mode": "NONE" }),
-            other => return Err(ProviderError::Unsupported(format!("tool_choice {other:?}"))),
+            other => return Err(ProviderError::unsupported(format!("tool_choice {other:?}"))),
         },
         obj => match obj["function"]["name"].as_str() {
             Some(name) => json!({ "mode": "ANY", "allowedFunctionNames": [name] }),
             None => {
-                return Err(ProviderError::Unsupported(
+                return Err(ProviderError::unsupported(
                     "tool_choice without a function name".into(),
                 ));
             }

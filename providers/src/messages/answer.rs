@@ -1,9 +1,10 @@
 //! A whole chat completion → a Messages API answer.
 
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::rewrite::{Completion, Message};
+use crate::shape::prefixed_id;
 use crate::{ProviderError, Usage};
 
 /// OpenAI `finish_reason` → Anthropic `stop_reason`.
@@ -16,50 +17,11 @@ pub fn stop_reason(finish_reason: Option<&str>) -> &'static str {
     }
 }
 
-#[derive(Deserialize)]
-struct Completion {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    choices: Vec<Choice>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    #[serde(default)]
-    message: Message,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Default, Deserialize)]
-struct Message {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<Call>,
-}
-
-#[derive(Deserialize)]
-struct Call {
-    #[serde(default)]
-    id: String,
-    function: Function,
-}
-
-#[derive(Deserialize)]
-struct Function {
-    name: String,
-    #[serde(default)]
-    arguments: String,
-}
-
 /// The first choice of a `chat.completion` as an Anthropic `message` naming `model` (the alias
 /// the client asked for). Tool call arguments become `input` objects; arguments that are not
 /// JSON (a model that broke off mid-call) are kept as a string under `_raw`.
 pub fn from_chat(body: &[u8], model: &str, usage: Option<&Usage>) -> Result<Bytes, ProviderError> {
-    let completion: Completion =
-        serde_json::from_slice(body).map_err(|e| ProviderError::decode("chat completion", e))?;
+    let completion = Completion::parse(body)?;
     let choice = completion.choices.into_iter().next();
     let (message, finish) = match choice {
         Some(choice) => (choice.message, choice.finish_reason),
@@ -78,7 +40,7 @@ pub fn from_chat(body: &[u8], model: &str, usage: Option<&Usage>) -> Result<Byte
         }));
     }
     let doc = json!({
-        "id": message_id(&completion.id),
+        "id": prefixed_id("msg_", &completion.id),
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -96,17 +58,6 @@ pub(crate) fn input(arguments: &str) -> Value {
         return json!({});
     }
     serde_json::from_str(arguments).unwrap_or_else(|_| json!({ "_raw": arguments }))
-}
-
-/// Anthropic message ids start with `msg_`.
-pub(crate) fn message_id(upstream: &str) -> String {
-    if upstream.starts_with("msg_") {
-        upstream.to_owned()
-    } else if upstream.is_empty() {
-        crate::shape::fresh_id("msg_")
-    } else {
-        format!("msg_{upstream}")
-    }
 }
 
 /// Usage as Anthropic reports it: `input_tokens` without the cache reads and writes, which it

@@ -1,14 +1,14 @@
 //! Streamed chat completion chunks → Messages API events, `message_start` … `message_stop`.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use futures_util::StreamExt;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::answer::{message_id, usage_json};
-use super::{frame, stop_reason};
+use super::answer::usage_json;
+use super::stop_reason;
+use crate::framing::named_event;
+use crate::rewrite::{Chunk, Rewrite, rewrite};
+use crate::shape::prefixed_id;
 use crate::{ChatStream, ProviderError, StreamEvent, Usage};
 
 /// The chunks of `chunks` as Anthropic events naming `model`. Each item's `data` is a whole
@@ -16,8 +16,7 @@ use crate::{ChatStream, ProviderError, StreamEvent, Usage};
 /// the chunks reported it. The closing `message_delta` waits for the upstream's last chunk,
 /// which carries the usage.
 pub fn to_events(chunks: ChatStream, model: String) -> ChatStream {
-    let state = Events {
-        chunks: Some(chunks),
+    let events = Events {
         model,
         started: false,
         open: None,
@@ -27,32 +26,10 @@ pub fn to_events(chunks: ChatStream, model: String) -> ChatStream {
         pending_usage: None,
         out: VecDeque::new(),
     };
-    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(event) = st.out.pop_front() {
-                return Some((Ok(event), st));
-            }
-            let chunks = st.chunks.as_mut()?;
-            let failed = match chunks.next().await {
-                Some(Ok(chunk)) => st.chunk(&chunk).err(),
-                Some(Err(error)) => Some(error),
-                None => {
-                    st.chunks = None;
-                    st.finish();
-                    None
-                }
-            };
-            if let Some(error) = failed {
-                st.chunks = None;
-                return Some((Err(error), st));
-            }
-        }
-    }))
+    rewrite(chunks, events)
 }
 
 struct Events {
-    /// `None` once the upstream's stream is over.
-    chunks: Option<ChatStream>,
     model: String,
     started: bool,
     /// The content block being written.
@@ -74,58 +51,15 @@ enum Open {
     Tool(u64),
 }
 
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(default, borrow)]
-    id: Cow<'a, str>,
-    #[serde(default, borrow)]
-    choices: Vec<ChunkChoice<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice<'a> {
-    #[serde(default, borrow)]
-    delta: Option<Delta<'a>>,
-    #[serde(default, borrow)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Delta<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    tool_calls: Vec<ToolDelta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ToolDelta<'a> {
-    #[serde(default)]
-    index: u64,
-    #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    function: Option<FunctionDelta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDelta<'a> {
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    arguments: Option<Cow<'a, str>>,
-}
-
 // === impl Events ===
 
-impl Events {
+impl Rewrite for Events {
     fn chunk(&mut self, event: &StreamEvent) -> Result<(), ProviderError> {
         if let Some(usage) = event.usage {
             self.usage = Some(usage);
             self.pending_usage = Some(usage);
         }
-        let chunk: Chunk<'_> = serde_json::from_slice(&event.data)
-            .map_err(|e| ProviderError::decode("chat completion chunk", e))?;
+        let chunk = Chunk::parse(event)?;
         if !self.started {
             self.start(&chunk.id);
         }
@@ -164,11 +98,32 @@ impl Events {
         Ok(())
     }
 
+    /// The upstream's stream is over: the closing events, with the final usage.
+    fn finish(&mut self) {
+        if !self.started {
+            self.start("");
+        }
+        self.close_block();
+        let delta = json!({
+            "type": "message_delta",
+            "delta": { "stop_reason": self.stop_reason.unwrap_or("end_turn"), "stop_sequence": null },
+            "usage": usage_json(&self.usage.unwrap_or_default()),
+        });
+        self.push("message_delta", delta);
+        self.push("message_stop", json!({ "type": "message_stop" }));
+    }
+
+    fn next(&mut self) -> Option<StreamEvent> {
+        self.out.pop_front()
+    }
+}
+
+impl Events {
     fn start(&mut self, upstream_id: &str) {
         self.started = true;
         let usage = self.usage.unwrap_or_default();
         let message = json!({
-            "id": message_id(upstream_id),
+            "id": prefixed_id("msg_", upstream_id),
             "type": "message",
             "role": "assistant",
             "model": self.model,
@@ -206,23 +161,8 @@ impl Events {
         }
     }
 
-    /// The upstream's stream is over: the closing events, with the final usage.
-    fn finish(&mut self) {
-        if !self.started {
-            self.start("");
-        }
-        self.close_block();
-        let delta = json!({
-            "type": "message_delta",
-            "delta": { "stop_reason": self.stop_reason.unwrap_or("end_turn"), "stop_sequence": null },
-            "usage": usage_json(&self.usage.unwrap_or_default()),
-        });
-        self.push("message_delta", delta);
-        self.push("message_stop", json!({ "type": "message_stop" }));
-    }
-
     fn push(&mut self, name: &str, data: Value) {
-        let bytes = frame(name, data.to_string().as_bytes());
+        let bytes = named_event(name, data.to_string().as_bytes());
         let usage = self.pending_usage.take();
         self.out.push_back(StreamEvent::new(bytes, usage, false));
     }

@@ -15,19 +15,6 @@ pub use answer::{from_chat, stop_reason};
 pub use events::to_events;
 pub use request::{MessageParam, MessagesRequest, to_chat};
 
-use bytes::{BufMut, Bytes, BytesMut};
-
-/// One server-sent event as Anthropic frames it: `event: <type>` and `data: <json>`.
-pub fn frame(event: &str, data: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(event.len() + data.len() + 17);
-    out.put_slice(b"event: ");
-    out.put_slice(event.as_bytes());
-    out.put_slice(b"\ndata: ");
-    out.put_slice(data);
-    out.put_slice(b"\n\n");
-    out.freeze()
-}
-
 use crate::anthropic::Forwarded;
 use crate::{AnyProvider, ChatResponse, ChatStream, Provider, ProviderError};
 

@@ -52,7 +52,7 @@ pub fn to_chat(req: &MessagesRequest) -> Result<ChatRequest, ProviderError> {
             "user" => user(&param.content, &at, &mut messages)?,
             "assistant" => messages.push(assistant(&param.content, &at)?),
             other => {
-                return Err(unsupported(format!(
+                return Err(ProviderError::unsupported(format!(
                     "{at}.role `{other}`: expected `user` or `assistant`"
                 )));
             }
@@ -103,15 +103,11 @@ fn message(role: &str, content: Value) -> ChatMessage {
     }
 }
 
-fn unsupported(message: String) -> ProviderError {
-    ProviderError::Unsupported(message)
-}
-
 fn block_type<'a>(block: &'a Value, at: &str) -> Result<&'a str, ProviderError> {
     block
         .get("type")
         .and_then(Value::as_str)
-        .ok_or_else(|| unsupported(format!("{at}: a content block needs a `type`")))
+        .ok_or_else(|| ProviderError::unsupported(format!("{at}: a content block needs a `type`")))
 }
 
 fn text_field(block: &Value) -> &str {
@@ -131,7 +127,7 @@ fn joined_text(content: &Value, at: &str) -> Result<String, ProviderError> {
                 match block_type(block, &format!("{at}[{i}]"))? {
                     "text" => text.push_str(text_field(block)),
                     other => {
-                        return Err(unsupported(format!(
+                        return Err(ProviderError::unsupported(format!(
                             "{at}[{i}]: a `{other}` block cannot be sent to this model's upstream"
                         )));
                     }
@@ -140,7 +136,7 @@ fn joined_text(content: &Value, at: &str) -> Result<String, ProviderError> {
             Ok(text)
         }
         Value::Null => Ok(String::new()),
-        _ => Err(unsupported(format!(
+        _ => Err(ProviderError::unsupported(format!(
             "{at}: expected a string or an array of blocks"
         ))),
     }
@@ -156,7 +152,7 @@ fn user(content: &Value, at: &str, out: &mut Vec<ChatMessage>) -> Result<(), Pro
         }
         Value::Array(blocks) => blocks,
         _ => {
-            return Err(unsupported(format!(
+            return Err(ProviderError::unsupported(format!(
                 "{at}.content: expected a string or an array of blocks"
             )));
         }
@@ -169,7 +165,9 @@ fn user(content: &Value, at: &str, out: &mut Vec<ChatMessage>) -> Result<(), Pro
             "image" => parts.push(image(block, &at)?),
             "tool_result" => {
                 let id = block.get("tool_use_id").and_then(Value::as_str);
-                let id = id.ok_or_else(|| unsupported(format!("{at}: missing `tool_use_id`")))?;
+                let id = id.ok_or_else(|| {
+                    ProviderError::unsupported(format!("{at}: missing `tool_use_id`"))
+                })?;
                 let text = joined_text(block.get("content").unwrap_or(&Value::Null), &at)?;
                 out.push(ChatMessage {
                     tool_call_id: Some(id.to_owned()),
@@ -177,7 +175,7 @@ fn user(content: &Value, at: &str, out: &mut Vec<ChatMessage>) -> Result<(), Pro
                 });
             }
             other => {
-                return Err(unsupported(format!(
+                return Err(ProviderError::unsupported(format!(
                     "{at}: a `{other}` block cannot be sent to this model's upstream"
                 )));
             }
@@ -203,7 +201,7 @@ fn image(block: &Value, at: &str) -> Result<Value, ProviderError> {
             match (media, data) {
                 (Some(media), Some(data)) => format!("data:{media};base64,{data}"),
                 _ => {
-                    return Err(unsupported(format!(
+                    return Err(ProviderError::unsupported(format!(
                         "{at}.source: needs media_type and data"
                     )));
                 }
@@ -211,10 +209,14 @@ fn image(block: &Value, at: &str) -> Result<Value, ProviderError> {
         }
         Some("url") => match source.get("url").and_then(Value::as_str) {
             Some(url) => url.to_owned(),
-            None => return Err(unsupported(format!("{at}.source: needs a url"))),
+            None => {
+                return Err(ProviderError::unsupported(format!(
+                    "{at}.source: needs a url"
+                )));
+            }
         },
         _ => {
-            return Err(unsupported(format!(
+            return Err(ProviderError::unsupported(format!(
                 "{at}.source: only base64 and url images can be sent to this model's upstream"
             )));
         }
@@ -229,7 +231,7 @@ fn assistant(content: &Value, at: &str) -> Result<ChatMessage, ProviderError> {
         Value::String(text) => return Ok(message("assistant", Value::from(text.as_str()))),
         Value::Array(blocks) => blocks,
         _ => {
-            return Err(unsupported(format!(
+            return Err(ProviderError::unsupported(format!(
                 "{at}.content: expected a string or an array of blocks"
             )));
         }
@@ -243,7 +245,7 @@ fn assistant(content: &Value, at: &str) -> Result<ChatMessage, ProviderError> {
             "tool_use" => {
                 let field = |name: &str| block.get(name).and_then(Value::as_str);
                 let (Some(id), Some(name)) = (field("id"), field("name")) else {
-                    return Err(unsupported(format!(
+                    return Err(ProviderError::unsupported(format!(
                         "{at}: a tool_use needs an id and a name"
                     )));
                 };
@@ -260,7 +262,7 @@ fn assistant(content: &Value, at: &str) -> Result<ChatMessage, ProviderError> {
             }
             "thinking" | "redacted_thinking" => {}
             other => {
-                return Err(unsupported(format!(
+                return Err(ProviderError::unsupported(format!(
                     "{at}: a `{other}` block cannot be sent to this model's upstream"
                 )));
             }
@@ -281,7 +283,9 @@ fn assistant(content: &Value, at: &str) -> Result<ChatMessage, ProviderError> {
 /// tools (web search, code execution, …) run on Anthropic's side only.
 fn functions(tools: &Value) -> Result<Vec<Value>, ProviderError> {
     let Some(tools) = tools.as_array() else {
-        return Err(unsupported("tools: expected an array".into()));
+        return Err(ProviderError::unsupported(
+            "tools: expected an array".into(),
+        ));
     };
     tools
         .iter()
@@ -291,7 +295,7 @@ fn functions(tools: &Value) -> Result<Vec<Value>, ProviderError> {
             let (Some(name), Some(schema), "custom") =
                 (tool.get("name"), tool.get("input_schema"), kind)
             else {
-                return Err(unsupported(format!(
+                return Err(ProviderError::unsupported(format!(
                     "tools[{i}]: the `{kind}` tool runs only on Anthropic's own API"
                 )));
             };
@@ -316,9 +320,17 @@ fn tool_choice(choice: &Value) -> Result<(Option<Value>, Option<bool>), Provider
         Some("none") => Value::from("none"),
         Some("tool") => match choice.get("name").and_then(Value::as_str) {
             Some(name) => json!({ "type": "function", "function": { "name": name } }),
-            None => return Err(unsupported("tool_choice: `tool` needs a name".into())),
+            None => {
+                return Err(ProviderError::unsupported(
+                    "tool_choice: `tool` needs a name".into(),
+                ));
+            }
         },
-        _ => return Err(unsupported("tool_choice: unknown type".into())),
+        _ => {
+            return Err(ProviderError::unsupported(
+                "tool_choice: unknown type".into(),
+            ));
+        }
     };
     Ok((Some(mapped), parallel))
 }

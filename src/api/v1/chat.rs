@@ -39,12 +39,7 @@ pub async fn chat_completions(
     let call = Call::begin(&state, caller, endpoint, &req.model, output, prompt).await?;
     let routes = &state.routes;
     if streaming {
-        let include_usage = req
-            .stream_options
-            .as_ref()
-            .and_then(|options| options.include_usage)
-            == Some(true);
-        let dialect = Dialect::Chat { include_usage };
+        let dialect = Dialect::chunks(req.stream_options.as_ref());
         call.stream(&state, dialect, |plan, wait| async move {
             routes.chat_stream(&plan, &req, wait).await
         })

@@ -20,13 +20,17 @@ use crate::state::AppState;
 
 mod call;
 mod chat;
+mod completions;
 mod embeddings;
 mod messages;
+mod responses;
 mod sse;
 
 pub use chat::chat_completions;
+pub use completions::completions;
 pub use embeddings::embeddings;
 pub use messages::{count_tokens, envelope as anthropic_envelope, messages};
+pub use responses::responses;
 
 /// `GET /v1/models`: the configured models the caller's tenant may use.
 pub async fn models(

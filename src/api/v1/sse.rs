@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
+use tollgate_providers::wire::StreamOptions;
 use tollgate_providers::{ChatStream, ProviderError, StreamEvent};
 
 use crate::error::{ApiError, ErrorKind};
@@ -39,6 +40,7 @@ pub fn response(
         deadline: stream.deadline,
         keep_alive,
         dialect,
+        sent: 0,
         cut,
         meter,
     };
@@ -58,12 +60,24 @@ pub fn response(
 /// How the events of a stream are written for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// OpenAI's chat completion chunks: `data: <chunk>`, and `data: [DONE]` at the end. The
-    /// usage-only chunk goes out only if the client asked for it.
+    /// OpenAI's chunks (chat completions, and legacy completions alike): `data: <chunk>`, and
+    /// `data: [DONE]` at the end. The usage-only chunk goes out only if the client asked for it.
     Chat { include_usage: bool },
     /// Anthropic's Messages events, already framed (`event:` and `data:`); `message_stop` is
     /// the end.
     Messages,
+    /// OpenAI's Responses events, already framed; the final `response` event is the end.
+    Responses,
+}
+
+// === impl Dialect ===
+
+impl Dialect {
+    /// OpenAI's chunks, with the usage chunk if the client's `stream_options` asked for it.
+    pub fn chunks(options: Option<&StreamOptions>) -> Self {
+        let include_usage = options.and_then(|options| options.include_usage) == Some(true);
+        Self::Chat { include_usage }
+    }
 }
 
 struct Relay {
@@ -73,6 +87,8 @@ struct Relay {
     deadline: Instant,
     keep_alive: Duration,
     dialect: Dialect,
+    /// Upstream events relayed so far: the Responses error event's `sequence_number`.
+    sent: u64,
     /// True once the gateway's shutdown grace period is over.
     cut: watch::Receiver<bool>,
     meter: Meter,
@@ -117,7 +133,7 @@ impl Relay {
                                 Dialect::Chat { .. } => {
                                     return Some((Ok(Bytes::from_static(DONE)), self));
                                 }
-                                Dialect::Messages => return None,
+                                Dialect::Messages | Dialect::Responses => return None,
                             }
                         }
                         Ok(Some(Err(error))) => {
@@ -143,9 +159,10 @@ impl Relay {
                     self.meter.delivered(&event.data);
                     return Some((Ok(frame(&event.data)), self));
                 }
-                Dialect::Messages => {
+                Dialect::Messages | Dialect::Responses => {
                     self.meter.first_token();
                     self.meter.delivered_event(&event.data);
+                    self.sent += 1;
                     return Some((Ok(event.data), self));
                 }
             }
@@ -199,6 +216,7 @@ impl Relay {
                 out.freeze()
             }
             Dialect::Messages => error.anthropic_event(),
+            Dialect::Responses => error.responses_event(self.sent),
         }
     }
 }

@@ -325,3 +325,25 @@ async fn a_client_leaving_a_messages_stream_is_billed() {
     assert!(event.tally.completion_tokens >= 1, "{event:?}");
     assert!(anthropic.wait_for_disconnect(Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn what_chat_completions_cannot_carry_is_a_400_not_an_upstream_failure() {
+    let (anthropic, openai) = (Upstream::healthy().await, Upstream::healthy().await);
+    let plane = plane(&anthropic, &openai).await;
+    let mut body = hello("gpt", false);
+    body["tools"] = json!([{"type": "web_search_20250305", "name": "web_search"}]);
+    let response = send(&plane, "server-tool", &body).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tools[0]"),
+        "{body}"
+    );
+    assert_eq!(openai.hits(), 0);
+    let event = stored(&store(&plane).await, "server-tool").await;
+    assert_eq!(event.status, Ending::Rejected);
+}

@@ -11,8 +11,10 @@ use crate::support::{Backend, TestApp};
 
 mod busy_poll;
 mod compat;
+mod completions;
 mod errors;
 mod messages;
+mod responses;
 mod routing;
 mod sdk;
 mod slow_clients;
@@ -42,6 +44,7 @@ pub fn provider(name: &str, base_url: &str) -> ProviderConfig {
         connect_timeout: Duration::from_secs(2),
         first_byte_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(5),
+        responses_api: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The official `openai` and `anthropic` Python SDKs against a running gateway
-//! (tests/sdk/*.py).
+//! (tests/sdk/*.py: `openai_sdk.py` for chat, embeddings and models, `openai_dialects.py` for the
+//! Responses API and legacy completions, `anthropic_sdk.py` for the Messages API).
 //!
 //! Without Python or the package a test says why and passes, except under `CI`, where it must
 //! run (`.ci/run` installs the packages).
@@ -73,6 +74,45 @@ async fn the_official_openai_sdk_works_against_the_gateway() {
         vec![plane.app.base.clone(), plane.key.clone()],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_sdk_speaks_responses_and_completions_through_the_gateway() {
+    if !python_with("openai", "openai>=1.40") {
+        return;
+    }
+    let (native, compat, anthropic) = (
+        Upstream::healthy().await,
+        Upstream::healthy().await,
+        Upstream::healthy().await,
+    );
+    let mut chat_only = provider("compat", &compat.base_url);
+    chat_only.responses_api = Some(false);
+    let mut claude = provider("anthropic", &anthropic.root_url());
+    claude.kind = "anthropic".into();
+    let plane = DataPlane::start(
+        vec![provider("openai", &native.base_url), chat_only, claude],
+        vec![
+            model("gpt", &[("openai", "gpt-real")], &[]),
+            model("compat", &[("compat", "compat-real")], &[]),
+            model("claude", &[("anthropic", "claude-real")], &[]),
+        ],
+        |_| {},
+    )
+    .await;
+    run_script(
+        "openai_dialects.py",
+        vec![plane.app.base.clone(), plane.key.clone()],
+    )
+    .await;
+    assert_eq!(native.recorded()[0].path, "/v1/responses");
+    assert!(
+        compat
+            .recorded()
+            .iter()
+            .all(|seen| seen.path == "/v1/chat/completions"),
+        "the chat-only server never saw /v1/responses"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
