@@ -4,10 +4,9 @@
 //! comes back as sent. Only the usage is read on the way, and the model named as the client
 //! asked.
 //!
-//! The model is renamed by parsing the documents that name it (the whole answer; the events
-//! that carry the `response`) and writing them again.
+//! The whole answer's top-level `model` is renamed in place; the few events that carry the
+//! `response` object (created, in progress, completed) are parsed and written again.
 
-use bytes::Bytes;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -16,6 +15,7 @@ use super::ResponsesRequest;
 use super::answer::WireUsage;
 use crate::framing::{self, Flow, SseEvent, SseFraming, Translate, named_event};
 use crate::http::read_body;
+use crate::rename::rename_model;
 use crate::openai::Endpoint;
 use crate::{ChatResponse, ChatStream, ProviderError, StreamEvent, Usage};
 
@@ -41,13 +41,11 @@ pub(crate) async fn responses(
 ) -> Result<ChatResponse, ProviderError> {
     let resp = send(&endpoint, req, model, req.stream).await?;
     let body = read_body(resp).await?;
-    let mut doc: Value =
+    let answer: Answer =
         serde_json::from_slice(&body).map_err(|e| ProviderError::decode("response", e))?;
-    let usage = usage_of(&doc)?;
-    rename(&mut doc, &req.model);
     Ok(ChatResponse {
-        body: Bytes::from(doc.to_string()),
-        usage,
+        body: rename_model(body, &req.model),
+        usage: answer.usage.map(Usage::from),
     })
 }
 
@@ -89,6 +87,13 @@ async fn send(
         auth,
     } = endpoint;
     upstream.post_json(url, auth.clone(), &[], &wire).await
+}
+
+/// What a whole answer reports; the rest is never parsed.
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    usage: Option<WireUsage>,
 }
 
 /// The usage of a `response` object, when it reports one.
