@@ -101,7 +101,9 @@ pub async fn create(
             ApiError::not_found(format!("Tenant `{tenant}` (field `tenant`) not found."))
         })?;
     }
-    let issuer = state.store.create_issuer(&issuer).await?;
+    let mut tx = state.store.begin().await?;
+    let issuer = tx.create_issuer(&issuer).await?;
+    tx.commit().await?;
     state.changes.publish(Change::Issuers).await;
     tracing::info!(issuer = %issuer.issuer, id = %issuer.id, "issuer registered");
     Ok((StatusCode::CREATED, Json(issuer.into())))
@@ -130,7 +132,9 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.delete_issuer(&id).await?;
+    let mut tx = state.store.begin().await?;
+    tx.delete_issuer(&id).await?;
+    tx.commit().await?;
     state.changes.publish(Change::Issuers).await;
     tracing::info!(id = %id, "issuer deleted");
     Ok(StatusCode::NO_CONTENT)

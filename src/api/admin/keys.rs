@@ -79,8 +79,8 @@ pub async fn create(
         ApiError::internal()
     })?;
     let id = uuid::Uuid::now_v7().to_string();
-    let key = state
-        .store
+    let mut tx = state.store.begin().await?;
+    let key = tx
         .create_api_key(&NewApiKey {
             id: &id,
             tenant_id: &path.tenant,
@@ -91,6 +91,7 @@ pub async fn create(
             expires_at,
         })
         .await?;
+    tx.commit().await?;
     tracing::info!(tenant = %key.tenant_id, subject = %key.subject, key_id = %key.id, "api key created");
     Ok((
         StatusCode::CREATED,
@@ -116,10 +117,11 @@ pub async fn revoke(
     Path(path): Path<KeyPath>,
 ) -> Result<Json<ApiKey>, ApiError> {
     state.store.live_tenant(&path.tenant).await?;
-    let key = state
-        .store
+    let mut tx = state.store.begin().await?;
+    let key = tx
         .revoke_api_key(&path.tenant, &path.subject, &path.id)
         .await?;
+    tx.commit().await?;
     state
         .changes
         .publish(Change::ApiKey {

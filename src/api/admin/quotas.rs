@@ -152,7 +152,9 @@ async fn save_tenant_wide(
 ) -> Result<(), ApiError> {
     let limits = body.into_limits()?;
     state.store.live_tenant(tenant).await?;
-    state.store.set_quota(tenant, scope, "", &limits).await?;
+    let mut tx = state.store.begin().await?;
+    tx.set_quota(tenant, scope, "", &limits).await?;
+    tx.commit().await?;
     state
         .changes
         .publish(Change::Quota {
@@ -208,10 +210,10 @@ pub async fn put_user(
         .user(&path.tenant, &path.subject)
         .await?
         .ok_or_else(|| ApiError::not_found("User not found."))?;
-    state
-        .store
-        .set_quota(&path.tenant, QuotaScope::User, &path.subject, &limits)
+    let mut tx = state.store.begin().await?;
+    tx.set_quota(&path.tenant, QuotaScope::User, &path.subject, &limits)
         .await?;
+    tx.commit().await?;
     state
         .changes
         .publish(Change::Quota {

@@ -25,7 +25,9 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
     ids::tenant_id("id", &body.id)?;
     ids::text("name", &body.name, ids::MAX_TEXT)?;
-    let tenant = state.store.create_tenant(&body.id, &body.name).await?;
+    let mut tx = state.store.begin().await?;
+    let tenant = tx.create_tenant(&body.id, &body.name).await?;
+    tx.commit().await?;
     tracing::info!(tenant = %tenant.id, "tenant created");
     Ok((StatusCode::CREATED, Json(tenant)))
 }
@@ -82,7 +84,9 @@ pub async fn update(
         name: body.name,
         status: body.status,
     };
-    let tenant = state.store.update_tenant(&tenant, &patch).await?;
+    let mut tx = state.store.begin().await?;
+    let tenant = tx.update_tenant(&tenant, &patch).await?;
+    tx.commit().await?;
     state
         .changes
         .publish(Change::Tenant {
@@ -97,7 +101,9 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
 ) -> Result<Json<Tenant>, ApiError> {
-    let tenant = state.store.delete_tenant(&tenant).await?;
+    let mut tx = state.store.begin().await?;
+    let tenant = tx.delete_tenant(&tenant).await?;
+    tx.commit().await?;
     state
         .changes
         .publish(Change::Tenant {
@@ -119,10 +125,9 @@ pub async fn set_models(
             ids::text(&format!("[{i}]"), model, ids::MAX_TEXT)?;
         }
     }
-    let tenant = state
-        .store
-        .set_allowed_models(&tenant, models.as_deref())
-        .await?;
+    let mut tx = state.store.begin().await?;
+    let tenant = tx.set_allowed_models(&tenant, models.as_deref()).await?;
+    tx.commit().await?;
     state
         .changes
         .publish(Change::Tenant {

@@ -64,10 +64,9 @@ pub async fn upsert(
         role: body.role,
         status: body.status,
     };
-    let (user, upserted) = state
-        .store
-        .upsert_user(&path.tenant, &path.subject, &patch)
-        .await?;
+    let mut tx = state.store.begin().await?;
+    let (user, upserted) = tx.upsert_user(&path.tenant, &path.subject, &patch).await?;
+    tx.commit().await?;
     forget(&state, &user).await;
     tracing::info!(tenant = %user.tenant_id, subject = %user.subject,
         status = user.status.as_str(), role = user.role.as_str(), "user saved");
@@ -120,7 +119,9 @@ pub async fn delete(
     Path(path): Path<UserPath>,
 ) -> Result<Json<User>, ApiError> {
     state.store.live_tenant(&path.tenant).await?;
-    let (user, revoked_keys) = state.store.delete_user(&path.tenant, &path.subject).await?;
+    let mut tx = state.store.begin().await?;
+    let (user, revoked_keys) = tx.delete_user(&path.tenant, &path.subject).await?;
+    tx.commit().await?;
     forget(&state, &user).await;
     for hash in revoked_keys.iter().cloned() {
         state.changes.publish(Change::ApiKey { hash }).await;
@@ -136,10 +137,9 @@ pub async fn revoke_tokens(
     Path(path): Path<UserPath>,
 ) -> Result<Json<User>, ApiError> {
     state.store.live_tenant(&path.tenant).await?;
-    let user = state
-        .store
-        .revoke_user_tokens(&path.tenant, &path.subject)
-        .await?;
+    let mut tx = state.store.begin().await?;
+    let user = tx.revoke_user_tokens(&path.tenant, &path.subject).await?;
+    tx.commit().await?;
     forget(&state, &user).await;
     tracing::info!(tenant = %user.tenant_id, subject = %user.subject, "user's tokens revoked");
     Ok(Json(user))
@@ -165,10 +165,9 @@ pub async fn revoke_token(
         )
     })?;
     state.store.live_tenant(&tenant).await?;
-    let revoked = state
-        .store
-        .revoke_token(&tenant, &body.jti, expires_at)
-        .await?;
+    let mut tx = state.store.begin().await?;
+    let revoked = tx.revoke_token(&tenant, &body.jti, expires_at).await?;
+    tx.commit().await?;
     state
         .changes
         .publish(Change::Revocation {
