@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
+use crate::admin::AdminError;
 use crate::routing::RouteError;
 use crate::store::StoreError;
 
@@ -284,6 +285,25 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Migrate(source) => {
                 tracing::error!(error = %source, "migration error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::Store(error) => error.into(),
+            AdminError::UserNotFound => ApiError::not_found("User not found."),
+            AdminError::UserDeleted => {
+                ApiError::invalid_request("The user is deleted; a key would never work.")
+            }
+            AdminError::IssuerTenantNotFound(tenant) => {
+                ApiError::not_found(format!("Tenant `{tenant}` (field `tenant`) not found."))
+            }
+            AdminError::NoRandomness(error) => {
+                tracing::error!(%error, "no randomness for a new api key");
                 ApiError::internal()
             }
         }

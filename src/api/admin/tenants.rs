@@ -6,7 +6,6 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::json::ApiJson;
-use crate::changes::Change;
 use crate::error::ApiError;
 use crate::ids;
 use crate::state::AppState;
@@ -25,10 +24,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
     ids::tenant_id("id", &body.id)?;
     ids::text("name", &body.name, ids::MAX_TEXT)?;
-    let mut tx = state.store.begin().await?;
-    let tenant = tx.create_tenant(&body.id, &body.name).await?;
-    tx.commit().await?;
-    tracing::info!(tenant = %tenant.id, "tenant created");
+    let tenant = state.admin.create_tenant(&body.id, &body.name).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
@@ -84,34 +80,14 @@ pub async fn update(
         name: body.name,
         status: body.status,
     };
-    let mut tx = state.store.begin().await?;
-    let tenant = tx.update_tenant(&tenant, &patch).await?;
-    tx.commit().await?;
-    state
-        .changes
-        .publish(Change::Tenant {
-            tenant: tenant.id.clone(),
-        })
-        .await;
-    tracing::info!(tenant = %tenant.id, status = tenant.status.as_str(), "tenant updated");
-    Ok(Json(tenant))
+    Ok(Json(state.admin.update_tenant(&tenant, &patch).await?))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
 ) -> Result<Json<Tenant>, ApiError> {
-    let mut tx = state.store.begin().await?;
-    let tenant = tx.delete_tenant(&tenant).await?;
-    tx.commit().await?;
-    state
-        .changes
-        .publish(Change::Tenant {
-            tenant: tenant.id.clone(),
-        })
-        .await;
-    tracing::info!(tenant = %tenant.id, "tenant deleted");
-    Ok(Json(tenant))
+    Ok(Json(state.admin.delete_tenant(&tenant).await?))
 }
 
 /// `PUT /tenants/{tenant}/models`: `["model", …]`, or `null` for every configured model.
@@ -125,16 +101,10 @@ pub async fn set_models(
             ids::text(&format!("[{i}]"), model, ids::MAX_TEXT)?;
         }
     }
-    let mut tx = state.store.begin().await?;
-    let tenant = tx.set_allowed_models(&tenant, models.as_deref()).await?;
-    tx.commit().await?;
-    state
-        .changes
-        .publish(Change::Tenant {
-            tenant: tenant.id.clone(),
-        })
-        .await;
-    tracing::info!(tenant = %tenant.id, "model allow-list updated");
+    let tenant = state
+        .admin
+        .set_allowed_models(&tenant, models.as_deref())
+        .await?;
     Ok(Json(tenant.allowed_models))
 }
 
