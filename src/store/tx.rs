@@ -15,7 +15,7 @@ pub(super) enum Inner {
 }
 
 /// Runs `$body` with `$conn` bound to the transaction's connection, whichever backend it is:
-/// the transaction's twin of [`super::on_pool!`].
+/// what [`super::on_pool!`] is for a pool.
 macro_rules! on_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
         match &mut $tx.0 {
