@@ -35,9 +35,10 @@ async fn setup() -> Setup {
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let store = Store::connect(&url, 4).await.unwrap();
     store.migrate().await.unwrap();
-    store.create_tenant("acme", "Acme").await.unwrap();
-    store
-        .upsert_user("acme", "jane", &UserPatch::default())
+    // Seeded in one transaction: no cache exists yet to tell of the writes.
+    let mut tx = store.begin().await.unwrap();
+    tx.create_tenant("acme", "Acme").await.unwrap();
+    tx.upsert_user("acme", "jane", &UserPatch::default())
         .await
         .unwrap();
     let secret = "a-benchmark-hs256-secret-0123456789abcdef";
@@ -48,37 +49,36 @@ async fn setup() -> Setup {
         ("HS256", KeySource::Hs256Secret(secret.into())),
     ];
     for (alg, source) in sources {
-        store
-            .create_issuer(&Issuer {
-                id: alg.to_owned(),
-                issuer: format!("https://{alg}.bench"),
-                tenant_id: Some("acme".into()),
-                tenant_claim: None,
-                audiences: vec!["tollgate".into()],
-                key_source: source,
-                algorithms: vec![alg.into()],
-                subject_claim: "sub".into(),
-                subject_case: SubjectCase::Exact,
-                jit_provisioning: false,
-                leeway_seconds: 30,
-                created_at: Timestamp::now(),
-            })
-            .await
-            .unwrap();
-    }
-    let hash = tollgate::auth::api_keys::hash("tg-benchmark-key-0123456789012345678901234567");
-    store
-        .create_api_key(&NewApiKey {
-            id: "k1",
-            tenant_id: "acme",
-            subject: "jane",
-            name: "bench",
-            key_hash: &hash,
-            key_prefix: "tg-benchm",
-            expires_at: None,
+        tx.create_issuer(&Issuer {
+            id: alg.to_owned(),
+            issuer: format!("https://{alg}.bench"),
+            tenant_id: Some("acme".into()),
+            tenant_claim: None,
+            audiences: vec!["tollgate".into()],
+            key_source: source,
+            algorithms: vec![alg.into()],
+            subject_claim: "sub".into(),
+            subject_case: SubjectCase::Exact,
+            jit_provisioning: false,
+            leeway_seconds: 30,
+            created_at: Timestamp::now(),
         })
         .await
         .unwrap();
+    }
+    let hash = tollgate::auth::api_keys::hash("tg-benchmark-key-0123456789012345678901234567");
+    tx.create_api_key(&NewApiKey {
+        id: "k1",
+        tenant_id: "acme",
+        subject: "jane",
+        name: "bench",
+        key_hash: &hash,
+        key_prefix: "tg-benchm",
+        expires_at: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     let auth = Arc::new(
         Authenticator::from_config(store, &AuthConfig::default())
             .await

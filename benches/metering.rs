@@ -25,9 +25,9 @@ fn metering(c: &mut Criterion) {
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
         let store = Store::connect(&url, 2).await.unwrap();
         store.migrate().await.unwrap();
-        let tenant = store.create_tenant("acme", "Acme").await.unwrap();
-        store
-            .upsert_user("acme", "jane", &UserPatch::default())
+        let mut tx = store.begin().await.unwrap();
+        let tenant = tx.create_tenant("acme", "Acme").await.unwrap();
+        tx.upsert_user("acme", "jane", &UserPatch::default())
             .await
             .unwrap();
         let limits = Limits {
@@ -37,14 +37,13 @@ fn metering(c: &mut Criterion) {
             requests_per_minute: Some(i64::MAX / 4),
             tokens_per_minute: Some(i64::MAX / 4),
         };
-        store
-            .set_quota("acme", QuotaScope::User, "jane", &limits)
+        tx.set_quota("acme", QuotaScope::User, "jane", &limits)
             .await
             .unwrap();
-        store
-            .set_quota("acme", QuotaScope::Tenant, "", &limits)
+        tx.set_quota("acme", QuotaScope::Tenant, "", &limits)
             .await
             .unwrap();
+        tx.commit().await.unwrap();
         let principal = Principal {
             tenant: Arc::new(Tenant {
                 status: TenantStatus::Active,

@@ -1,5 +1,6 @@
-//! Admin writes that the hot path must see: applied to this process's caches at once, and —
-//! with PostgreSQL — announced with `NOTIFY` so every replica's listener applies them too,
+//! Admin writes that the hot path must see. The service layer ([`crate::admin`]) announces each
+//! one inside the write's transaction — with PostgreSQL, a `NOTIFY` on [`CHANNEL`] — and applies
+//! it to this process's caches once it has committed; every replica's listener applies it too,
 //! within a second. A listener that loses its connection flushes every cache when it is back,
 //! since it may have missed something.
 
@@ -12,7 +13,6 @@ use tokio::sync::watch;
 
 use crate::auth::Authenticator;
 use crate::quota::Quotas;
-use crate::store::Store;
 
 /// The `NOTIFY` channel every replica listens on.
 pub const CHANNEL: &str = "tollgate_changes";
@@ -42,37 +42,27 @@ pub enum Change {
     },
 }
 
-/// Applies changes to the caches of this process and tells the other replicas.
+impl Change {
+    /// The change as a `NOTIFY` payload: small JSON, far below PostgreSQL's 8000-byte limit
+    /// (ids and subjects are bounded by [`crate::ids`]).
+    pub fn to_payload(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_payload(payload: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(payload)
+    }
+}
+
+/// Applies changes to the caches of this process.
 pub struct Changes {
-    store: Store,
     auth: Arc<Authenticator>,
     quotas: Arc<Quotas>,
 }
 
 impl Changes {
-    pub fn new(store: Store, auth: Arc<Authenticator>, quotas: Arc<Quotas>) -> Self {
-        Self {
-            store,
-            auth,
-            quotas,
-        }
-    }
-
-    /// Applies `change` here, then announces it. A failed announcement is logged: the other
-    /// replicas' caches still expire within their TTL.
-    pub async fn publish(&self, change: Change) {
-        self.apply(&change).await;
-        if let Some(pool) = self.store.postgres() {
-            let payload = serde_json::to_string(&change).unwrap_or_default();
-            let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(&payload)
-                .execute(pool)
-                .await;
-            if let Err(error) = sent {
-                tracing::warn!(%error, "could not announce a change to the other replicas");
-            }
-        }
+    pub fn new(auth: Arc<Authenticator>, quotas: Arc<Quotas>) -> Self {
+        Self { auth, quotas }
     }
 
     /// Drops whatever the change makes stale.
@@ -120,14 +110,12 @@ pub async fn listen(changes: Arc<Changes>, pool: PgPool, mut stopped: watch::Rec
             received = listener.try_recv() => received,
         };
         match received {
-            Ok(Some(notification)) => {
-                match serde_json::from_str::<Change>(notification.payload()) {
-                    Ok(change) => changes.apply(&change).await,
-                    Err(error) => {
-                        tracing::warn!(%error, "ignoring an unreadable change notification")
-                    }
+            Ok(Some(notification)) => match Change::from_payload(notification.payload()) {
+                Ok(change) => changes.apply(&change).await,
+                Err(error) => {
+                    tracing::warn!(%error, "ignoring an unreadable change notification")
                 }
-            }
+            },
             lost => {
                 if let Err(error) = lost {
                     tracing::warn!(%error, "change listener failed");
@@ -176,11 +164,11 @@ mod tests {
             tenant: "acme".into(),
             subject: "auth0|x".into(),
         };
-        let text = serde_json::to_string(&change).unwrap();
+        let text = change.to_payload();
         assert_eq!(
             text,
             r#"{"kind":"user","tenant":"acme","subject":"auth0|x"}"#
         );
-        assert_eq!(serde_json::from_str::<Change>(&text).unwrap(), change);
+        assert_eq!(Change::from_payload(&text).unwrap(), change);
     }
 }

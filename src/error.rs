@@ -10,6 +10,7 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use tollgate_providers::ProviderError;
 
+use crate::admin::AdminError;
 use crate::routing::RouteError;
 use crate::store::StoreError;
 
@@ -298,6 +299,25 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Migrate(source) => {
                 tracing::error!(error = %source, "migration error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::Store(error) => error.into(),
+            AdminError::UserNotFound => ApiError::not_found("User not found."),
+            AdminError::UserDeleted => {
+                ApiError::invalid_request("The user is deleted; a key would never work.")
+            }
+            AdminError::IssuerTenantNotFound(tenant) => {
+                ApiError::not_found(format!("Tenant `{tenant}` (field `tenant`) not found."))
+            }
+            AdminError::NoRandomness(error) => {
+                tracing::error!(%error, "no randomness for a new api key");
                 ApiError::internal()
             }
         }

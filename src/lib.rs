@@ -4,6 +4,7 @@
 //! The binary (`main.rs`) only parses arguments; everything lives here so tests and benches
 //! drive the same code.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod billing;

@@ -133,11 +133,7 @@ impl Gateway {
             .await
             .map_err(StartError::Quota)?;
         let prices = Arc::new(crate::metering::PriceBook::from_config(&config.models));
-        let changes = Arc::new(crate::changes::Changes::new(
-            store.clone(),
-            auth.clone(),
-            quotas.clone(),
-        ));
+        let changes = Arc::new(crate::changes::Changes::new(auth.clone(), quotas.clone()));
         // Told to the streams still open when the shutdown grace period is over.
         let (cut, streams_cut) = watch::channel(false);
         let state = AppState::new(Inner {
@@ -146,7 +142,7 @@ impl Gateway {
             admin_token,
             auth: auth.clone(),
             quotas,
-            changes: changes.clone(),
+            admin: crate::admin::Admin::new(store.clone(), changes.clone()),
             usage: usage.clone(),
             prices,
             routes,

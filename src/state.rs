@@ -15,14 +15,15 @@ use crate::store::Store;
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
+    /// For reads; writes go through [`Inner::admin`].
     pub store: Store,
     pub config: Arc<Config>,
     /// The platform admin's token; `None` disables the admin API.
     pub admin_token: Option<AdminToken>,
     pub auth: Arc<Authenticator>,
     pub quotas: Arc<Quotas>,
-    /// Admin writes go through here so every replica's caches see them.
-    pub changes: Arc<crate::changes::Changes>,
+    /// Every admin write goes through here, so every replica's caches see it.
+    pub admin: crate::admin::Admin,
     /// Where the data plane sends a [`crate::metering::UsageEvent`] when a request ends.
     pub usage: UsageRecorder,
     /// Model prices, converted to integers once at start.

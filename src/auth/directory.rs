@@ -298,23 +298,23 @@ mod tests {
     use crate::store::{NewApiKey, Store, UserPatch};
 
     async fn key_for(store: &Store, subject: &str) -> String {
-        store
-            .upsert_user("acme", subject, &UserPatch::default())
+        let mut tx = store.begin().await.unwrap();
+        tx.upsert_user("acme", subject, &UserPatch::default())
             .await
             .unwrap();
         let key = GeneratedKey::new().unwrap();
-        store
-            .create_api_key(&NewApiKey {
-                id: subject,
-                tenant_id: "acme",
-                subject,
-                name: "test",
-                key_hash: &key.hash,
-                key_prefix: key.prefix(),
-                expires_at: None,
-            })
-            .await
-            .unwrap();
+        tx.create_api_key(&NewApiKey {
+            id: subject,
+            tenant_id: "acme",
+            subject,
+            name: "test",
+            key_hash: &key.hash,
+            key_prefix: key.prefix(),
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
         key.key
     }
 
@@ -326,7 +326,9 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = Store::connect(&url, 2).await.unwrap();
         store.migrate().await.unwrap();
-        store.create_tenant("acme", "Acme").await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.create_tenant("acme", "Acme").await.unwrap();
+        tx.commit().await.unwrap();
         let warm = key_for(&store, "jane").await;
         let cold = key_for(&store, "bob").await;
         let config = AuthConfig {

@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, on_pool};
+use super::tx::on_tx;
+use super::{Store, StoreError, Tx, on_pool};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -39,26 +40,6 @@ macro_rules! columns {
 }
 
 impl Store {
-    pub async fn create_api_key(&self, new: &NewApiKey<'_>) -> Result<ApiKey, StoreError> {
-        let key: ApiKey = on_pool!(self, pool => sqlx::query_as(concat!(
-            "INSERT INTO api_keys (id, tenant_id, subject, name, key_hash, key_prefix, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
-            columns!()
-        ))
-        .bind(new.id)
-        .bind(new.tenant_id)
-        .bind(new.subject)
-        .bind(new.name)
-        .bind(new.key_hash)
-        .bind(new.key_prefix)
-        .bind(Timestamp::now())
-        .bind(new.expires_at)
-        .fetch_one(pool)
-        .await)
-        .map_err(StoreError::conflict_on_unique("api key"))?;
-        Ok(key)
-    }
-
     /// The key with this hash, revoked or not (the caller decides what revoked means).
     pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
         let key = on_pool!(self, pool => sqlx::query_as(concat!(
@@ -85,15 +66,39 @@ impl Store {
         .await)?;
         Ok(keys)
     }
+}
+
+// === impl Tx ===
+
+impl Tx {
+    pub async fn create_api_key(&mut self, new: &NewApiKey<'_>) -> Result<ApiKey, StoreError> {
+        let key: ApiKey = on_tx!(self, conn => sqlx::query_as(concat!(
+            "INSERT INTO api_keys (id, tenant_id, subject, name, key_hash, key_prefix, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+            columns!()
+        ))
+        .bind(new.id)
+        .bind(new.tenant_id)
+        .bind(new.subject)
+        .bind(new.name)
+        .bind(new.key_hash)
+        .bind(new.key_prefix)
+        .bind(Timestamp::now())
+        .bind(new.expires_at)
+        .fetch_one(conn)
+        .await)
+        .map_err(StoreError::conflict_on_unique("api key"))?;
+        Ok(key)
+    }
 
     /// Revokes a key of this user. Revoking twice is fine; an unknown key is `NotFound`.
     pub async fn revoke_api_key(
-        &self,
+        &mut self,
         tenant_id: &str,
         subject: &str,
         id: &str,
     ) -> Result<ApiKey, StoreError> {
-        let key: Option<ApiKey> = on_pool!(self, pool => sqlx::query_as(concat!(
+        let key: Option<ApiKey> = on_tx!(self, conn => sqlx::query_as(concat!(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $4) \
              WHERE tenant_id = $1 AND subject = $2 AND id = $3 RETURNING ", columns!()
         ))
@@ -101,7 +106,7 @@ impl Store {
         .bind(subject)
         .bind(id)
         .bind(Timestamp::now())
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await)?;
         key.ok_or(StoreError::NotFound("api key"))
     }

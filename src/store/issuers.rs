@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, from_json_text, json_text, on_pool};
+use super::tx::on_tx;
+use super::{Store, StoreError, Tx, from_json_text, json_text, on_pool};
 use crate::clock::Timestamp;
 
 /// How the subject claim is normalised before the user lookup.
@@ -128,37 +129,6 @@ macro_rules! columns {
 }
 
 impl Store {
-    pub async fn create_issuer(&self, new: &NewIssuer) -> Result<Issuer, StoreError> {
-        let (jwks_url, pem, secret) = match &new.key_source {
-            KeySource::JwksUrl(url) => (Some(url.as_str()), None, None),
-            KeySource::PublicKeyPem(pem) => (None, Some(pem.as_str()), None),
-            KeySource::Hs256Secret(secret) => (None, None, Some(secret.as_str())),
-        };
-        let row: IssuerRow = on_pool!(self, pool => sqlx::query_as(concat!(
-            "INSERT INTO issuers (", columns!(), ") \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             RETURNING ", columns!()
-        ))
-        .bind(&new.id)
-        .bind(&new.issuer)
-        .bind(new.tenant_id.as_deref())
-        .bind(new.tenant_claim.as_deref())
-        .bind(json_text(&new.audiences))
-        .bind(jwks_url)
-        .bind(pem)
-        .bind(secret)
-        .bind(json_text(&new.algorithms))
-        .bind(&new.subject_claim)
-        .bind(new.subject_case.as_str())
-        .bind(new.jit_provisioning)
-        .bind(new.leeway_seconds)
-        .bind(new.created_at)
-        .fetch_one(pool)
-        .await)
-        .map_err(StoreError::conflict_on_unique("issuer"))?;
-        Ok(row.into())
-    }
-
     pub async fn issuers(&self) -> Result<Vec<Issuer>, StoreError> {
         let rows: Vec<IssuerRow> = on_pool!(self, pool => sqlx::query_as(concat!(
             "SELECT ", columns!(), " FROM issuers ORDER BY created_at, id"
@@ -189,11 +159,46 @@ impl Store {
         .await)?;
         Ok(count > 0)
     }
+}
 
-    pub async fn delete_issuer(&self, id: &str) -> Result<(), StoreError> {
-        let result = on_pool!(self, pool => sqlx::query("DELETE FROM issuers WHERE id = $1")
+// === impl Tx ===
+
+impl Tx {
+    pub async fn create_issuer(&mut self, new: &NewIssuer) -> Result<Issuer, StoreError> {
+        let (jwks_url, pem, secret) = match &new.key_source {
+            KeySource::JwksUrl(url) => (Some(url.as_str()), None, None),
+            KeySource::PublicKeyPem(pem) => (None, Some(pem.as_str()), None),
+            KeySource::Hs256Secret(secret) => (None, None, Some(secret.as_str())),
+        };
+        let row: IssuerRow = on_tx!(self, conn => sqlx::query_as(concat!(
+            "INSERT INTO issuers (", columns!(), ") \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             RETURNING ", columns!()
+        ))
+        .bind(&new.id)
+        .bind(&new.issuer)
+        .bind(new.tenant_id.as_deref())
+        .bind(new.tenant_claim.as_deref())
+        .bind(json_text(&new.audiences))
+        .bind(jwks_url)
+        .bind(pem)
+        .bind(secret)
+        .bind(json_text(&new.algorithms))
+        .bind(&new.subject_claim)
+        .bind(new.subject_case.as_str())
+        .bind(new.jit_provisioning)
+        .bind(new.leeway_seconds)
+        .bind(new.created_at)
+        .fetch_one(conn)
+        .await)
+        .map_err(StoreError::conflict_on_unique("issuer"))?;
+        Ok(row.into())
+    }
+
+    pub async fn delete_issuer(&mut self, id: &str) -> Result<(), StoreError> {
+        let result = on_tx!(self, conn => sqlx::query("DELETE FROM issuers WHERE id = $1")
             .bind(id)
-            .execute(pool)
+            .execute(conn)
             .await
             .map(|done| done.rows_affected()))?;
         if result == 0 {

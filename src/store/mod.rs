@@ -11,6 +11,7 @@ mod quotas;
 mod revocations;
 mod rollup;
 mod tenants;
+mod tx;
 mod usage;
 mod users;
 
@@ -28,6 +29,7 @@ pub use quotas::{Limits, QuotaScope};
 pub use revocations::RevokedToken;
 pub use rollup::{Dimension, RollupQuery, RollupRow};
 pub use tenants::{Tenant, TenantPatch, TenantStatus};
+pub use tx::Tx;
 pub use usage::UsageTotal;
 pub use users::{Upserted, User, UserPatch, UserRole, UserStatus};
 

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, on_pool};
+use super::tx::on_tx;
+use super::{Store, StoreError, Tx, on_pool};
 use crate::clock::Timestamp;
 
 /// Which limit row: the tenant's, one user's, or the tenant's default for users.
@@ -40,39 +41,6 @@ impl Limits {
 }
 
 impl Store {
-    /// Replaces the limits of one scope (`subject` is `""` unless the scope is `User`).
-    pub async fn set_quota(
-        &self,
-        tenant_id: &str,
-        scope: QuotaScope,
-        subject: &str,
-        limits: &Limits,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO quotas (tenant_id, scope, subject, tokens_per_day, tokens_per_month, \
-             cost_microusd_per_month, requests_per_minute, tokens_per_minute, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (tenant_id, scope, subject) DO UPDATE SET \
-             tokens_per_day = excluded.tokens_per_day, tokens_per_month = excluded.tokens_per_month, \
-             cost_microusd_per_month = excluded.cost_microusd_per_month, \
-             requests_per_minute = excluded.requests_per_minute, \
-             tokens_per_minute = excluded.tokens_per_minute, updated_at = excluded.updated_at"
-        )
-        .bind(tenant_id)
-        .bind(scope.as_str())
-        .bind(subject)
-        .bind(limits.tokens_per_day)
-        .bind(limits.tokens_per_month)
-        .bind(limits.cost_microusd_per_month)
-        .bind(limits.requests_per_minute)
-        .bind(limits.tokens_per_minute)
-        .bind(Timestamp::now())
-        .execute(pool)
-        .await
-        .map(|_| ()))
-        .map_err(StoreError::conflict_on_unique("quota"))
-    }
-
     /// The limits of one scope, if any were set.
     pub async fn quota(
         &self,
@@ -91,5 +59,42 @@ impl Store {
         .fetch_optional(pool)
         .await)?;
         Ok(limits)
+    }
+}
+
+// === impl Tx ===
+
+impl Tx {
+    /// Replaces the limits of one scope (`subject` is `""` unless the scope is `User`).
+    pub async fn set_quota(
+        &mut self,
+        tenant_id: &str,
+        scope: QuotaScope,
+        subject: &str,
+        limits: &Limits,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, conn => sqlx::query(
+            "INSERT INTO quotas (tenant_id, scope, subject, tokens_per_day, tokens_per_month, \
+             cost_microusd_per_month, requests_per_minute, tokens_per_minute, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (tenant_id, scope, subject) DO UPDATE SET \
+             tokens_per_day = excluded.tokens_per_day, tokens_per_month = excluded.tokens_per_month, \
+             cost_microusd_per_month = excluded.cost_microusd_per_month, \
+             requests_per_minute = excluded.requests_per_minute, \
+             tokens_per_minute = excluded.tokens_per_minute, updated_at = excluded.updated_at"
+        )
+        .bind(tenant_id)
+        .bind(scope.as_str())
+        .bind(subject)
+        .bind(limits.tokens_per_day)
+        .bind(limits.tokens_per_month)
+        .bind(limits.cost_microusd_per_month)
+        .bind(limits.requests_per_minute)
+        .bind(limits.tokens_per_minute)
+        .bind(Timestamp::now())
+        .execute(conn)
+        .await
+        .map(|_| ()))
+        .map_err(StoreError::conflict_on_unique("quota"))
     }
 }

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, from_json_text, json_text, on_pool};
+use super::tx::on_tx;
+use super::{Store, StoreError, Tx, from_json_text, json_text, on_pool};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,22 +85,6 @@ macro_rules! columns {
 }
 
 impl Store {
-    pub async fn create_tenant(&self, id: &str, name: &str) -> Result<Tenant, StoreError> {
-        let now = Timestamp::now();
-        let row: TenantRow = on_pool!(self, pool => sqlx::query_as(concat!(
-            "INSERT INTO tenants (id, name, status, created_at, updated_at) \
-             VALUES ($1, $2, 'active', $3, $3) \
-             RETURNING ", columns!()),
-        )
-        .bind(id)
-        .bind(name)
-        .bind(now)
-        .fetch_one(pool)
-        .await)
-        .map_err(StoreError::conflict_on_unique("tenant"))?;
-        Ok(row.into())
-    }
-
     pub async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
         let row: Option<TenantRow> = on_pool!(self, pool => sqlx::query_as(
             concat!("SELECT ", columns!(), " FROM tenants WHERE id = $1"),
@@ -131,9 +116,33 @@ impl Store {
         .await)?;
         Ok(rows.into_iter().map(Tenant::from).collect())
     }
+}
 
-    pub async fn update_tenant(&self, id: &str, patch: &TenantPatch) -> Result<Tenant, StoreError> {
-        let row: Option<TenantRow> = on_pool!(self, pool => sqlx::query_as(concat!(
+// === impl Tx ===
+
+impl Tx {
+    pub async fn create_tenant(&mut self, id: &str, name: &str) -> Result<Tenant, StoreError> {
+        let now = Timestamp::now();
+        let row: TenantRow = on_tx!(self, conn => sqlx::query_as(concat!(
+            "INSERT INTO tenants (id, name, status, created_at, updated_at) \
+             VALUES ($1, $2, 'active', $3, $3) \
+             RETURNING ", columns!()),
+        )
+        .bind(id)
+        .bind(name)
+        .bind(now)
+        .fetch_one(conn)
+        .await)
+        .map_err(StoreError::conflict_on_unique("tenant"))?;
+        Ok(row.into())
+    }
+
+    pub async fn update_tenant(
+        &mut self,
+        id: &str,
+        patch: &TenantPatch,
+    ) -> Result<Tenant, StoreError> {
+        let row: Option<TenantRow> = on_tx!(self, conn => sqlx::query_as(concat!(
             "UPDATE tenants SET name = COALESCE($2, name), status = COALESCE($3, status), \
              updated_at = $4 WHERE id = $1 AND status <> 'deleted' \
              RETURNING ", columns!()),
@@ -142,33 +151,33 @@ impl Store {
         .bind(patch.name.as_deref())
         .bind(patch.status.map(TenantStatus::as_str))
         .bind(Timestamp::now())
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await)?;
         row.map(Tenant::from).ok_or(StoreError::NotFound("tenant"))
     }
 
     /// Soft delete: the row stays (usage history points at it) and the id is never reused.
-    pub async fn delete_tenant(&self, id: &str) -> Result<Tenant, StoreError> {
+    pub async fn delete_tenant(&mut self, id: &str) -> Result<Tenant, StoreError> {
         let now = Timestamp::now();
-        let row: Option<TenantRow> = on_pool!(self, pool => sqlx::query_as(concat!(
+        let row: Option<TenantRow> = on_tx!(self, conn => sqlx::query_as(concat!(
             "UPDATE tenants SET status = 'deleted', deleted_at = $2, updated_at = $2 \
              WHERE id = $1 AND status <> 'deleted' \
              RETURNING ", columns!()),
         )
         .bind(id)
         .bind(now)
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await)?;
         row.map(Tenant::from).ok_or(StoreError::NotFound("tenant"))
     }
 
     /// Sets the tenant's model allow-list; `None` allows every configured model.
     pub async fn set_allowed_models(
-        &self,
+        &mut self,
         id: &str,
         models: Option<&[String]>,
     ) -> Result<Tenant, StoreError> {
-        let row: Option<TenantRow> = on_pool!(self, pool => sqlx::query_as(concat!(
+        let row: Option<TenantRow> = on_tx!(self, conn => sqlx::query_as(concat!(
             "UPDATE tenants SET allowed_models = $2, updated_at = $3 \
              WHERE id = $1 AND status <> 'deleted' \
              RETURNING ", columns!()),
@@ -176,7 +185,7 @@ impl Store {
         .bind(id)
         .bind(models.map(json_text))
         .bind(Timestamp::now())
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await)?;
         row.map(Tenant::from).ok_or(StoreError::NotFound("tenant"))
     }

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, on_pool};
+use super::tx::on_tx;
+use super::{Store, StoreError, Tx, on_pool};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,7 +110,7 @@ pub struct UserPatch {
     pub email: Option<String>,
     pub display_name: Option<String>,
     pub role: Option<UserRole>,
-    /// `Active` or `Suspended`; deleting goes through [`Store::delete_user`].
+    /// `Active` or `Suspended`; deleting goes through [`Tx::delete_user`].
     pub status: Option<UserStatus>,
 }
 
@@ -156,78 +157,6 @@ impl Store {
         Ok(rows.into_iter().map(User::from).collect())
     }
 
-    /// Creates the user or updates the given fields. A deleted user stays deleted unless the
-    /// patch sets a status explicitly (an operator bringing them back on purpose); `deleted_at`
-    /// then keeps the time of the last delete, and the credentials that delete ended stay ended.
-    pub async fn upsert_user(
-        &self,
-        tenant_id: &str,
-        subject: &str,
-        patch: &UserPatch,
-    ) -> Result<(User, Upserted), StoreError> {
-        if self.user(tenant_id, subject).await?.is_none() {
-            match self.insert_user(tenant_id, subject, patch).await {
-                Ok(user) => return Ok((user, Upserted::Created)),
-                // Someone created it between our read and our write: update it instead.
-                Err(StoreError::Conflict(_)) => {}
-                Err(error) => return Err(error),
-            }
-        }
-        let user = self.update_user(tenant_id, subject, patch).await?;
-        Ok((user, Upserted::Updated))
-    }
-
-    async fn insert_user(
-        &self,
-        tenant_id: &str,
-        subject: &str,
-        patch: &UserPatch,
-    ) -> Result<User, StoreError> {
-        let row: UserRow = on_pool!(self, pool => sqlx::query_as(concat!(
-            "INSERT INTO users (tenant_id, subject, email, display_name, role, status, \
-             created_at, updated_at, status_changed_at) \
-             VALUES ($1, $2, $3, $4, COALESCE($5, 'member'), COALESCE($6, 'active'), $7, $7, $7) \
-             RETURNING ", columns!()
-        ))
-        .bind(tenant_id)
-        .bind(subject)
-        .bind(patch.email.as_deref())
-        .bind(patch.display_name.as_deref())
-        .bind(patch.role.map(UserRole::as_str))
-        .bind(patch.status.map(UserStatus::as_str))
-        .bind(Timestamp::now())
-        .fetch_one(pool)
-        .await)
-        .map_err(StoreError::conflict_on_unique("user"))?;
-        Ok(row.into())
-    }
-
-    async fn update_user(
-        &self,
-        tenant_id: &str,
-        subject: &str,
-        patch: &UserPatch,
-    ) -> Result<User, StoreError> {
-        let row: Option<UserRow> = on_pool!(self, pool => sqlx::query_as(concat!(
-            "UPDATE users SET email = COALESCE($3, email), \
-             display_name = COALESCE($4, display_name), role = COALESCE($5, role), \
-             status_changed_at = CASE WHEN $6 IS NOT NULL AND $6 <> status \
-                 THEN $7 ELSE status_changed_at END, \
-             status = COALESCE($6, status), updated_at = $7 \
-             WHERE tenant_id = $1 AND subject = $2 RETURNING ", columns!()
-        ))
-        .bind(tenant_id)
-        .bind(subject)
-        .bind(patch.email.as_deref())
-        .bind(patch.display_name.as_deref())
-        .bind(patch.role.map(UserRole::as_str))
-        .bind(patch.status.map(UserStatus::as_str))
-        .bind(Timestamp::now())
-        .fetch_optional(pool)
-        .await)?;
-        row.map(User::from).ok_or(StoreError::NotFound("user"))
-    }
-
     /// Just-in-time provisioning: creates an active member if the subject is new, and returns
     /// whatever row is there. A deleted user is returned as deleted, never re-created.
     pub async fn provision_user(&self, tenant_id: &str, subject: &str) -> Result<User, StoreError> {
@@ -249,65 +178,6 @@ impl Store {
             .ok_or(StoreError::NotFound("user"))
     }
 
-    /// Soft delete: status `deleted`, the row and its usage history stay. The user's existing
-    /// credentials end for good, in the same transaction: every token issued until now is
-    /// rejected (`tokens_valid_after`) and every API key is revoked, so restoring the user later
-    /// is a fresh start rather than a revival. Returns the user and the hashes of the keys it
-    /// revoked (for the caches).
-    pub async fn delete_user(
-        &self,
-        tenant_id: &str,
-        subject: &str,
-    ) -> Result<(User, Vec<String>), StoreError> {
-        let now = Timestamp::now();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let row: Option<UserRow> = sqlx::query_as(concat!(
-                "UPDATE users SET status = 'deleted', deleted_at = $3, status_changed_at = $3, \
-                 tokens_valid_after = $3, updated_at = $3 \
-                 WHERE tenant_id = $1 AND subject = $2 AND status <> 'deleted' \
-                 RETURNING ", columns!()
-            ))
-            .bind(tenant_id)
-            .bind(subject)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                return Err(StoreError::NotFound("user"));
-            };
-            let revoked: Vec<(String,)> = sqlx::query_as(
-                "UPDATE api_keys SET revoked_at = $3 \
-                 WHERE tenant_id = $1 AND subject = $2 AND revoked_at IS NULL RETURNING key_hash",
-            )
-            .bind(tenant_id)
-            .bind(subject)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok((User::from(row), revoked.into_iter().map(|(hash,)| hash).collect()))
-        })
-    }
-
-    /// Every token issued before now stops working for this user.
-    pub async fn revoke_user_tokens(
-        &self,
-        tenant_id: &str,
-        subject: &str,
-    ) -> Result<User, StoreError> {
-        let row: Option<UserRow> = on_pool!(self, pool => sqlx::query_as(concat!(
-            "UPDATE users SET tokens_valid_after = $3, updated_at = $3 \
-             WHERE tenant_id = $1 AND subject = $2 RETURNING ", columns!()
-        ))
-        .bind(tenant_id)
-        .bind(subject)
-        .bind(Timestamp::now())
-        .fetch_optional(pool)
-        .await)?;
-        row.map(User::from).ok_or(StoreError::NotFound("user"))
-    }
-
     /// Users whose subject equals `subject` ignoring case, in any tenant: the near misses an
     /// operator needs to see when a token names a user that does not exist.
     pub async fn users_like(&self, subject: &str) -> Result<Vec<User>, StoreError> {
@@ -319,5 +189,136 @@ impl Store {
         .fetch_all(pool)
         .await)?;
         Ok(rows.into_iter().map(User::from).collect())
+    }
+}
+
+// === impl Tx ===
+
+impl Tx {
+    /// Creates the user or updates the given fields. A deleted user stays deleted unless the
+    /// patch sets a status explicitly (an operator bringing them back on purpose); `deleted_at`
+    /// then keeps the time of the last delete, and the credentials that delete ended stay ended.
+    pub async fn upsert_user(
+        &mut self,
+        tenant_id: &str,
+        subject: &str,
+        patch: &UserPatch,
+    ) -> Result<(User, Upserted), StoreError> {
+        // Insert-or-nothing rather than insert-and-catch-the-conflict: on PostgreSQL a failed
+        // statement aborts the whole transaction, so the update could not follow it.
+        if let Some(user) = self.insert_user(tenant_id, subject, patch).await? {
+            return Ok((user, Upserted::Created));
+        }
+        let user = self.update_user(tenant_id, subject, patch).await?;
+        Ok((user, Upserted::Updated))
+    }
+
+    /// The new user, or `None` if the subject is already there.
+    async fn insert_user(
+        &mut self,
+        tenant_id: &str,
+        subject: &str,
+        patch: &UserPatch,
+    ) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = on_tx!(self, conn => sqlx::query_as(concat!(
+            "INSERT INTO users (tenant_id, subject, email, display_name, role, status, \
+             created_at, updated_at, status_changed_at) \
+             VALUES ($1, $2, $3, $4, COALESCE($5, 'member'), COALESCE($6, 'active'), $7, $7, $7) \
+             ON CONFLICT (tenant_id, subject) DO NOTHING RETURNING ", columns!()
+        ))
+        .bind(tenant_id)
+        .bind(subject)
+        .bind(patch.email.as_deref())
+        .bind(patch.display_name.as_deref())
+        .bind(patch.role.map(UserRole::as_str))
+        .bind(patch.status.map(UserStatus::as_str))
+        .bind(Timestamp::now())
+        .fetch_optional(conn)
+        .await)
+        .map_err(StoreError::conflict_on_unique("user"))?;
+        Ok(row.map(User::from))
+    }
+
+    async fn update_user(
+        &mut self,
+        tenant_id: &str,
+        subject: &str,
+        patch: &UserPatch,
+    ) -> Result<User, StoreError> {
+        let row: Option<UserRow> = on_tx!(self, conn => sqlx::query_as(concat!(
+            "UPDATE users SET email = COALESCE($3, email), \
+             display_name = COALESCE($4, display_name), role = COALESCE($5, role), \
+             status_changed_at = CASE WHEN $6 IS NOT NULL AND $6 <> status \
+                 THEN $7 ELSE status_changed_at END, \
+             status = COALESCE($6, status), updated_at = $7 \
+             WHERE tenant_id = $1 AND subject = $2 RETURNING ", columns!()
+        ))
+        .bind(tenant_id)
+        .bind(subject)
+        .bind(patch.email.as_deref())
+        .bind(patch.display_name.as_deref())
+        .bind(patch.role.map(UserRole::as_str))
+        .bind(patch.status.map(UserStatus::as_str))
+        .bind(Timestamp::now())
+        .fetch_optional(conn)
+        .await)?;
+        row.map(User::from).ok_or(StoreError::NotFound("user"))
+    }
+
+    /// Soft delete: status `deleted`, the row and its usage history stay. The user's existing
+    /// credentials end for good, in the same transaction: every token issued until now is
+    /// rejected (`tokens_valid_after`) and every API key is revoked, so restoring the user later
+    /// is a fresh start rather than a revival. Returns the user and the hashes of the keys it
+    /// revoked (for the caches).
+    pub async fn delete_user(
+        &mut self,
+        tenant_id: &str,
+        subject: &str,
+    ) -> Result<(User, Vec<String>), StoreError> {
+        let now = Timestamp::now();
+        on_tx!(self, conn => {
+            let row: Option<UserRow> = sqlx::query_as(concat!(
+                "UPDATE users SET status = 'deleted', deleted_at = $3, status_changed_at = $3, \
+                 tokens_valid_after = $3, updated_at = $3 \
+                 WHERE tenant_id = $1 AND subject = $2 AND status <> 'deleted' \
+                 RETURNING ", columns!()
+            ))
+            .bind(tenant_id)
+            .bind(subject)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound("user"));
+            };
+            let revoked: Vec<(String,)> = sqlx::query_as(
+                "UPDATE api_keys SET revoked_at = $3 \
+                 WHERE tenant_id = $1 AND subject = $2 AND revoked_at IS NULL RETURNING key_hash",
+            )
+            .bind(tenant_id)
+            .bind(subject)
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok((User::from(row), revoked.into_iter().map(|(hash,)| hash).collect()))
+        })
+    }
+
+    /// Every token issued before now stops working for this user.
+    pub async fn revoke_user_tokens(
+        &mut self,
+        tenant_id: &str,
+        subject: &str,
+    ) -> Result<User, StoreError> {
+        let row: Option<UserRow> = on_tx!(self, conn => sqlx::query_as(concat!(
+            "UPDATE users SET tokens_valid_after = $3, updated_at = $3 \
+             WHERE tenant_id = $1 AND subject = $2 RETURNING ", columns!()
+        ))
+        .bind(tenant_id)
+        .bind(subject)
+        .bind(Timestamp::now())
+        .fetch_optional(conn)
+        .await)?;
+        row.map(User::from).ok_or(StoreError::NotFound("user"))
     }
 }

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::json::ApiJson;
 use crate::auth::algorithms::{self, KeyFamily};
-use crate::changes::Change;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids;
@@ -95,15 +94,7 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewIssuerBody>,
 ) -> Result<(StatusCode, Json<IssuerView>), ApiError> {
-    let issuer = validate(body)?;
-    if let Some(tenant) = &issuer.tenant_id {
-        state.store.live_tenant(tenant).await.map_err(|_| {
-            ApiError::not_found(format!("Tenant `{tenant}` (field `tenant`) not found."))
-        })?;
-    }
-    let issuer = state.store.create_issuer(&issuer).await?;
-    state.changes.publish(Change::Issuers).await;
-    tracing::info!(issuer = %issuer.issuer, id = %issuer.id, "issuer registered");
+    let issuer = state.admin.create_issuer(&validate(body)?).await?;
     Ok((StatusCode::CREATED, Json(issuer.into())))
 }
 
@@ -130,9 +121,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.delete_issuer(&id).await?;
-    state.changes.publish(Change::Issuers).await;
-    tracing::info!(id = %id, "issuer deleted");
+    state.admin.delete_issuer(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,13 +6,11 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::api::json::ApiJson;
-use crate::auth::api_keys::GeneratedKey;
-use crate::changes::Change;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids;
 use crate::state::AppState;
-use crate::store::{ApiKey, NewApiKey, UserStatus};
+use crate::store::ApiKey;
 
 #[derive(Deserialize)]
 pub struct UserPath {
@@ -63,40 +61,15 @@ pub async fn create(
             Some(at)
         }
     };
-    state.store.live_tenant(&path.tenant).await?;
-    let user = state
-        .store
-        .user(&path.tenant, &path.subject)
-        .await?
-        .ok_or_else(|| ApiError::not_found("User not found."))?;
-    if user.status == UserStatus::Deleted {
-        return Err(ApiError::invalid_request(
-            "The user is deleted; a key would never work.",
-        ));
-    }
-    let generated = GeneratedKey::new().map_err(|error| {
-        tracing::error!(%error, "no randomness for a new api key");
-        ApiError::internal()
-    })?;
-    let id = uuid::Uuid::now_v7().to_string();
-    let key = state
-        .store
-        .create_api_key(&NewApiKey {
-            id: &id,
-            tenant_id: &path.tenant,
-            subject: &path.subject,
-            name: &body.name,
-            key_hash: &generated.hash,
-            key_prefix: generated.prefix(),
-            expires_at,
-        })
+    let new = state
+        .admin
+        .create_api_key(&path.tenant, &path.subject, &body.name, expires_at)
         .await?;
-    tracing::info!(tenant = %key.tenant_id, subject = %key.subject, key_id = %key.id, "api key created");
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
-            key: generated.key,
-            details: key,
+            key: new.secret,
+            details: new.key,
         }),
     ))
 }
@@ -115,17 +88,9 @@ pub async fn revoke(
     State(state): State<AppState>,
     Path(path): Path<KeyPath>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    state.store.live_tenant(&path.tenant).await?;
     let key = state
-        .store
+        .admin
         .revoke_api_key(&path.tenant, &path.subject, &path.id)
         .await?;
-    state
-        .changes
-        .publish(Change::ApiKey {
-            hash: key.key_hash.clone(),
-        })
-        .await;
-    tracing::info!(tenant = %key.tenant_id, subject = %key.subject, key_id = %key.id, "api key revoked");
     Ok(Json(key))
 }

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::json::ApiJson;
-use crate::changes::Change;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids;
@@ -138,30 +137,9 @@ pub async fn put_tenant(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<QuotaBody>,
 ) -> Result<Json<Value>, ApiError> {
-    save_tenant_wide(&state, &tenant, QuotaScope::Tenant, body).await?;
-    get_tenant(State(state), Path(tenant)).await
-}
-
-/// Stores a limit that has no subject (the tenant's, or its default for users) and tells every
-/// replica.
-async fn save_tenant_wide(
-    state: &AppState,
-    tenant: &str,
-    scope: QuotaScope,
-    body: QuotaBody,
-) -> Result<(), ApiError> {
     let limits = body.into_limits()?;
-    state.store.live_tenant(tenant).await?;
-    state.store.set_quota(tenant, scope, "", &limits).await?;
-    state
-        .changes
-        .publish(Change::Quota {
-            tenant: tenant.to_owned(),
-            subject: None,
-        })
-        .await;
-    tracing::info!(tenant = %tenant, scope = scope.as_str(), ?limits, "quota set");
-    Ok(())
+    state.admin.set_tenant_quota(&tenant, &limits).await?;
+    get_tenant(State(state), Path(tenant)).await
 }
 
 /// The stored limits of a tenant-wide scope (none set: no limits).
@@ -202,24 +180,10 @@ pub async fn put_user(
 ) -> Result<Json<Value>, ApiError> {
     ids::subject("subject", &path.subject)?;
     let limits = body.into_limits()?;
-    state.store.live_tenant(&path.tenant).await?;
     state
-        .store
-        .user(&path.tenant, &path.subject)
-        .await?
-        .ok_or_else(|| ApiError::not_found("User not found."))?;
-    state
-        .store
-        .set_quota(&path.tenant, QuotaScope::User, &path.subject, &limits)
+        .admin
+        .set_user_quota(&path.tenant, &path.subject, &limits)
         .await?;
-    state
-        .changes
-        .publish(Change::Quota {
-            tenant: path.tenant.clone(),
-            subject: Some(path.subject.clone()),
-        })
-        .await;
-    tracing::info!(tenant = %path.tenant, subject = %path.subject, ?limits, "user quota set");
     get_user(State(state), Path(path)).await
 }
 
@@ -259,7 +223,8 @@ pub async fn put_default(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<QuotaBody>,
 ) -> Result<Json<Value>, ApiError> {
-    save_tenant_wide(&state, &tenant, QuotaScope::DefaultUser, body).await?;
+    let limits = body.into_limits()?;
+    state.admin.set_default_user_quota(&tenant, &limits).await?;
     get_default(State(state), Path(tenant)).await
 }
 

@@ -6,7 +6,6 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::json::ApiJson;
-use crate::changes::Change;
 use crate::error::ApiError;
 use crate::ids;
 use crate::state::AppState;
@@ -25,8 +24,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
     ids::tenant_id("id", &body.id)?;
     ids::text("name", &body.name, ids::MAX_TEXT)?;
-    let tenant = state.store.create_tenant(&body.id, &body.name).await?;
-    tracing::info!(tenant = %tenant.id, "tenant created");
+    let tenant = state.admin.create_tenant(&body.id, &body.name).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
@@ -82,30 +80,14 @@ pub async fn update(
         name: body.name,
         status: body.status,
     };
-    let tenant = state.store.update_tenant(&tenant, &patch).await?;
-    state
-        .changes
-        .publish(Change::Tenant {
-            tenant: tenant.id.clone(),
-        })
-        .await;
-    tracing::info!(tenant = %tenant.id, status = tenant.status.as_str(), "tenant updated");
-    Ok(Json(tenant))
+    Ok(Json(state.admin.update_tenant(&tenant, &patch).await?))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
 ) -> Result<Json<Tenant>, ApiError> {
-    let tenant = state.store.delete_tenant(&tenant).await?;
-    state
-        .changes
-        .publish(Change::Tenant {
-            tenant: tenant.id.clone(),
-        })
-        .await;
-    tracing::info!(tenant = %tenant.id, "tenant deleted");
-    Ok(Json(tenant))
+    Ok(Json(state.admin.delete_tenant(&tenant).await?))
 }
 
 /// `PUT /tenants/{tenant}/models`: `["model", …]`, or `null` for every configured model.
@@ -120,16 +102,9 @@ pub async fn set_models(
         }
     }
     let tenant = state
-        .store
+        .admin
         .set_allowed_models(&tenant, models.as_deref())
         .await?;
-    state
-        .changes
-        .publish(Change::Tenant {
-            tenant: tenant.id.clone(),
-        })
-        .await;
-    tracing::info!(tenant = %tenant.id, "model allow-list updated");
     Ok(Json(tenant.allowed_models))
 }
 

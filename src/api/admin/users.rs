@@ -6,7 +6,6 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::json::ApiJson;
-use crate::changes::Change;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids;
@@ -57,7 +56,6 @@ pub async fn upsert(
             "`status` may be `active` or `suspended`; delete a user with DELETE.",
         ));
     }
-    state.store.live_tenant(&path.tenant).await?;
     let patch = UserPatch {
         email: body.email,
         display_name: body.display_name,
@@ -65,12 +63,9 @@ pub async fn upsert(
         status: body.status,
     };
     let (user, upserted) = state
-        .store
+        .admin
         .upsert_user(&path.tenant, &path.subject, &patch)
         .await?;
-    forget(&state, &user).await;
-    tracing::info!(tenant = %user.tenant_id, subject = %user.subject,
-        status = user.status.as_str(), role = user.role.as_str(), "user saved");
     let status = match upserted {
         Upserted::Created => StatusCode::CREATED,
         Upserted::Updated => StatusCode::OK,
@@ -119,15 +114,9 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(path): Path<UserPath>,
 ) -> Result<Json<User>, ApiError> {
-    state.store.live_tenant(&path.tenant).await?;
-    let (user, revoked_keys) = state.store.delete_user(&path.tenant, &path.subject).await?;
-    forget(&state, &user).await;
-    for hash in revoked_keys.iter().cloned() {
-        state.changes.publish(Change::ApiKey { hash }).await;
-    }
-    tracing::info!(tenant = %user.tenant_id, subject = %user.subject,
-        revoked_keys = revoked_keys.len(), "user deleted; their tokens and keys ended");
-    Ok(Json(user))
+    Ok(Json(
+        state.admin.delete_user(&path.tenant, &path.subject).await?,
+    ))
 }
 
 /// Every token issued to the user before now is rejected from now on.
@@ -135,13 +124,10 @@ pub async fn revoke_tokens(
     State(state): State<AppState>,
     Path(path): Path<UserPath>,
 ) -> Result<Json<User>, ApiError> {
-    state.store.live_tenant(&path.tenant).await?;
     let user = state
-        .store
+        .admin
         .revoke_user_tokens(&path.tenant, &path.subject)
         .await?;
-    forget(&state, &user).await;
-    tracing::info!(tenant = %user.tenant_id, subject = %user.subject, "user's tokens revoked");
     Ok(Json(user))
 }
 
@@ -164,19 +150,10 @@ pub async fn revoke_token(
             "`expires_at` must be an RFC 3339 time, e.g. 2026-12-31T00:00:00Z",
         )
     })?;
-    state.store.live_tenant(&tenant).await?;
     let revoked = state
-        .store
+        .admin
         .revoke_token(&tenant, &body.jti, expires_at)
         .await?;
-    state
-        .changes
-        .publish(Change::Revocation {
-            tenant: tenant.clone(),
-            jti: body.jti.clone(),
-        })
-        .await;
-    tracing::info!(tenant = %tenant, "token revoked by jti");
     Ok((StatusCode::CREATED, Json(revoked)))
 }
 
@@ -186,15 +163,4 @@ pub async fn revoked_tokens(
 ) -> Result<Json<Vec<RevokedToken>>, ApiError> {
     state.store.live_tenant(&tenant).await?;
     Ok(Json(state.store.revoked_tokens(&tenant).await?))
-}
-
-/// The auth stage must see a user change on the very next request.
-async fn forget(state: &AppState, user: &User) {
-    state
-        .changes
-        .publish(Change::User {
-            tenant: user.tenant_id.clone(),
-            subject: user.subject.clone(),
-        })
-        .await;
 }

@@ -1,0 +1,36 @@
+//! The identity providers whose tokens are accepted.
+
+use super::{Admin, AdminError};
+use crate::changes::Change;
+use crate::store::{Issuer, NewIssuer, StoreError};
+
+impl Admin {
+    /// Registers an issuer the door has validated field by field; one bound to a tenant needs
+    /// that tenant live.
+    pub async fn create_issuer(&self, new: &NewIssuer) -> Result<Issuer, AdminError> {
+        if let Some(tenant) = &new.tenant_id {
+            self.store
+                .live_tenant(tenant)
+                .await
+                .map_err(|error| match error {
+                    StoreError::NotFound(_) => AdminError::IssuerTenantNotFound(tenant.clone()),
+                    error => error.into(),
+                })?;
+        }
+        let mut write = self.begin().await?;
+        let issuer = write.tx.create_issuer(new).await?;
+        write.announce(Change::Issuers).await?;
+        write.commit().await?;
+        tracing::info!(issuer = %issuer.issuer, id = %issuer.id, "issuer registered");
+        Ok(issuer)
+    }
+
+    pub async fn delete_issuer(&self, id: &str) -> Result<(), AdminError> {
+        let mut write = self.begin().await?;
+        write.tx.delete_issuer(id).await?;
+        write.announce(Change::Issuers).await?;
+        write.commit().await?;
+        tracing::info!(id = %id, "issuer deleted");
+        Ok(())
+    }
+}

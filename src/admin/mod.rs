@@ -1,0 +1,60 @@
+//! The service layer for every write an administrator makes — tenants, users, credentials,
+//! quotas, issuers — whichever door it comes through: the admin API today, the console and
+//! SCIM next. A door parses its request, calls one method here and renders the answer; the
+//! rules a write must obey (the tenant is live, the user exists), its side effects and its log
+//! line are here, once.
+//!
+//! The side effect today is the change every replica's caches must see ([`Change`]). A method
+//! announces it inside the write's own transaction ([`write`]), so a new door cannot forget
+//! it, and a replica never hears of a change before the row is there to read.
+//!
+//! [`Change`]: crate::changes::Change
+
+mod issuers;
+mod keys;
+mod quotas;
+mod tenants;
+mod users;
+mod write;
+
+use std::sync::Arc;
+
+use crate::changes::Changes;
+use crate::store::{Store, StoreError};
+
+pub use keys::NewKey;
+use write::Write;
+
+/// Every admin write, each committed with the change it announces.
+pub struct Admin {
+    store: Store,
+    changes: Arc<Changes>,
+}
+
+impl Admin {
+    pub fn new(store: Store, changes: Arc<Changes>) -> Self {
+        Self { store, changes }
+    }
+
+    async fn begin(&self) -> Result<Write<'_>, StoreError> {
+        Write::begin(&self.store, &self.changes).await
+    }
+}
+
+/// Why an admin write was refused or failed. Turned into HTTP in [`crate::error`].
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The user the write is about does not exist.
+    #[error("user not found")]
+    UserNotFound,
+    /// An API key for a deleted user would never work.
+    #[error("the user is deleted")]
+    UserDeleted,
+    /// The tenant an issuer is to be bound to does not exist or is deleted.
+    #[error("tenant `{0}` (an issuer's tenant) not found")]
+    IssuerTenantNotFound(String),
+    #[error("no randomness for a new api key: {0}")]
+    NoRandomness(#[from] getrandom::Error),
+}
