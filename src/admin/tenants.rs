@@ -10,6 +10,9 @@ impl Admin {
     pub async fn create_tenant(&self, id: &str, name: &str) -> Result<Tenant, AdminError> {
         let mut write = self.begin().await?;
         let tenant = write.tx.create_tenant(id, name).await?;
+        // A token that named this id before it existed is remembered as "no such tenant"
+        // (`auth.negative_cache_ttl`) on whichever replica saw it: forget that everywhere.
+        write.announce(changed(&tenant)).await?;
         write.commit().await?;
         tracing::info!(tenant = %tenant.id, "tenant created");
         Ok(tenant)

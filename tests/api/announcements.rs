@@ -74,7 +74,7 @@ async fn every_write_announces_its_changes() {
     };
 
     // One row per write: the write, then exactly what it must announce.
-    row!(feed, admin.create_tenant("acme", "Acme") => []); // no cache holds a new id's row
+    row!(feed, admin.create_tenant("acme", "Acme") => [tenant()]);
     row!(feed, admin.update_tenant("acme", &rename) => [tenant()]);
     row!(feed, admin.set_allowed_models("acme", Some(&models)) => [tenant()]);
     row!(feed, admin.upsert_user("acme", "jane", &UserPatch::default()) => [jane()]);
@@ -107,8 +107,8 @@ async fn a_refused_write_announces_nothing() {
         return;
     };
     let admin = admin(&store).await;
-    let mut feed = Feed::listen(&store).await;
     admin.create_tenant("acme", "Acme").await.unwrap();
+    let mut feed = Feed::listen(&store).await;
     assert!(admin.revoke_api_key("acme", "jane", "nope").await.is_err());
     assert!(admin.delete_user("acme", "nobody").await.is_err());
     assert!(admin.delete_tenant("globex").await.is_err());

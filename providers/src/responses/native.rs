@@ -15,8 +15,8 @@ use super::ResponsesRequest;
 use super::answer::WireUsage;
 use crate::framing::{self, Flow, SseEvent, SseFraming, Translate, named_event};
 use crate::http::read_body;
-use crate::rename::rename_model;
 use crate::openai::Endpoint;
+use crate::rename::rename_model;
 use crate::{ChatResponse, ChatStream, ProviderError, StreamEvent, Usage};
 
 /// The request as sent upstream: the client's, borrowed, with the model replaced.
