@@ -26,23 +26,49 @@ pub const API_VERSION: &str = "2023-06-01";
 #[derive(Debug, Clone)]
 pub struct Anthropic {
     upstream: Upstream,
+    /// `/v1/messages`, parsed once; `None` if the base URL does not parse (each call then
+    /// reports it).
+    messages_url: Option<reqwest::Url>,
 }
 
 impl Anthropic {
     pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
+        let upstream = Upstream::new(settings, client);
         Self {
-            upstream: Upstream::new(settings, client),
+            messages_url: upstream.parsed_url(MESSAGES),
+            upstream,
         }
     }
 
     async fn post(&self, body: &serde_json::Value) -> Result<reqwest::Response, ProviderError> {
-        let url = self.upstream.url("/v1/messages");
-        let auth = self.upstream.key_header("x-api-key", "");
-        self.upstream
-            .post_json(&url, auth, &[("anthropic-version", API_VERSION)], body)
+        self.post_to(MESSAGES, body, &[("anthropic-version", API_VERSION)])
             .await
     }
+
+    /// POSTs `body` to `path` with Anthropic's key header.
+    async fn post_to(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        headers: &[(&'static str, &str)],
+    ) -> Result<reqwest::Response, ProviderError> {
+        let auth = self.upstream.key_header("x-api-key", "");
+        match &self.messages_url {
+            Some(url) if path == MESSAGES => {
+                self.upstream
+                    .post_json(url.clone(), auth, headers, body)
+                    .await
+            }
+            _ => {
+                let url = self.upstream.url(path);
+                self.upstream.post_json(url, auth, headers, body).await
+            }
+        }
+    }
 }
+
+/// The Messages API's path under the base URL.
+const MESSAGES: &str = "/v1/messages";
 
 impl Provider for Anthropic {
     async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {

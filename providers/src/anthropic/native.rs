@@ -118,9 +118,7 @@ impl Anthropic {
         if let Some(beta) = &forwarded.beta {
             headers.push(("anthropic-beta", beta.as_str()));
         }
-        let url = self.upstream.url(path);
-        let auth = self.upstream.key_header("x-api-key", "");
-        self.upstream.post_json(&url, auth, &headers, &wire).await
+        self.post_to(path, &wire, &headers).await
     }
 }
 
