@@ -6,6 +6,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::auth::{self, AuthError, Principal, Rejection};
+use crate::clock::Timestamp;
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 
@@ -51,11 +52,11 @@ pub async fn authenticate(
             tenant: None,
             subject: None,
         };
-        return Err(refuse(&rejection));
+        return Err(refuse(state, &rejection));
     };
     match state.auth.authenticate(credential).await {
         Ok(principal) => Ok(principal),
-        Err(AuthError::Rejected(rejection)) => Err(refuse(&rejection)),
+        Err(AuthError::Rejected(rejection)) => Err(refuse(state, &rejection)),
         Err(AuthError::Unavailable(error)) => {
             tracing::error!(%error, "authentication impossible: the database is unavailable");
             Err(ApiError::new(
@@ -67,8 +68,9 @@ pub async fn authenticate(
     }
 }
 
-/// The operator learns everything (one log line, one metric); the caller learns nothing.
-fn refuse(rejection: &Rejection) -> ApiError {
+/// The operator learns everything (one log line, one metric, the console's list of recent
+/// refusals); the caller learns nothing.
+fn refuse(state: &AppState, rejection: &Rejection) -> ApiError {
     tracing::warn!(
         reason = rejection.reason.code(),
         issuer = rejection.issuer.as_deref(),
@@ -80,5 +82,6 @@ fn refuse(rejection: &Rejection) -> ApiError {
     );
     metrics::counter!("tollgate_auth_failures_total", "reason" => rejection.reason.code())
         .increment(1);
+    state.auth.refusals().record(rejection, Timestamp::now());
     ApiError::invalid_credentials()
 }

@@ -119,6 +119,8 @@ pub struct Authenticator {
     /// and only verified tokens are ever inserted, so callers cannot flood a bucket.
     tokens: Cache<String, Arc<VerifiedToken>, foldhash::fast::RandomState>,
     token_stats: crate::telemetry::CacheStats,
+    /// The refusals made lately, for the operator.
+    refusals: super::refusals::Refusals,
 }
 
 impl Authenticator {
@@ -130,11 +132,17 @@ impl Authenticator {
                 .expire_after(UntilExpiry)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
             token_stats: crate::telemetry::CacheStats::new("auth_token"),
+            refusals: super::refusals::Refusals::default(),
         }
     }
 
     pub fn directory(&self) -> &Arc<Directory> {
         &self.directory
+    }
+
+    /// The refusals made lately (the caller records them, once it has logged them).
+    pub fn refusals(&self) -> &super::refusals::Refusals {
+        &self.refusals
     }
 
     /// Forgets every verified token (after an issuer changed, say).

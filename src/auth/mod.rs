@@ -10,6 +10,7 @@ pub mod keys;
 mod lifetime;
 pub mod principal;
 pub mod reason;
+pub mod refusals;
 pub mod token;
 pub mod trace;
 

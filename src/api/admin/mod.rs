@@ -4,6 +4,7 @@
 //! routes sit behind different guards, so a handler cannot forget the check.
 
 mod explain;
+mod failures;
 mod issuers;
 mod keys;
 mod quotas;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/issuers/{id}", get(issuers::get).delete(issuers::delete))
         .route("/tenants/{tenant}/models", put(tenants::set_models))
         .route("/auth/explain", post(explain::explain))
+        .route("/auth/failures", get(failures::all))
         .route("/tenants/{tenant}/quota", put(quotas::put_tenant))
         .route_layer(middleware::from_fn(platform_guard));
 
@@ -82,6 +84,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(users::revoke_token).get(users::revoked_tokens),
         )
         .route("/tenants/{tenant}/usage", get(usage::tenant_report))
+        .route("/tenants/{tenant}/auth-failures", get(failures::tenant))
         .route_layer(middleware::from_fn(tenant_guard));
 
     // The tenant is a query parameter here, so this route has its own guard.

@@ -1,6 +1,7 @@
 //! Tenant-scoped identity, black-box: real keys, a JWKS endpoint on loopback, crafted tokens.
 
 mod admin_effects;
+mod failures;
 mod forgeries;
 pub(crate) mod idp;
 mod isolation;

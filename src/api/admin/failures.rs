@@ -1,0 +1,34 @@
+//! The refusals this replica made lately: `GET /admin/v1/auth/failures` (the platform: every
+//! tenant's, and those no tenant could be told for) and `GET /admin/v1/tenants/{tenant}/auth-failures`
+//! (one tenant's: what its admins may see).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Serialize;
+
+use crate::auth::refusals::{MinuteCount, Refused, Scope};
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct Failures {
+    /// The latest refusals, newest first.
+    recent: Vec<Refused>,
+    /// Refusals per minute and reason, oldest first.
+    per_minute: Vec<MinuteCount>,
+}
+
+pub async fn all(State(state): State<AppState>) -> Json<Failures> {
+    Json(failures(&state, Scope::All))
+}
+
+pub async fn tenant(State(state): State<AppState>, Path(tenant): Path<String>) -> Json<Failures> {
+    Json(failures(&state, Scope::Tenant(&tenant)))
+}
+
+fn failures(state: &AppState, scope: Scope<'_>) -> Failures {
+    let refusals = state.auth.refusals();
+    Failures {
+        recent: refusals.recent(scope),
+        per_minute: refusals.per_minute(scope),
+    }
+}
