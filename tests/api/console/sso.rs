@@ -1,0 +1,1 @@
+//! Tenant admins' SSO against a real OpenID provider (see `tests/console/idp/`).
