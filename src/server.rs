@@ -286,6 +286,9 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     http::header::AUTHORIZATION,
                     http::HeaderName::from_static("x-api-key"),
+                    // The console's session token and CSRF token.
+                    http::header::COOKIE,
+                    http::HeaderName::from_static("x-csrf-token"),
                 ]))
                 .layer(CatchPanicLayer::custom(|_| {
                     tracing::error!("a handler panicked");

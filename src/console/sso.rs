@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderMap;
@@ -78,7 +78,7 @@ impl Failure {
             "console SSO login refused"
         );
         super::count_login(self.reason);
-        Redirect::to(FAILED).into_response()
+        found(FAILED)
     }
 }
 
@@ -90,7 +90,7 @@ pub async fn start(
     headers: HeaderMap,
 ) -> Response {
     match begin(&state, &tenant, &headers).await {
-        Ok(location) => Redirect::to(&location).into_response(),
+        Ok(location) => found(&location),
         Err(failure) => failure.into_redirect(),
     }
 }
@@ -175,7 +175,7 @@ pub async fn callback(
     match finish(&state, query).await {
         Ok(token) => {
             super::count_login("success");
-            let mut response = Redirect::to("/console").into_response();
+            let mut response = found("/console");
             super::session::set_cookie(&state, &headers, &mut response, &token);
             response
         }
@@ -347,6 +347,14 @@ async fn read_bounded(mut response: reqwest::Response) -> Option<Vec<u8>> {
         body.extend_from_slice(&chunk);
     }
     Some(body)
+}
+
+/// A `302 Found` to `location` (what OIDC redirects conventionally are).
+fn found(location: &str) -> Response {
+    match http::HeaderValue::from_str(location) {
+        Ok(value) => (http::StatusCode::FOUND, [(http::header::LOCATION, value)]).into_response(),
+        Err(_) => http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// The payload of a JWT the identity pipeline has already verified.
