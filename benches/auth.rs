@@ -62,6 +62,7 @@ async fn setup() -> Setup {
             jit_provisioning: false,
             leeway_seconds: 30,
             created_at: Timestamp::now(),
+            console_client_id: None,
         })
         .await
         .unwrap();

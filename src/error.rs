@@ -20,6 +20,8 @@ pub enum ErrorKind {
     InvalidRequest,
     InvalidCredentials,
     Forbidden,
+    /// A console session's write without its `X-CSRF-Token`.
+    CsrfFailed,
     ModelNotAllowed,
     NotFound,
     MethodNotAllowed,
@@ -58,6 +60,7 @@ impl ErrorKind {
                 "invalid_credentials",
             ),
             Forbidden => (StatusCode::FORBIDDEN, "permission_error", "forbidden"),
+            CsrfFailed => (StatusCode::FORBIDDEN, "permission_error", "csrf_failed"),
             ModelNotAllowed => (
                 StatusCode::FORBIDDEN,
                 "permission_error",

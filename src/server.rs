@@ -147,6 +147,7 @@ impl Gateway {
             prices,
             routes,
             streams_cut,
+            console: crate::console::Console::new(),
         });
         let app = router(state);
 
@@ -272,7 +273,9 @@ pub fn router(state: AppState) -> Router {
         .merge(v1)
         .merge(anthropic);
     if state.admin_token.is_some() {
-        app = app.merge(api::admin::router(state.clone()));
+        app = app
+            .merge(api::admin::router(state.clone()))
+            .merge(crate::console::router());
     }
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -283,6 +286,9 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     http::header::AUTHORIZATION,
                     http::HeaderName::from_static("x-api-key"),
+                    // The console's session token and CSRF token.
+                    http::header::COOKIE,
+                    http::HeaderName::from_static("x-csrf-token"),
                 ]))
                 .layer(CatchPanicLayer::custom(|_| {
                     tracing::error!("a handler panicked");
@@ -368,6 +374,7 @@ fn route_label(path: &str) -> &'static str {
         "/readyz" => "/readyz",
         _ if path.starts_with("/v1/models/") => "/v1/models/{id}",
         _ if path.starts_with("/admin/") => "/admin",
+        _ if path == "/console" || path.starts_with("/console/") => "/console",
         _ => "other",
     }
 }

@@ -33,6 +33,8 @@ pub struct Inner {
     /// Turns true when the shutdown grace period is over: streams still open end then, with an
     /// error event and `[DONE]`, so their usage is recorded before the usage writer drains.
     pub streams_cut: tokio::sync::watch::Receiver<bool>,
+    /// The web console's in-memory part (its sessions live in SQL).
+    pub console: crate::console::Console,
 }
 
 impl AppState {

@@ -126,6 +126,12 @@ impl Directory {
         }
     }
 
+    /// The client JWKS fetches use (no redirects, bounded time), for other fetches from
+    /// identity providers: the console's discovery and token requests.
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.jwks_client
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

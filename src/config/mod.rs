@@ -29,6 +29,7 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     pub routing: RoutingConfig,
     pub quota: QuotaConfig,
+    pub console: ConsoleConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +126,31 @@ impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             token_env: "TOLLGATE_ADMIN_TOKEN".to_owned(),
+        }
+    }
+}
+
+/// The web console's sessions (the console is on whenever the admin API is).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// A session unused this long ends.
+    #[serde(with = "duration")]
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after its login, however busy.
+    #[serde(with = "duration")]
+    pub session_max_age: Duration,
+    /// The console's address as browsers reach it (`https://gateway.example.com`), for the SSO
+    /// callback URL; unset, it is taken from each request's `Host` and scheme.
+    pub public_url: Option<String>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            session_max_age: Duration::from_secs(12 * 3600),
+            public_url: None,
         }
     }
 }
@@ -396,6 +422,34 @@ impl Config {
                 "must name an environment variable",
             ));
         }
+        let console = &self.console;
+        if console.session_idle_timeout.is_zero() {
+            return Err(invalid(
+                "console.session_idle_timeout",
+                "must be longer than zero",
+            ));
+        }
+        if console.session_max_age < console.session_idle_timeout {
+            return Err(invalid(
+                "console.session_max_age",
+                "must be at least console.session_idle_timeout",
+            ));
+        }
+        if let Some(url) = &console.public_url {
+            let parsed = reqwest::Url::parse(url).ok();
+            let usable = parsed.as_ref().is_some_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some()
+                    && url.query().is_none()
+            });
+            if !usable {
+                return Err(invalid(
+                    "console.public_url",
+                    "must be an http:// or https:// URL with a host and no query \
+                     (e.g. https://gateway.example.com)",
+                ));
+            }
+        }
         let auth = &self.auth;
         if auth.cache_ttl > Duration::from_secs(5) {
             return Err(invalid("auth.cache_ttl", "must be at most 5s"));
@@ -613,6 +667,36 @@ mod tests {
         let off = parse("[auth]\nstale_if_error = \"0\"").unwrap();
         assert!(off.auth.stale_if_error.is_zero());
         assert!(parse("[auth]\nstale_if_error = \"2d\"").is_err());
+    }
+
+    #[test]
+    fn console_session_keys_default_parse_and_are_checked() {
+        let defaults = parse("").unwrap().console;
+        assert_eq!(defaults.session_idle_timeout, Duration::from_secs(1800));
+        assert_eq!(defaults.session_max_age, Duration::from_secs(12 * 3600));
+        assert_eq!(defaults.public_url, None);
+        let config = parse(
+            "[console]\nsession_idle_timeout = \"10m\"\nsession_max_age = \"1h\"\n\
+             public_url = \"https://gw.example.com\"",
+        )
+        .unwrap();
+        assert_eq!(
+            config.console.session_idle_timeout,
+            Duration::from_secs(600)
+        );
+        assert_eq!(config.console.session_max_age, Duration::from_secs(3600));
+        let message = |toml: &str| parse(toml).unwrap_err().to_string();
+        assert!(
+            message("[console]\nsession_idle_timeout = \"0\"")
+                .contains("console.session_idle_timeout")
+        );
+        assert!(
+            message("[console]\nsession_idle_timeout = \"2h\"\nsession_max_age = \"1h\"")
+                .contains("console.session_max_age")
+        );
+        assert!(
+            message("[console]\npublic_url = \"gw.example.com\"").contains("console.public_url")
+        );
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct Issuer {
     pub jit_provisioning: bool,
     pub leeway_seconds: i64,
     pub created_at: Timestamp,
+    /// The OIDC client (public, with PKCE) the console signs this issuer's tenant admins in
+    /// with; `None`: no console login through this issuer.
+    pub console_client_id: Option<String>,
 }
 
 /// A validated issuer to register (see the admin API for the validation).
@@ -90,6 +93,7 @@ struct IssuerRow {
     jit_provisioning: bool,
     leeway_seconds: i64,
     created_at: Timestamp,
+    console_client_id: Option<String>,
 }
 
 impl From<IssuerRow> for Issuer {
@@ -117,6 +121,7 @@ impl From<IssuerRow> for Issuer {
             jit_provisioning: row.jit_provisioning,
             leeway_seconds: row.leeway_seconds,
             created_at: row.created_at,
+            console_client_id: row.console_client_id,
         }
     }
 }
@@ -124,7 +129,8 @@ impl From<IssuerRow> for Issuer {
 macro_rules! columns {
     () => {
         "id, issuer, tenant_id, tenant_claim, audiences, jwks_url, public_key_pem, hs256_secret, \
-         algorithms, subject_claim, subject_case, jit_provisioning, leeway_seconds, created_at"
+         algorithms, subject_claim, subject_case, jit_provisioning, leeway_seconds, created_at, \
+         console_client_id"
     };
 }
 
@@ -172,7 +178,7 @@ impl Tx {
         };
         let row: IssuerRow = on_tx!(self, conn => sqlx::query_as(concat!(
             "INSERT INTO issuers (", columns!(), ") \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              RETURNING ", columns!()
         ))
         .bind(&new.id)
@@ -189,6 +195,7 @@ impl Tx {
         .bind(new.jit_provisioning)
         .bind(new.leeway_seconds)
         .bind(new.created_at)
+        .bind(new.console_client_id.as_deref())
         .fetch_one(conn)
         .await)
         .map_err(StoreError::conflict_on_unique("issuer"))?;

@@ -5,6 +5,7 @@
 //! whichever pool the URL chose, so there is no `sqlx::Any` (it loses types) and no twin code.
 
 mod api_keys;
+mod console;
 mod deployment;
 mod issuers;
 mod quotas;
@@ -24,6 +25,7 @@ use sqlx::sqlite::{
 };
 
 pub use api_keys::{ApiKey, NewApiKey};
+pub use console::{ConsoleSession, PendingLogin, SessionOwner};
 pub use issuers::{Issuer, KeySource, NewIssuer, SubjectCase};
 pub use quotas::{Limits, QuotaScope};
 pub use revocations::RevokedToken;

@@ -172,6 +172,7 @@ fn issuer() -> Issuer {
         jit_provisioning: false,
         leeway_seconds: 30,
         created_at: Timestamp::now(),
+        console_client_id: None,
     }
 }
 

@@ -7,6 +7,7 @@ mod admin;
 mod announcements;
 mod billing;
 mod cli;
+mod console;
 mod dataplane;
 mod identity;
 mod metering;

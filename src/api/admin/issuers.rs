@@ -45,6 +45,9 @@ pub struct NewIssuerBody {
     jit_provisioning: bool,
     #[serde(default)]
     leeway_seconds: Option<i64>,
+    /// The console's OIDC client at this issuer (public, PKCE); must be one of `audiences`.
+    #[serde(default)]
+    console_client_id: Option<String>,
 }
 
 /// An issuer as the API shows it: where its keys come from, never the secret.
@@ -64,6 +67,7 @@ pub struct IssuerView {
     jit_provisioning: bool,
     leeway_seconds: i64,
     created_at: Timestamp,
+    console_client_id: Option<String>,
 }
 
 impl From<Issuer> for IssuerView {
@@ -86,6 +90,7 @@ impl From<Issuer> for IssuerView {
             jit_provisioning: issuer.jit_provisioning,
             leeway_seconds: issuer.leeway_seconds,
             created_at: issuer.created_at,
+            console_client_id: issuer.console_client_id,
         }
     }
 }
@@ -207,6 +212,22 @@ fn validate(body: NewIssuerBody) -> Result<Issuer, ApiError> {
             "`leeway_seconds` must be between 0 and {MAX_LEEWAY_SECONDS}"
         )));
     }
+    if let Some(client_id) = &body.console_client_id {
+        ids::text("console_client_id", client_id, ids::MAX_TEXT)?;
+        // The ID token a console login brings back is checked like any bearer: its audience
+        // (the client id) must be one the issuer accepts.
+        if !body.audiences.contains(client_id) {
+            return Err(bad(
+                "`console_client_id` must also be listed in `audiences`: the console's ID tokens \
+                 carry it as their audience",
+            ));
+        }
+        if body.tenant.is_none() {
+            return Err(bad(
+                "`console_client_id` needs an issuer bound to one `tenant`",
+            ));
+        }
+    }
     Ok(Issuer {
         id: uuid::Uuid::now_v7().to_string(),
         issuer: body.issuer,
@@ -220,6 +241,7 @@ fn validate(body: NewIssuerBody) -> Result<Issuer, ApiError> {
         jit_provisioning: body.jit_provisioning,
         leeway_seconds,
         created_at: Timestamp::now(),
+        console_client_id: body.console_client_id,
     })
 }
 

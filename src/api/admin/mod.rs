@@ -107,6 +107,15 @@ async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    // A console session is a credential too, when no bearer is sent (a bearer wins: browsers
+    // never send one on their own, so it needs no CSRF token).
+    if auth::bearer(request.headers()).is_none()
+        && let Some(live) = crate::console::session::caller(&state, request.headers()).await?
+    {
+        live.check_csrf(request.method(), request.headers())?;
+        request.extensions_mut().insert(live.caller);
+        return Ok(next.run(request).await);
+    }
     let platform = match (auth::bearer(request.headers()), &state.admin_token) {
         (Some(token), Some(admin)) => admin.matches(token),
         _ => false,
