@@ -299,7 +299,7 @@ pub(super) fn is_https(state: &AppState, headers: &HeaderMap) -> bool {
 }
 
 /// The value of one cookie in the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

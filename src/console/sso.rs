@@ -27,6 +27,10 @@ const LOGIN_TTL: Duration = Duration::from_secs(600);
 /// Largest discovery document or token response read.
 const MAX_BODY: usize = 256 * 1024;
 const FAILED: &str = "/console#login-failed";
+/// Ties a login to the browser that started it: the callback must bring the same `state` in
+/// this cookie, so a callback link an attacker started and sent to someone else signs nobody
+/// in (login CSRF). `SameSite=Lax` still sends it on the provider's top-level redirect back.
+const STATE_COOKIE: &str = "tg_sso";
 
 /// The parts of an OpenID Provider's discovery document the console uses.
 #[derive(Debug, Deserialize)]
@@ -90,12 +94,35 @@ pub async fn start(
     headers: HeaderMap,
 ) -> Response {
     match begin(&state, &tenant, &headers).await {
-        Ok(location) => found(&location),
+        Ok((location, login_state)) => {
+            let mut response = found(&location);
+            let secure = super::session::is_https(&state, &headers);
+            set_state_cookie(&mut response, &login_state, LOGIN_TTL.as_secs(), secure);
+            response
+        }
         Err(failure) => failure.into_redirect(),
     }
 }
 
-async fn begin(state: &AppState, tenant: &str, headers: &HeaderMap) -> Result<String, Failure> {
+/// `Set-Cookie` for [`STATE_COOKIE`], scoped to the SSO routes; `max_age` 0 clears it.
+fn set_state_cookie(response: &mut Response, value: &str, max_age: u64, secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!(
+        "{STATE_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/console/sso; Max-Age={max_age}{secure}"
+    );
+    if let Ok(cookie) = http::HeaderValue::from_str(&cookie) {
+        response
+            .headers_mut()
+            .append(http::header::SET_COOKIE, cookie);
+    }
+}
+
+/// The provider's authorization URL, and the login's `state`.
+async fn begin(
+    state: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+) -> Result<(String, String), Failure> {
     let fail = |reason| Failure::new(reason).tenant(tenant);
     let issuers = state
         .store
@@ -152,7 +179,7 @@ async fn begin(state: &AppState, tenant: &str, headers: &HeaderMap) -> Result<St
         .await
         .map_err(|_| fail("database_unavailable"))?;
     tracing::info!(tenant = %tenant, issuer = %issuer.issuer, "console SSO login started");
-    Ok(location.into())
+    Ok((location.into(), login.state))
 }
 
 // === GET /console/sso/callback ===
@@ -169,18 +196,27 @@ pub async fn callback(
     headers: HeaderMap,
     query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Response {
-    let Ok(Query(query)) = query else {
-        return Failure::new("bad_callback").into_redirect();
-    };
-    match finish(&state, query).await {
-        Ok(token) => {
-            super::count_login("success");
-            let mut response = found("/console");
-            super::session::set_cookie(&state, &headers, &mut response, &token);
-            response
+    let secure = super::session::is_https(&state, &headers);
+    let mut response = match query {
+        Err(_) => Failure::new("bad_callback").into_redirect(),
+        Ok(Query(query))
+            if query.state.is_none()
+                || super::session::cookie(&headers, STATE_COOKIE) != query.state.as_deref() =>
+        {
+            Failure::new("state_not_from_this_browser").into_redirect()
         }
-        Err(failure) => failure.into_redirect(),
-    }
+        Ok(Query(query)) => match finish(&state, query).await {
+            Ok(token) => {
+                super::count_login("success");
+                let mut response = found("/console");
+                super::session::set_cookie(&state, &headers, &mut response, &token);
+                response
+            }
+            Err(failure) => failure.into_redirect(),
+        },
+    };
+    set_state_cookie(&mut response, "", 0, secure);
+    response
 }
 
 /// Returns the new session's token.

@@ -89,14 +89,35 @@ struct Outcome {
     cookie: Option<String>,
 }
 
-/// A browser without a browser: follows redirects by hand, keeps the provider's cookies, and
-/// submits the provider's dev login form (any password) and its consent form.
+/// A browser without a browser: follows redirects by hand, keeps the provider's and the
+/// gateway's cookies, and submits the provider's dev login form (any password) and its consent
+/// form.
 async fn sso_login(app: &TestApp, idp: &Idp, tenant: &str, subject: &str) -> Outcome {
+    login_through(app, idp, tenant, subject, Callback::SameBrowser).await
+}
+
+/// Who opens the provider's link back to the gateway.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Callback {
+    SameBrowser,
+    /// Another browser, without the cookies of the one that started the login: an attacker's
+    /// login link sent to a victim.
+    OtherBrowser,
+}
+
+async fn login_through(
+    app: &TestApp,
+    idp: &Idp,
+    tenant: &str,
+    subject: &str,
+    callback: Callback,
+) -> Outcome {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let mut jar: HashMap<String, String> = HashMap::new();
+    let mut gateway_jar: Vec<String> = Vec::new();
     let mut next = (
         Method::GET,
         app.url(&format!("/console/sso/{tenant}")),
@@ -109,6 +130,10 @@ async fn sso_login(app: &TestApp, idp: &Idp, tenant: &str, subject: &str) -> Out
         if at_idp && !jar.is_empty() {
             let cookies: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
             request = request.header("cookie", cookies.join("; "));
+        }
+        let elsewhere = callback == Callback::OtherBrowser && url.contains("/console/sso/callback");
+        if !at_idp && !gateway_jar.is_empty() && !elsewhere {
+            request = request.header("cookie", gateway_jar.join("; "));
         }
         if let Some(form) = form {
             request = request
@@ -129,6 +154,10 @@ async fn sso_login(app: &TestApp, idp: &Idp, tenant: &str, subject: &str) -> Out
             );
             let location = location.unwrap();
             if location.starts_with(&idp.issuer) {
+                for set in response.headers().get_all("set-cookie") {
+                    let pair = set.to_str().unwrap().split(';').next().unwrap();
+                    gateway_jar.push(pair.to_owned());
+                }
                 next = (Method::GET, location, None);
                 continue;
             }
@@ -287,6 +316,12 @@ async fn tenant_admins_sign_in_through_their_identity_provider(backend: Backend)
     )
     .await;
     assert_eq!((status, error_code(&body)), (403, "forbidden"));
+
+    // The provider's link back, opened by a browser that did not start the login (an
+    // attacker's login sent to a victim): refused, no session.
+    let replayed = login_through(&app, &idp, "acme", "alice", Callback::OtherBrowser).await;
+    assert_eq!(replayed.location, "/console#login-failed");
+    assert!(replayed.cookie.is_none());
 
     // A member, a suspended admin, a tenant without a console issuer: refused, no session.
     for (tenant, subject) in [("acme", "bob"), ("acme", "carol"), ("other", "alice")] {
