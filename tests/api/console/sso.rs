@@ -19,9 +19,9 @@ on_both_backends!(tenant_admins_sign_in_through_their_identity_provider);
 const CLIENT_ID: &str = "tollgate-console";
 
 /// The provider's process, killed when the test ends.
-struct Idp {
+pub(super) struct Idp {
     child: Child,
-    issuer: String,
+    pub(super) issuer: String,
     // Kept open: a closed pipe would kill the provider on its next write.
     _stdout: BufReader<std::process::ChildStdout>,
 }
@@ -40,7 +40,7 @@ fn idp_dir() -> PathBuf {
 }
 
 /// Why the provider cannot run here, if it cannot (`npm ci` is tried once first).
-fn idp_missing() -> Option<String> {
+pub(super) fn idp_missing() -> Option<String> {
     let node = Command::new("node").arg("--version").output();
     if !node.is_ok_and(|out| out.status.success()) {
         return Some("node is not installed".into());
@@ -59,7 +59,7 @@ fn idp_missing() -> Option<String> {
     None
 }
 
-fn start_idp(redirect_uri: &str) -> Idp {
+pub(super) fn start_idp(redirect_uri: &str) -> Idp {
     let mut child = Command::new("node")
         .arg("idp.mjs")
         .args([CLIENT_ID, redirect_uri])
