@@ -315,6 +315,10 @@ fn describe() {
         "Refused credentials, by reason code (see the README's reason table)."
     );
     describe_counter!(
+        "tollgate_console_logins_total",
+        "Console sign-ins, by result: success, or the reason code of a refusal."
+    );
+    describe_counter!(
         "tollgate_cache_requests_total",
         "Lookups in the in-memory caches, by cache and result (hit or miss)."
     );
