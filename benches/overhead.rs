@@ -19,7 +19,6 @@
 //!   as in the gateway's own default).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -27,12 +26,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::response::Response;
-use axum::routing::post;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use tollgate_testkit::{Answer, Gate, Pace, Recording, Reply, Stream, Upstream, anthropic, openai};
 
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef0123456789";
 const ISSUER: &str = "https://idp.bench.example";
@@ -127,13 +124,6 @@ struct Row {
     usage: Usage,
 }
 
-/// What the mock upstream is told through the request body (the gateway forwards unknown
-/// fields): hold the stream open after its first chunk, or pace the chunks.
-struct Control {
-    hold: Arc<AtomicBool>,
-    released: Arc<tokio::sync::Notify>,
-}
-
 fn main() {
     let knobs = Knobs::from_env();
     // The upstream gets its own runtime and thread, as a separate server would.
@@ -142,11 +132,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let control = Control {
-        hold: Arc::new(AtomicBool::new(true)),
-        released: Arc::new(tokio::sync::Notify::new()),
-    };
-    let upstream = upstream_runtime.block_on(start_upstream(knobs.chunks, &control));
+    // Holds the streams that ask for it after their first chunk (see `hold_streams`).
+    let gate = Gate::closed();
+    let upstream = upstream_runtime.block_on(start_upstream(knobs.chunks, gate.clone()));
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -195,7 +183,7 @@ fn main() {
     print_table(&knobs, &rows, idle_rss);
     if knobs.open_streams > 0 {
         let held =
-            client_runtime.block_on(hold_streams(&gateway, &token, &control, knobs.open_streams));
+            client_runtime.block_on(hold_streams(&gateway, &token, &gate, knobs.open_streams));
         gateway.check_alive();
         held.print();
     }
@@ -224,166 +212,54 @@ fn main() {
 
 // === the upstream ===
 
-async fn start_upstream(chunks: usize, control: &Control) -> SocketAddr {
-    let completion = Bytes::from(
-        json!({
-            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "real-model",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there, this is a benchmark answer."}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}
-        })
-        .to_string(),
-    );
-    let mut sse = String::new();
-    let chunk = |delta: Value, finish: Value| {
-        json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "real-model",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+/// The test kit's mock upstream, on whatever runtime calls this: OpenAI's chat completions and
+/// Anthropic's Messages, each answer rendered once and every event its own body frame, as a
+/// real upstream writes them. What a chat stream's request body says steers it (the gateway
+/// forwards unknown fields): `bench_hold: true` holds it after its first chunk while `gate` is
+/// closed, `bench_pace_ms` paces its chunks. It records nothing: a log would only grow.
+async fn start_upstream(chunks: usize, gate: Arc<Gate>) -> SocketAddr {
+    let answer = |model: &str, completion: usize| Answer {
+        model: model.to_owned(),
+        text: "Hello there, this is a benchmark answer.".to_owned(),
+        pieces: (0..chunks).map(|i| format!("tok{i} ")).collect(),
+        tool: None,
+        usage: Some(tollgate_testkit::Usage::new(12, completion as u64)),
     };
-    sse.push_str(&format!(
-        "data: {}\n\n",
-        chunk(json!({"role": "assistant", "content": ""}), Value::Null)
-    ));
-    for i in 0..chunks {
-        sse.push_str(&format!(
-            "data: {}\n\n",
-            chunk(json!({"content": format!("tok{i} ")}), Value::Null)
-        ));
-    }
-    sse.push_str(&format!("data: {}\n\n", chunk(json!({}), json!("stop"))));
-    let usage = json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "real-model",
-        "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": chunks, "total_tokens": 12 + chunks}});
-    sse.push_str(&format!("data: {usage}\n\n"));
-    sse.push_str("data: [DONE]\n\n");
-    // One write per event, as a real upstream sends them.
-    let events: Arc<Vec<Bytes>> = Arc::new(
-        sse.split_inclusive("\n\n")
-            .map(|e| Bytes::from(e.to_owned()))
-            .collect(),
-    );
-    let (hold, released) = (control.hold.clone(), control.released.clone());
-    let (message, message_events) = anthropic_answers(chunks);
+    let frames =
+        |frames: Vec<String>| -> Vec<Bytes> { frames.into_iter().map(Bytes::from).collect() };
+    let completion = Bytes::from(openai::chat(&answer("real-model", 9)).to_string());
+    // With the usage chunk, asked for or not.
+    let completion_events = frames(openai::chat_stream(&answer("real-model", chunks)).whole());
+    let message = Bytes::from(anthropic::message(&answer("real-claude", 9)).to_string());
+    let mut events = anthropic::events(&answer("real-claude", chunks));
+    // Without the kit's ping, as this bench's Anthropic streams always were.
+    events
+        .head
+        .retain(|event| !event.starts_with("event: ping"));
+    let message_events = frames(events.whole());
 
-    let app = Router::new()
-        .route(
-            "/v1/messages",
-            post(move |body: Bytes| {
-                let (message, events) = (message.clone(), message_events.clone());
-                async move {
-                    let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
-                    if request["stream"] != true {
-                        return Response::builder()
-                            .header("content-type", "application/json")
-                            .body(Body::from(message))
-                            .unwrap();
-                    }
-                    let stream = futures_util::stream::iter(
-                        events
-                            .iter()
-                            .cloned()
-                            .map(Ok::<_, Infallible>)
-                            .collect::<Vec<_>>(),
-                    );
-                    Response::builder()
-                        .header("content-type", "text/event-stream")
-                        .body(Body::from_stream(stream))
-                        .unwrap()
-                }
-            }),
-        )
-        .route(
-            "/v1/chat/completions",
-            post(move |body: Bytes| {
-                let completion = completion.clone();
-                let events = events.clone();
-                let (hold, released) = (hold.clone(), released.clone());
-                async move {
-                    let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
-                    if request["stream"] != true {
-                        return Response::builder()
-                            .header("content-type", "application/json")
-                            .body(Body::from(completion))
-                            .unwrap();
-                    }
-                    let held = request["bench_hold"] == true;
-                    let pace = request["bench_pace_ms"].as_u64().map(Duration::from_millis);
-                    let stream = futures_util::stream::unfold(0, move |i| {
-                        let (events, hold, released) =
-                            (events.clone(), hold.clone(), released.clone());
-                        async move {
-                            let event = events.get(i)?.clone();
-                            if i == 1 && held {
-                                // The first chunk is out; wait for the bench to let go.
-                                let notified = released.notified();
-                                if hold.load(Ordering::SeqCst) {
-                                    notified.await;
-                                }
-                            } else if let Some(pace) = pace.filter(|_| i > 0) {
-                                tokio::time::sleep(pace).await;
-                            }
-                            Some((Ok::<_, Infallible>(event), i + 1))
-                        }
-                    });
-                    Response::builder()
-                        .header("content-type", "text/event-stream")
-                        .body(Body::from_stream(stream))
-                        .unwrap()
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app).await.unwrap();
-    });
-    addr
-}
-
-/// An Anthropic message, and the events of the same answer streamed in `chunks` text deltas
-/// (one write per event).
-fn anthropic_answers(chunks: usize) -> (Bytes, Arc<Vec<Bytes>>) {
-    let message = json!({
-        "id": "msg_bench", "type": "message", "role": "assistant", "model": "real-claude",
-        "content": [{"type": "text", "text": "Hello there, this is a benchmark answer."}],
-        "stop_reason": "end_turn", "stop_sequence": null,
-        "usage": {"input_tokens": 12, "output_tokens": 9}
-    });
-    let event = |name: &str, data: Value| Bytes::from(format!("event: {name}\ndata: {data}\n\n"));
-    let mut events = vec![
-        event(
-            "message_start",
-            json!({"type": "message_start", "message": {
-            "id": "msg_bench", "type": "message", "role": "assistant", "model": "real-claude",
-            "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 12, "output_tokens": 1}}}),
-        ),
-        event(
-            "content_block_start",
-            json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "text", "text": ""}}),
-        ),
-    ];
-    for i in 0..chunks {
-        events.push(event(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": format!("tok{i} ")}}),
-        ));
-    }
-    events.push(event(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
-    ));
-    events.push(event(
-        "message_delta",
-        json!({"type": "message_delta",
-        "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-        "usage": {"output_tokens": chunks}}),
-    ));
-    events.push(event("message_stop", json!({"type": "message_stop"})));
-    (Bytes::from(message.to_string()), Arc::new(events))
+    let upstream = Upstream::serve(Recording::Off, move |request| {
+        let streaming = request.body["stream"] == true;
+        if request.path == "/v1/messages" {
+            return match streaming {
+                false => Reply::body(200, message.clone()),
+                true => Reply::Stream(Stream::sse(message_events.iter().cloned())),
+            };
+        }
+        if !streaming {
+            return Reply::body(200, completion.clone());
+        }
+        let pace = if request.body["bench_hold"] == true {
+            Pace::Held(gate.clone())
+        } else if let Some(ms) = request.body["bench_pace_ms"].as_u64() {
+            Pace::Between(Duration::from_millis(ms))
+        } else {
+            Pace::Free
+        };
+        Reply::Stream(Stream::sse(completion_events.iter().cloned()).paced(pace))
+    })
+    .await;
+    upstream.addr()
 }
 
 // === the gateway process ===
@@ -813,8 +689,8 @@ struct Held {
 
 /// Opens `n` streams through the gateway that the upstream holds after their first chunk,
 /// measures the gateway's RSS with all of them open, then lets them finish.
-async fn hold_streams(gateway: &Gateway, token: &str, control: &Control, n: usize) -> Held {
-    control.hold.store(true, Ordering::SeqCst);
+async fn hold_streams(gateway: &Gateway, token: &str, gate: &Gate, n: usize) -> Held {
+    gate.close();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(n)
         .tcp_nodelay(true)
@@ -877,8 +753,7 @@ async fn hold_streams(gateway: &Gateway, token: &str, control: &Control, n: usiz
     // Let the gateway settle (buffers for every connection are allocated by now).
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_open = gateway.rss_mib();
-    control.hold.store(false, Ordering::SeqCst);
-    control.released.notify_waiters();
+    gate.open();
     let mut completed = 0;
     for task in tasks {
         if task.await.unwrap_or(false) {

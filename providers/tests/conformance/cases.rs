@@ -12,8 +12,9 @@ use tollgate_providers::{
     ProviderSettings, StreamEvent,
 };
 
+use tollgate_testkit::{Recorded, Reply, Stream, Then, Upstream};
+
 use crate::fixtures::{self, Fixture, TEXT, TOOL, TOOL_ARGS, expected_usage};
-use crate::upstream::{MockUpstream, Recorded, Reply, Then};
 
 pub const API_KEY: &str = "sk-test-4f9a1c77e2";
 pub const UPSTREAM_MODEL: &str = "upstream-model";
@@ -53,19 +54,11 @@ pub fn request(tools: bool) -> ChatRequest {
 }
 
 fn ok_json(body: &str) -> Reply {
-    Reply::Json {
-        status: 200,
-        body: body.to_owned(),
-        headers: Vec::new(),
-    }
+    Reply::body(200, body.to_owned())
 }
 
 fn streamed(fixture: &Fixture, frames: &[String], then: Then) -> Reply {
-    Reply::Stream {
-        content_type: fixture.content_type,
-        chunks: frames.iter().map(|f| Bytes::from(f.clone())).collect(),
-        then,
-    }
+    Reply::Stream(Stream::new(fixture.content_type, frames.to_vec()).then(then))
 }
 
 pub async fn collect(stream: ChatStream) -> Vec<Result<StreamEvent, ProviderError>> {
@@ -148,7 +141,7 @@ fn assert_sent_upstream(kind: ProviderKind, rec: &Recorded, op: Op) {
     if kind == ProviderKind::Anthropic {
         assert_eq!(rec.headers["anthropic-version"], "2023-06-01");
     }
-    assert_eq!(rec.path, expected_path(kind, op));
+    assert_eq!(rec.path_and_query(), expected_path(kind, op));
     match (kind, op) {
         (ProviderKind::Gemini, Op::Embed) => {
             assert_eq!(
@@ -187,8 +180,8 @@ fn ok_events(items: Vec<Result<StreamEvent, ProviderError>>) -> Vec<StreamEvent>
 
 pub async fn chat_text(kind: ProviderKind) {
     let fixture = fixtures::fixture(kind);
-    let upstream = MockUpstream::start(ok_json(&fixture.chat)).await;
-    let resp = provider(kind, &upstream.base_url, |_| {})
+    let upstream = Upstream::replying(ok_json(&fixture.chat)).await;
+    let resp = provider(kind, &upstream.root_url(), |_| {})
         .chat(&request(false), UPSTREAM_MODEL)
         .await
         .unwrap();
@@ -219,8 +212,8 @@ pub async fn chat_text(kind: ProviderKind) {
 pub async fn chat_stream_text(kind: ProviderKind) {
     let fixture = fixtures::fixture(kind);
     let upstream =
-        MockUpstream::start(streamed(&fixture, &rechunk(&fixture.stream), Then::End)).await;
-    let stream = provider(kind, &upstream.base_url, |_| {})
+        Upstream::replying(streamed(&fixture, &rechunk(&fixture.stream), Then::End)).await;
+    let stream = provider(kind, &upstream.root_url(), |_| {})
         .chat_stream(&request(false), UPSTREAM_MODEL)
         .await
         .unwrap();
@@ -253,8 +246,8 @@ pub async fn chat_stream_text(kind: ProviderKind) {
 
 pub async fn chat_tool_call(kind: ProviderKind) {
     let fixture = fixtures::fixture(kind);
-    let upstream = MockUpstream::start(ok_json(&fixture.tool_chat)).await;
-    let resp = provider(kind, &upstream.base_url, |_| {})
+    let upstream = Upstream::replying(ok_json(&fixture.tool_chat)).await;
+    let resp = provider(kind, &upstream.root_url(), |_| {})
         .chat(&request(true), UPSTREAM_MODEL)
         .await
         .unwrap();
@@ -280,8 +273,8 @@ pub async fn chat_tool_call(kind: ProviderKind) {
 
 pub async fn stream_tool_call(kind: ProviderKind) {
     let fixture = fixtures::fixture(kind);
-    let upstream = MockUpstream::start(streamed(&fixture, &fixture.tool_stream, Then::End)).await;
-    let stream = provider(kind, &upstream.base_url, |_| {})
+    let upstream = Upstream::replying(streamed(&fixture, &fixture.tool_stream, Then::End)).await;
+    let stream = provider(kind, &upstream.root_url(), |_| {})
         .chat_stream(&request(true), UPSTREAM_MODEL)
         .await
         .unwrap();
@@ -314,13 +307,13 @@ pub async fn stream_tool_call(kind: ProviderKind) {
 }
 
 pub async fn rate_limited_is_retryable_with_retry_after(kind: ProviderKind) {
-    let upstream = MockUpstream::start(Reply::Json {
+    let upstream = Upstream::replying(Reply::Json {
         status: 429,
-        body: r#"{"error":{"message":"Rate limit reached","type":"rate_limit_error"}}"#.into(),
         headers: vec![("retry-after", "7".into())],
+        body: r#"{"error":{"message":"Rate limit reached","type":"rate_limit_error"}}"#.into(),
     })
     .await;
-    let err = provider(kind, &upstream.base_url, |_| {})
+    let err = provider(kind, &upstream.root_url(), |_| {})
         .chat(&request(false), UPSTREAM_MODEL)
         .await
         .unwrap_err();
@@ -332,13 +325,12 @@ pub async fn rate_limited_is_retryable_with_retry_after(kind: ProviderKind) {
 }
 
 pub async fn server_error_is_retryable(kind: ProviderKind) {
-    let upstream = MockUpstream::start(Reply::Json {
-        status: 500,
-        body: r#"{"error":{"message":"internal","type":"api_error"}}"#.into(),
-        headers: Vec::new(),
-    })
+    let upstream = Upstream::replying(Reply::body(
+        500,
+        r#"{"error":{"message":"internal","type":"api_error"}}"#,
+    ))
     .await;
-    let err = match provider(kind, &upstream.base_url, |_| {})
+    let err = match provider(kind, &upstream.root_url(), |_| {})
         .chat_stream(&request(false), UPSTREAM_MODEL)
         .await
     {
@@ -351,13 +343,12 @@ pub async fn server_error_is_retryable(kind: ProviderKind) {
 }
 
 pub async fn client_error_is_final_and_hides_the_key(kind: ProviderKind) {
-    let upstream = MockUpstream::start(Reply::Json {
-        status: 401,
-        body: format!(r#"{{"error":{{"message":"Incorrect API key provided: {API_KEY}"}}}}"#),
-        headers: Vec::new(),
-    })
+    let upstream = Upstream::replying(Reply::body(
+        401,
+        format!(r#"{{"error":{{"message":"Incorrect API key provided: {API_KEY}"}}}}"#),
+    ))
     .await;
-    let err = provider(kind, &upstream.base_url, |_| {})
+    let err = provider(kind, &upstream.root_url(), |_| {})
         .chat(&request(false), UPSTREAM_MODEL)
         .await
         .unwrap_err();
@@ -382,8 +373,8 @@ fn assert_single_error_at_end(items: &[Result<StreamEvent, ProviderError>], code
 
 pub async fn malformed_stream_fails_cleanly(kind: ProviderKind) {
     let fixture = fixtures::fixture(kind);
-    let upstream = MockUpstream::start(streamed(&fixture, &fixture.malformed, Then::End)).await;
-    let stream = provider(kind, &upstream.base_url, |_| {})
+    let upstream = Upstream::replying(streamed(&fixture, &fixture.malformed, Then::End)).await;
+    let stream = provider(kind, &upstream.root_url(), |_| {})
         .chat_stream(&request(false), UPSTREAM_MODEL)
         .await
         .unwrap();
@@ -394,8 +385,8 @@ pub async fn malformed_stream_fails_cleanly(kind: ProviderKind) {
 
 pub async fn truncated_stream_fails_cleanly(kind: ProviderKind) {
     let fixture = fixtures::fixture(kind);
-    let upstream = MockUpstream::start(streamed(&fixture, &fixture.truncated, Then::End)).await;
-    let stream = provider(kind, &upstream.base_url, |_| {})
+    let upstream = Upstream::replying(streamed(&fixture, &fixture.truncated, Then::End)).await;
+    let stream = provider(kind, &upstream.root_url(), |_| {})
         .chat_stream(&request(false), UPSTREAM_MODEL)
         .await
         .unwrap();
@@ -409,9 +400,9 @@ pub async fn truncated_stream_fails_cleanly(kind: ProviderKind) {
 }
 
 pub async fn first_byte_timeout_is_retryable(kind: ProviderKind) {
-    let upstream = MockUpstream::start(Reply::Delay(Duration::from_secs(3))).await;
+    let upstream = Upstream::replying(ok_json("{}").after(Duration::from_secs(3))).await;
     let started = Instant::now();
-    let err = provider(kind, &upstream.base_url, |s| {
+    let err = provider(kind, &upstream.root_url(), |s| {
         s.first_byte_timeout = Duration::from_millis(200)
     })
     .chat(&request(false), UPSTREAM_MODEL)
@@ -425,8 +416,8 @@ pub async fn first_byte_timeout_is_retryable(kind: ProviderKind) {
 
 pub async fn idle_stream_times_out(kind: ProviderKind) {
     let fixture = fixtures::fixture(kind);
-    let upstream = MockUpstream::start(streamed(&fixture, &fixture.stream[..1], Then::Stall)).await;
-    let stream = provider(kind, &upstream.base_url, |s| {
+    let upstream = Upstream::replying(streamed(&fixture, &fixture.stream[..1], Then::Stall)).await;
+    let stream = provider(kind, &upstream.root_url(), |s| {
         s.idle_timeout = Duration::from_millis(200)
     })
     .chat_stream(&request(false), UPSTREAM_MODEL)
@@ -445,10 +436,10 @@ pub async fn dropping_the_stream_closes_the_upstream(kind: ProviderKind) {
     let reply = streamed(
         &fixture,
         &fixture.stream[..1],
-        Then::KeepAlive(fixture.keep_alive),
+        Then::KeepAlive(Bytes::from_static(fixture.keep_alive.as_bytes())),
     );
-    let upstream = MockUpstream::start(reply).await;
-    let mut stream = provider(kind, &upstream.base_url, |_| {})
+    let upstream = Upstream::replying(reply).await;
+    let mut stream = provider(kind, &upstream.root_url(), |_| {})
         .chat_stream(&request(false), UPSTREAM_MODEL)
         .await
         .unwrap();
@@ -469,11 +460,11 @@ pub async fn dropping_the_stream_closes_the_upstream(kind: ProviderKind) {
 pub async fn embeddings(kind: ProviderKind) {
     let fixture = fixtures::fixture(kind);
     let embeddings = fixture.embeddings.clone();
-    let upstream = MockUpstream::start(ok_json(embeddings.as_deref().unwrap_or("{}"))).await;
+    let upstream = Upstream::replying(ok_json(embeddings.as_deref().unwrap_or("{}"))).await;
     let req: EmbeddingsRequest =
         serde_json::from_value(json!({"model": CLIENT_MODEL, "input": ["first", "second"]}))
             .unwrap();
-    let result = provider(kind, &upstream.base_url, |_| {})
+    let result = provider(kind, &upstream.root_url(), |_| {})
         .embeddings(&req, UPSTREAM_MODEL)
         .await;
     if embeddings.is_none() {
@@ -508,12 +499,12 @@ pub fn unpack(embedding: &Value) -> Vec<f32> {
 pub async fn embeddings_base64(kind: ProviderKind) {
     let fixture = fixtures::fixture(kind);
     let embeddings = fixture.embeddings.clone();
-    let upstream = MockUpstream::start(ok_json(embeddings.as_deref().unwrap_or("{}"))).await;
+    let upstream = Upstream::replying(ok_json(embeddings.as_deref().unwrap_or("{}"))).await;
     let req: EmbeddingsRequest = serde_json::from_value(json!({
         "model": CLIENT_MODEL, "input": ["first", "second"], "encoding_format": "base64"
     }))
     .unwrap();
-    let result = provider(kind, &upstream.base_url, |_| {})
+    let result = provider(kind, &upstream.root_url(), |_| {})
         .embeddings(&req, UPSTREAM_MODEL)
         .await;
     if embeddings.is_none() {

@@ -1,5 +1,5 @@
-//! Provider conformance: the same cases against every adapter, each through a mock upstream that
-//! speaks that provider's wire format on 127.0.0.1 port 0. One binary, so the crate links once.
+//! Provider conformance: the same cases against every adapter, each through a mock upstream (the
+//! test kit's, on 127.0.0.1 port 0) replaying that provider's documented wire format. One binary, so the crate links once.
 
 // clippy's allow-unwrap-in-tests covers #[test] fns only, not the shared helpers of a test binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -7,7 +7,6 @@
 mod cases;
 mod fixtures;
 mod mock_provider;
-mod upstream;
 
 macro_rules! conformance_suite {
     ($($module:ident => $kind:expr),* $(,)?) => {$(

@@ -7,11 +7,10 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::store::Store;
+use tollgate_testkit::{Step, Upstream};
 
 use super::{Rng, export, export_sums};
-use crate::dataplane::upstream::{Step, Upstream};
-use crate::metering::gateway::{gateway, usage_seen};
-use crate::metering::wire;
+use crate::metering::gateway::{REPORTED, gateway, reporting, usage_seen};
 
 /// Price of every model here, in USD per million tokens.
 const INPUT: f64 = 3.0;
@@ -19,7 +18,7 @@ const OUTPUT: f64 = 15.0;
 
 #[tokio::test]
 async fn exports_equal_events_equal_what_the_clients_received() {
-    let base = wire::start().await;
+    let base = reporting(REPORTED, Step::Answer).await.root_url();
     let failing = Upstream::always(Step::Status(500, None)).await;
     let slow = Upstream::always(Step::Slow(std::time::Duration::from_millis(300))).await;
     let price = format!("price = {{ input_per_mtok = {INPUT}, output_per_mtok = {OUTPUT} }}");

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use super::upstream::Upstream;
+use tollgate_testkit::Upstream;
+
 use super::{DataPlane, ask, ask_stream, events, model, provider};
 
 #[tokio::test]

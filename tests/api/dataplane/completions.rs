@@ -9,8 +9,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::metering::{Ending, UsageEvent};
 use tollgate::store::Store;
+use tollgate_testkit::{Step, Upstream};
 
-use super::upstream::{Step, Upstream};
 use super::{DataPlane, PROVIDER_KEY, model, provider};
 use crate::metering::gateway::stored;
 

@@ -2,8 +2,8 @@
 
 use reqwest::Method;
 use serde_json::json;
+use tollgate_testkit::{Step, Upstream};
 
-use super::upstream::{Step, Upstream};
 use super::{DataPlane, PROVIDER_KEY, ask, model, provider};
 use crate::support::{error_code, json};
 

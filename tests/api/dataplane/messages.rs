@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::metering::Ending;
 use tollgate::store::Store;
+use tollgate_testkit::{Step, Upstream};
 
-use super::upstream::{Step, Upstream};
 use super::{DataPlane, PROVIDER_KEY, leave_after, model, provider};
 use crate::metering::gateway::stored;
 

@@ -21,7 +21,6 @@ mod slow_clients;
 
 mod observability;
 mod streaming;
-pub mod upstream;
 
 /// The API key every test provider is configured with; it must never reach a client.
 pub const PROVIDER_KEY: &str = "sk-upstream-secret-0123456789abcdef";

@@ -3,8 +3,8 @@
 
 use reqwest::Method;
 use serde_json::json;
+use tollgate_testkit::{Step, Upstream};
 
-use super::upstream::{Step, Upstream};
 use super::{DataPlane, ask, ask_stream, events, model, provider};
 
 /// Every metric name the gateway promises, by area.

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::upstream::{Step, Upstream};
+use tollgate_testkit::{Step, Upstream};
+
 use super::{DataPlane, ask, ask_stream, events, model, provider};
 use crate::support::{error_code, json};
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::store::Store;
+use tollgate_testkit::Upstream;
 
-use super::upstream::Upstream;
 use super::{DataPlane, mock_provider, model, provider};
 use crate::identity::idp::{self, JwksServer};
 use crate::metering::gateway::stored;

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::Value;
+use tollgate_testkit::{Step, Upstream};
 
-use super::upstream::{Step, Upstream};
 use super::{DataPlane, ask_stream, events, model, provider};
 
 fn chunk(event: &str) -> Value {

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tollgate::store::Store;
+use tollgate_testkit::Upstream;
 
 use super::lifecycle::{jane_key, serve_on};
-use crate::dataplane::upstream::Upstream;
 use crate::support::{Backend, on_both_backends};
 
 on_both_backends!(kill_9_under_load_loses_no_finished_request);

@@ -7,10 +7,31 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::metering::{Ending, UsageEvent, tokenizer};
 use tollgate::store::Store;
+use tollgate_testkit::{Step, Upstream, Usage, Usages};
 
-use super::wire;
 use crate::dataplane::leave_after;
 use crate::support::{Backend, TestApp};
+
+/// What the metering tests' upstream reports for each kind of provider, normalised the way
+/// tollgate stores it.
+pub(crate) const OPENAI: Usage = Usage::new(9, 4).cached(2);
+/// Anthropic: input 21 + cache read 4 + cache creation 2 = 27 prompt tokens, 4 of them cached.
+pub(crate) const ANTHROPIC: Usage = Usage::new(27, 7).cached(4).cache_write(2);
+pub(crate) const GEMINI: Usage = Usage::new(11, 5).cached(3);
+pub(crate) const OLLAMA: Usage = Usage::new(13, 6);
+pub(crate) const REPORTED: Usages = Usages {
+    chat: Some(OPENAI),
+    messages: ANTHROPIC,
+    gemini: GEMINI,
+    ollama: OLLAMA,
+    ..Usages::DEFAULT
+};
+
+/// An upstream for every kind of provider (OpenAI and Azure at its `base_url`, the others at
+/// its `root_url()`) that answers with `step`, reporting `usage`.
+pub(crate) async fn reporting(usage: Usages, step: Step) -> Upstream {
+    Upstream::scripted(usage, Vec::new(), step).await
+}
 
 /// A gateway whose writer flushes fast, with the given providers and models (TOML).
 pub(crate) async fn gateway(models_toml: &str) -> (TestApp, Store, String) {
@@ -83,7 +104,17 @@ pub(crate) async fn usage_seen(response: reqwest::Response, stream: bool) -> (Va
 
 #[tokio::test]
 async fn stored_usage_equals_what_each_provider_reported() {
-    let base = wire::start().await;
+    let base = reporting(REPORTED, Step::Answer).await.root_url();
+    // An OpenAI upstream that reports no usage at all.
+    let bare = reporting(
+        Usages {
+            chat: None,
+            ..REPORTED
+        },
+        Step::Answer,
+    )
+    .await
+    .base_url;
     let (app, store, key) = gateway(&format!(
         r#"
         [[providers]]
@@ -109,7 +140,7 @@ async fn stored_usage_equals_what_each_provider_reported() {
         [[providers]]
         name = "bare"
         kind = "openai"
-        base_url = "{base}/bare/v1"
+        base_url = "{bare}"
         [[models]]
         name = "m-openai"
         targets = [{{ provider = "openai", model = "gpt-x" }}]
@@ -133,11 +164,11 @@ async fn stored_usage_equals_what_each_provider_reported() {
     .await;
 
     let cases = [
-        ("m-openai", Some(wire::OPENAI)),
-        ("m-azure", Some(wire::OPENAI)),
-        ("m-anthropic", Some(wire::ANTHROPIC)),
-        ("m-gemini", Some(wire::GEMINI)),
-        ("m-ollama", Some(wire::OLLAMA)),
+        ("m-openai", Some(OPENAI)),
+        ("m-azure", Some(OPENAI)),
+        ("m-anthropic", Some(ANTHROPIC)),
+        ("m-gemini", Some(GEMINI)),
+        ("m-ollama", Some(OLLAMA)),
         ("m-bare", None),
     ];
     for (model, expected) in cases {
@@ -160,7 +191,12 @@ async fn stored_usage_equals_what_each_provider_reported() {
             assert_eq!(event.tenant_id, "acme");
             assert_eq!(event.subject, "jane");
             match expected {
-                Some((prompt, completion, cached)) => {
+                Some(Usage {
+                    prompt,
+                    completion,
+                    cached,
+                    ..
+                }) => {
                     assert!(!event.estimated, "{case}");
                     assert_eq!(event.tally.prompt_tokens, prompt as i64, "{case}");
                     assert_eq!(event.tally.completion_tokens, completion as i64, "{case}");
@@ -418,10 +454,7 @@ async fn two_requests_with_one_request_id_are_both_billed() {
 
 #[tokio::test]
 async fn a_client_that_leaves_mid_stream_is_billed_for_what_it_got() {
-    let upstream = crate::dataplane::upstream::Upstream::always(
-        crate::dataplane::upstream::Step::Slow(Duration::from_millis(400)),
-    )
-    .await;
+    let upstream = Upstream::always(Step::Slow(Duration::from_millis(400))).await;
     let (app, store, key) = gateway(&format!(
         r#"
         [[providers]]
@@ -466,10 +499,7 @@ async fn a_client_that_leaves_mid_stream_is_billed_for_what_it_got() {
 /// and its metrics do.
 #[tokio::test]
 async fn a_request_that_timed_out_is_stored_as_a_timeout() {
-    let upstream = crate::dataplane::upstream::Upstream::always(
-        crate::dataplane::upstream::Step::Delay(Duration::from_secs(3)),
-    )
-    .await;
+    let upstream = Upstream::always(Step::Delay(Duration::from_secs(3))).await;
     let (app, store, key) = gateway(&format!(
         r#"
         [[providers]]

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tollgate::metering::Ending;
 use tollgate::store::Store;
+use tollgate_testkit::{Step, Upstream};
 
 use super::{Outage, wait_for_count};
-use crate::dataplane::upstream::{Step, Upstream};
 use crate::support::{Backend, TestApp, on_both_backends};
 
 /// `tollgate serve` as its own process on SQLite in `dir`, model `m` on `upstream`, with

@@ -10,7 +10,6 @@ pub(crate) mod lifecycle;
 mod migration;
 mod outage;
 mod reported;
-pub(crate) mod wire;
 mod writer;
 
 use std::path::Path;

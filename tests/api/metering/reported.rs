@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 use tollgate::metering::{Ending, UsageEvent, tokenizer};
+use tollgate_testkit::{Step, Usage, Usages};
 
-use super::gateway::{chat, gateway, stored, usage_seen};
-use super::wire;
+use super::gateway::{OLLAMA, REPORTED, chat, gateway, reporting, stored, usage_seen};
 
 /// One provider of `kind` at `base`, and a model `m` on it with `price` (TOML inline table).
 fn one_model(kind: &str, base: &str, price: &str) -> String {
@@ -50,7 +50,7 @@ fn billed(event: &UsageEvent) -> (i64, i64, i64, i64, bool) {
 /// = 63 + 1.2 + 7.5 + 105 = 176.7 micro-dollars → 177 (as plain input they made it 175).
 #[tokio::test]
 async fn anthropic_cache_writes_cost_the_cache_write_price() {
-    let base = wire::start().await;
+    let base = reporting(REPORTED, Step::Answer).await.root_url();
     let price = "{ input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok = 0.30, \
                  cache_write_per_mtok = 3.75 }";
     let (app, store, key) = gateway(&one_model("anthropic", &base, price)).await;
@@ -70,7 +70,8 @@ async fn anthropic_cache_writes_cost_the_cache_write_price() {
 /// the completion delivered.
 #[tokio::test]
 async fn a_broken_stream_keeps_the_prompt_counts_already_reported() {
-    let base = wire::start().await;
+    // Every stream dies after its first piece of text.
+    let base = reporting(REPORTED, Step::DieAfter(1)).await.root_url();
     let cases = [
         // message_start: 21 input + 4 cache reads + 2 cache writes. At 3 / 15 USD/Mtok, reads
         // 0.30, writes 3.75: 63 + 1.2 + 7.5 + 1 × 15 = 86.7 micro-dollars → 87.
@@ -91,7 +92,7 @@ async fn a_broken_stream_keeps_the_prompt_counts_already_reported() {
         ),
     ];
     for (kind, price, (prompt, cached), cost) in cases {
-        let toml = one_model(kind, &format!("{base}/broken"), price);
+        let toml = one_model(kind, &base, price);
         let (app, store, key) = gateway(&toml).await;
         let id = format!("broken-{kind}");
         let response = chat(&app, &key, &id, &hello(true)).await;
@@ -111,9 +112,17 @@ async fn a_broken_stream_keeps_the_prompt_counts_already_reported() {
 /// so), the reported `eval_count` (6) is kept. At 1 / 2 USD/Mtok: prompt × 1 + 6 × 2.
 #[tokio::test]
 async fn ollama_without_a_prompt_count_has_its_prompt_estimated() {
-    let base = wire::start().await;
+    // Ollama leaves a zero count out.
+    let old = Usages {
+        ollama: Usage {
+            prompt: 0,
+            ..OLLAMA
+        },
+        ..REPORTED
+    };
+    let base = reporting(old, Step::Answer).await.root_url();
     let price = "{ input_per_mtok = 1.0, output_per_mtok = 2.0 }";
-    let (app, store, key) = gateway(&one_model("ollama", &format!("{base}/old"), price)).await;
+    let (app, store, key) = gateway(&one_model("ollama", &base, price)).await;
     for stream in [false, true] {
         let id = format!("ollama-old-{stream}");
         let response = chat(&app, &key, &id, &hello(stream)).await;
@@ -133,9 +142,13 @@ async fn ollama_without_a_prompt_count_has_its_prompt_estimated() {
 /// 5 × 1 + 8 × 0.25 + 6 × 2 = 19 micro-dollars (25 when charged as plain input).
 #[tokio::test]
 async fn ollama_cached_prompt_tokens_cost_the_cached_price() {
-    let base = wire::start().await;
+    let cached = Usages {
+        ollama: OLLAMA.cached(8),
+        ..REPORTED
+    };
+    let base = reporting(cached, Step::Answer).await.root_url();
     let price = "{ input_per_mtok = 1.0, output_per_mtok = 2.0, cached_input_per_mtok = 0.25 }";
-    let (app, store, key) = gateway(&one_model("ollama", &format!("{base}/cached"), price)).await;
+    let (app, store, key) = gateway(&one_model("ollama", &base, price)).await;
     for stream in [false, true] {
         let id = format!("ollama-cached-{stream}");
         let response = chat(&app, &key, &id, &hello(stream)).await;
@@ -152,7 +165,7 @@ async fn ollama_cached_prompt_tokens_cost_the_cached_price() {
 /// billed, marked `"estimated": true` like the event. At 1 USD/Mtok a token costs 1 µ$.
 #[tokio::test]
 async fn gemini_embeddings_answer_with_the_estimated_usage() {
-    let base = wire::start().await;
+    let base = reporting(REPORTED, Step::Answer).await.root_url();
     let price = "{ input_per_mtok = 1.0, output_per_mtok = 0.0 }";
     let (app, store, key) = gateway(&one_model("gemini", &base, price)).await;
     let input = json!(["Hello there", "General Kenobi, you are a bold one"]);
