@@ -6,7 +6,7 @@
 //! any replica serves any page; the cookie carries a random token, the table only its hash.
 
 pub mod session;
-mod sso;
+pub mod sso;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -35,9 +35,11 @@ const STATE_COOKIE: &str = "tg_sso";
 /// The parts of an OpenID Provider's discovery document the console uses.
 #[derive(Debug, Deserialize)]
 pub struct Discovery {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
 }
 
 /// Why a login failed, as logged and counted (a fixed set of codes).
@@ -346,9 +348,15 @@ async fn exchange(
 /// The issuer's discovery document, fetched with the JWKS client's settings (no redirects,
 /// bounded time and size) and kept for a few minutes.
 async fn discover(state: &AppState, issuer: &Issuer) -> Result<Arc<Discovery>, &'static str> {
+    discovery(state, &issuer.issuer).await
+}
+
+/// `{issuer}/.well-known/openid-configuration`, fetched (bounded, cached briefly) and checked to
+/// name `issuer` exactly, as OpenID Connect Discovery requires.
+pub async fn discovery(state: &AppState, issuer: &str) -> Result<Arc<Discovery>, &'static str> {
     let url = format!(
         "{}/.well-known/openid-configuration",
-        issuer.issuer.trim_end_matches('/')
+        issuer.trim_end_matches('/')
     );
     if let Some(found) = state.console.discovery.get(&url).await {
         return Ok(found);
@@ -366,7 +374,7 @@ async fn discover(state: &AppState, issuer: &Issuer) -> Result<Arc<Discovery>, &
     }
     let body = read_bounded(response).await.ok_or("discovery_failed")?;
     let discovery: Discovery = serde_json::from_slice(&body).map_err(|_| "discovery_failed")?;
-    if discovery.issuer != issuer.issuer {
+    if discovery.issuer != issuer {
         return Err("discovery_issuer_mismatch");
     }
     let discovery = Arc::new(discovery);

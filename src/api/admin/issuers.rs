@@ -259,3 +259,39 @@ fn jwks_url(url: String) -> Result<String, ApiError> {
     }
     Ok(url)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverBody {
+    issuer: String,
+}
+
+/// `POST /admin/v1/issuers/discover` `{"issuer"}`: what the issuer's OpenID discovery document
+/// says (`issuer`, `jwks_uri`, the authorization and token endpoints), to register it from its
+/// URL. Nothing is stored.
+pub async fn discover(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<DiscoverBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let issuer = body.issuer.trim();
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+        return Err(ApiError::invalid_field(
+            "issuer",
+            "`issuer` must be an http(s) URL",
+        ));
+    }
+    let found = crate::console::sso::discovery(&state, issuer)
+        .await
+        .map_err(|reason| {
+            ApiError::invalid_field(
+                "issuer",
+                format!("The issuer's discovery document could not be used ({reason})."),
+            )
+        })?;
+    Ok(Json(serde_json::json!({
+        "issuer": found.issuer,
+        "jwks_uri": found.jwks_uri,
+        "authorization_endpoint": found.authorization_endpoint,
+        "token_endpoint": found.token_endpoint,
+    })))
+}

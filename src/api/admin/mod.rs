@@ -7,6 +7,7 @@ mod explain;
 mod failures;
 mod issuers;
 mod keys;
+mod models;
 mod quotas;
 mod tenants;
 mod usage;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             axum::routing::patch(tenants::update).delete(tenants::delete),
         )
         .route("/issuers", post(issuers::create).get(issuers::list))
+        .route("/issuers/discover", post(issuers::discover))
         .route("/issuers/{id}", get(issuers::get).delete(issuers::delete))
         .route("/tenants/{tenant}/models", put(tenants::set_models))
         .route("/auth/explain", post(explain::explain))
@@ -92,10 +94,16 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/usage/export", get(usage::export))
         .route_layer(middleware::from_fn(export_guard));
 
+    // What every admin may read, whoever they are.
+    let any_admin = Router::new().route("/models", get(models::catalogue));
+
     Router::new()
         .nest(
             "/admin/v1",
-            platform_only.merge(tenant_scoped).merge(export),
+            platform_only
+                .merge(tenant_scoped)
+                .merge(export)
+                .merge(any_admin),
         )
         .layer(middleware::from_fn_with_state(state, authenticate))
 }

@@ -241,7 +241,13 @@ const pages = {
       field('JWKS URL', { name: 'jwks_url', type: 'url' }),
       field('Audiences (comma-separated)', { name: 'audiences', required: true }),
       field('Console client id (for SSO)', { name: 'console_client_id' }),
+      el('button', { type: 'button', class: 'link', name: 'discover', text: 'Fill in from its discovery document' }),
       el('button', { type: 'submit', text: 'Register' }));
+    form.elements.discover.addEventListener('click', () => attempt(async () => {
+      const found = await admin('POST', '/issuers/discover', { issuer: form.elements.issuer.value.trim() });
+      form.elements.issuer.value = found.issuer;
+      if (found.jwks_uri) form.elements.jwks_url.value = found.jwks_uri;
+    }, 'Filled in from the discovery document.'));
     form.addEventListener('submit', (event) => {
       event.preventDefault();
       const value = (name) => form.elements[name].value.trim();
@@ -310,6 +316,40 @@ const pages = {
     page.append(el('div', { class: 'scroll' }, el('table', {},
       el('thead', {}, el('tr', {}, ['Subject', 'Email', 'Role', 'Status', ''].map((h) => el('th', { scope: 'col', text: h })))),
       body)), keysBox);
+  },
+
+  async models(page) {
+    page.append(el('h1', { text: 'Models' }));
+    const tenant = await tenantPicker(page, () => show('models'));
+    const catalogue = await admin('GET', '/models');
+    const allowed = tenant ? await admin('GET', `/tenants/${enc(tenant)}/models`) : null;
+    const platform = state.who.kind === 'platform';
+    const price = (p, key) => (p && p[key] !== null && p[key] !== undefined ? `$${p[key]}` : '–');
+    const boxes = [];
+    page.append(el('p', { class: 'hint', text: allowed ? `Tenant ${tenant} may use: ${allowed.join(', ')}` : `Tenant ${tenant || '–'} may use every model.` }));
+    page.append(table(['Model', 'Input / M tokens', 'Output / M tokens', 'Cached input / M', 'Cache write / M', 'Fallbacks', 'Allowed'], catalogue.map((model) => {
+      const box = el('input', { type: 'checkbox', name: 'allowed', value: model.name, 'aria-label': `Allow ${model.name}`,
+        checked: !allowed || allowed.includes(model.name), disabled: !platform });
+      boxes.push(box);
+      return el('tr', { 'data-testid': 'model-row', 'data-model': model.name },
+        el('td', { text: model.name }), el('td', { text: price(model.price, 'input_per_mtok') }),
+        el('td', { text: price(model.price, 'output_per_mtok') }), el('td', { text: price(model.price, 'cached_input_per_mtok') }),
+        el('td', { text: price(model.price, 'cache_write_per_mtok') }), el('td', { text: model.fallbacks.join(', ') }),
+        el('td', {}, box));
+    })));
+    if (platform && tenant) {
+      const everything = el('button', { type: 'button', class: 'link', text: 'Allow every model' });
+      everything.addEventListener('click', () => attempt(async () => {
+        await admin('PUT', `/tenants/${enc(tenant)}/models`, null);
+        await show('models');
+      }, `${tenant} may use every model.`));
+      const save = el('button', { type: 'button', text: 'Save the allow-list' });
+      save.addEventListener('click', () => attempt(async () => {
+        await admin('PUT', `/tenants/${enc(tenant)}/models`, boxes.filter((b) => b.checked).map((b) => b.value));
+        await show('models');
+      }, `Allow-list of ${tenant} saved.`));
+      page.append(el('p', { class: 'inline' }, save, everything));
+    }
   },
 
   async quotas(page) {

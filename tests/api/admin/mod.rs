@@ -2,6 +2,7 @@
 
 mod access;
 mod issuers;
+mod models;
 mod quotas;
 mod tenants;
 mod users;

@@ -130,6 +130,22 @@ async fn the_platform_admin_runs_a_tenant_from_the_console() {
     assert_eq!(quota["limits"]["tokens_per_day"], 100000, "{quota}");
     browser.screenshot("platform-quotas").await;
 
+    // The catalogue, and the tenant's allow-list set from it.
+    click(&browser, "[data-testid=nav-models]").await;
+    browser.wait_for_text("[data-testid=model-row]", "m").await;
+    click(&browser, "#page p.inline button:not(.link)").await;
+    browser
+        .wait_for_text(".notice", "Allow-list of acme saved")
+        .await;
+    let (_, allowed) = json(
+        app.admin(Method::GET, "/tenants/acme/models")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(allowed, json!(["m"]));
+
     // Some traffic, then the usage page charts it and its export equals the API's.
     let key = app.user_key("acme", "kate").await;
     for _ in 0..3 {

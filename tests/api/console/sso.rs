@@ -240,6 +240,18 @@ async fn tenant_admins_sign_in_through_their_identity_provider(backend: Backend)
     .await;
     assert_eq!(status, 201, "{issuer}");
     assert_eq!(issuer["console_client_id"], CLIENT_ID);
+    // What the console's "fill in from discovery" asks: the provider's own document.
+    let (status, found) = json(
+        app.admin(Method::POST, "/issuers/discover")
+            .json(&json!({ "issuer": idp.issuer }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["issuer"], idp.issuer);
+    assert_eq!(found["jwks_uri"], format!("{}/jwks", idp.issuer));
 
     // The redirect to the provider carries PKCE S256, state and nonce.
     let first = reqwest::Client::builder()
