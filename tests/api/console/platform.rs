@@ -10,6 +10,7 @@ use crate::support::{ADMIN_TOKEN, Backend, TestApp, error_code, json, on_both_ba
 on_both_backends!(
     platform_login_gives_a_cookie_session_the_admin_api_accepts,
     an_idle_session_is_refused,
+    a_busy_session_still_ends_at_its_max_age,
 );
 
 /// Logs in; returns the cookie pair (`tg_session=…`), the CSRF token and the whole response.
@@ -213,4 +214,32 @@ async fn an_idle_session_is_refused(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(get().await.unwrap().status(), 401);
     assert_eq!(get().await.unwrap().status(), 401, "and stays ended");
+}
+
+async fn a_busy_session_still_ends_at_its_max_age(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.console.session_idle_timeout = Duration::from_millis(1500);
+        config.console.session_max_age = Duration::from_millis(1500);
+    })
+    .await;
+    let (cookie, _) = login(&app).await;
+    let get = || {
+        app.client
+            .get(app.url("/admin/v1/tenants"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    // Used every 300 ms, never idle, yet over once 1.5 s have passed since the login.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(get().await.unwrap().status().as_u16());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert_eq!(statuses[7], 401, "{statuses:?}");
+    let first_refused = statuses.iter().position(|s| *s == 401).unwrap();
+    assert!(
+        statuses[first_refused..].iter().all(|s| *s == 401),
+        "{statuses:?}"
+    );
 }
