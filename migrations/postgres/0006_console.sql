@@ -9,6 +9,7 @@ CREATE TABLE console_sessions (
     tenant_id     TEXT,
     subject       TEXT,
     csrf          TEXT    NOT NULL,             -- sent back in X-CSRF-Token on every write
+    admin_key     TEXT,                         -- platform: a digest of the admin token it opened with
     created_at    BIGINT  NOT NULL,
     last_seen_at  BIGINT  NOT NULL,
     CHECK ((kind = 'platform') = (tenant_id IS NULL AND subject IS NULL))

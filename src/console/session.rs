@@ -20,7 +20,7 @@ use crate::api::admin::Caller;
 use crate::api::json::ApiJson;
 use crate::clock::Timestamp;
 use crate::error::{ApiError, ErrorKind};
-use crate::state::AppState;
+use crate::state::{AdminToken, AppState};
 use crate::store::{ConsoleSession, SessionOwner, TenantStatus, UserRole, UserStatus};
 
 pub const COOKIE: &str = "tg_session";
@@ -50,7 +50,7 @@ struct Who {
 impl From<&ConsoleSession> for SessionView {
     fn from(session: &ConsoleSession) -> Self {
         let who = match &session.owner {
-            SessionOwner::Platform => Who {
+            SessionOwner::Platform { .. } => Who {
                 kind: "platform",
                 tenant: None,
                 subject: None,
@@ -113,7 +113,10 @@ pub async fn login(
         super::count_login("invalid_admin_token");
         return Err(ApiError::invalid_credentials());
     }
-    let (token, session) = create(&state, SessionOwner::Platform).await?;
+    let owner = SessionOwner::Platform {
+        admin_key: admin.session_key(),
+    };
+    let (token, session) = create(&state, owner).await?;
     super::count_login("success");
     tracing::info!(kind = "platform", "console session started");
     let mut response = Json(SessionView::from(&session)).into_response();
@@ -181,7 +184,15 @@ pub async fn caller(
         return Err(ApiError::invalid_credentials());
     }
     let caller = match &session.owner {
-        SessionOwner::Platform => Caller::Platform,
+        SessionOwner::Platform { admin_key } => {
+            let current = state.admin_token.as_ref().map(AdminToken::session_key);
+            if current.as_deref() != Some(admin_key.as_str()) {
+                state.store.delete_console_session(&hash).await?;
+                tracing::info!("console session ended: the admin token has changed since it began");
+                return Err(ApiError::invalid_credentials());
+            }
+            Caller::Platform
+        }
         SessionOwner::TenantAdmin { tenant_id, subject } => {
             if !still_admin(state, tenant_id, subject).await? {
                 state.store.delete_console_session(&hash).await?;

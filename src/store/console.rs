@@ -7,8 +7,15 @@ use crate::clock::Timestamp;
 /// Who a console session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionOwner {
-    Platform,
-    TenantAdmin { tenant_id: String, subject: String },
+    /// `admin_key` is [`crate::state::AdminToken::session_key`] of the token it was opened with:
+    /// once the admin token changes, the session no longer opens anything.
+    Platform {
+        admin_key: String,
+    },
+    TenantAdmin {
+        tenant_id: String,
+        subject: String,
+    },
 }
 
 /// A console session as stored: never the token itself, only its hash.
@@ -41,6 +48,7 @@ struct SessionRow {
     tenant_id: Option<String>,
     subject: Option<String>,
     csrf: String,
+    admin_key: Option<String>,
     created_at: Timestamp,
     last_seen_at: Timestamp,
 }
@@ -51,8 +59,10 @@ impl From<SessionRow> for ConsoleSession {
             ("tenant_admin", Some(tenant_id), Some(subject)) => {
                 SessionOwner::TenantAdmin { tenant_id, subject }
             }
-            // The schema allows nothing else.
-            _ => SessionOwner::Platform,
+            // The schema allows nothing else; a platform row without its key opens nothing.
+            _ => SessionOwner::Platform {
+                admin_key: row.admin_key.unwrap_or_default(),
+            },
         };
         Self {
             token_hash: row.token_hash,
@@ -77,18 +87,21 @@ struct LoginRow {
 
 impl Store {
     pub async fn insert_console_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {
-        let (kind, tenant, subject) = match &session.owner {
-            SessionOwner::Platform => ("platform", None, None),
+        let (kind, tenant, subject, admin_key) = match &session.owner {
+            SessionOwner::Platform { admin_key } => {
+                ("platform", None, None, Some(admin_key.as_str()))
+            }
             SessionOwner::TenantAdmin { tenant_id, subject } => (
                 "tenant_admin",
                 Some(tenant_id.as_str()),
                 Some(subject.as_str()),
+                None,
             ),
         };
         on_pool!(self, pool => sqlx::query(
             "INSERT INTO console_sessions \
-             (token_hash, kind, tenant_id, subject, csrf, created_at, last_seen_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+             (token_hash, kind, tenant_id, subject, csrf, created_at, last_seen_at, admin_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         )
         .bind(&session.token_hash)
         .bind(kind)
@@ -97,6 +110,7 @@ impl Store {
         .bind(&session.csrf)
         .bind(session.created_at)
         .bind(session.last_seen_at)
+        .bind(admin_key)
         .execute(pool)
         .await
         .map(|_| ()))?;
@@ -108,7 +122,7 @@ impl Store {
         token_hash: &str,
     ) -> Result<Option<ConsoleSession>, StoreError> {
         let row: Option<SessionRow> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT token_hash, kind, tenant_id, subject, csrf, created_at, last_seen_at \
+            "SELECT token_hash, kind, tenant_id, subject, csrf, admin_key, created_at, last_seen_at \
              FROM console_sessions WHERE token_hash = $1"
         )
         .bind(token_hash)

@@ -179,12 +179,17 @@ impl TestApp {
 
     /// Stops the gateway and starts a new one on the same database and config.
     pub async fn restart(&mut self) {
+        self.restart_with_admin_token(ADMIN_TOKEN).await;
+    }
+
+    /// The same, with another platform admin token (a rotation).
+    pub async fn restart_with_admin_token(&mut self, admin_token: &str) {
         if let Some(gateway) = self.gateway.take() {
             gateway.shutdown().await.expect("clean shutdown");
         }
         let mut config = self.config.clone();
         config.server.listen = "127.0.0.1:0".parse().expect("addr");
-        let gateway = Gateway::start(config, Some(ADMIN_TOKEN.to_owned()))
+        let gateway = Gateway::start(config, Some(admin_token.to_owned()))
             .await
             .expect("gateway restarts");
         self.base = format!("http://{}", gateway.addr);

@@ -11,6 +11,7 @@ on_both_backends!(
     platform_login_gives_a_cookie_session_the_admin_api_accepts,
     an_idle_session_is_refused,
     a_busy_session_still_ends_at_its_max_age,
+    a_session_outlives_a_restart_but_not_a_new_admin_token,
 );
 
 /// Logs in; returns the cookie pair (`tg_session=…`), the CSRF token and the whole response.
@@ -242,4 +243,23 @@ async fn a_busy_session_still_ends_at_its_max_age(backend: Backend) {
         statuses[first_refused..].iter().all(|s| *s == 401),
         "{statuses:?}"
     );
+}
+
+async fn a_session_outlives_a_restart_but_not_a_new_admin_token(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let (cookie, _) = login(&app).await;
+    let status = |app: &TestApp| {
+        app.client
+            .get(app.url("/admin/v1/tenants"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    assert_eq!(status(&app).await.unwrap().status(), 200);
+    // Sessions live in SQL: another process (a restart, a replica) knows them.
+    app.restart().await;
+    assert_eq!(status(&app).await.unwrap().status(), 200);
+    // A rotated admin token ends every session opened with the old one.
+    app.restart_with_admin_token("a-rotated-admin-token-with-enough-entropy-42")
+        .await;
+    assert_eq!(status(&app).await.unwrap().status(), 401);
 }
