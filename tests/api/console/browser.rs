@@ -265,8 +265,19 @@ async fn a_tenant_admin_signs_in_with_their_identity_provider_and_sees_only_thei
         fill(&browser, "input[name=login]", subject).await;
         fill(&browser, "input[name=password]", "any password").await;
         click(&browser, "button[type=submit]").await;
-        if browser.url().await.contains("/interaction/") {
-            click(&browser, "button[type=submit]").await;
+        // The consent form follows, once the login page has gone.
+        let consent = "return location.pathname.includes('/interaction/') \
+                       && !document.querySelector('input[name=login]') \
+                       && !!document.querySelector('button[type=submit]');";
+        for _ in 0..100 {
+            if browser.url().await.contains("/console") {
+                break;
+            }
+            if browser.run(consent).await == Value::Bool(true) {
+                click(&browser, "button[type=submit]").await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         if !signed_in {
             browser

@@ -163,15 +163,16 @@ impl Browser {
             .collect()
     }
 
-    /// Waits until `css` matches an element whose text contains `text`.
+    /// Waits until `css` matches an element whose text contains `text`. Checked inside the
+    /// page in one call, so a page that re-renders meanwhile leaves no stale element behind.
     pub async fn wait_for_text(&self, css: &str, text: &str) {
+        let script = format!(
+            "return [...document.querySelectorAll({})].some(e => e.textContent.includes({}));",
+            Value::from(css),
+            Value::from(text)
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            for element in self.find_all(css).await {
-                if self.text(&element).await.contains(text) {
-                    return;
-                }
-            }
+        while self.run(&script).await != Value::Bool(true) {
             assert!(Instant::now() < deadline, "no {css} shows {text:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -194,13 +195,6 @@ impl Browser {
     pub async fn clear(&self, element: &Element) {
         self.call("POST", &format!("/element/{}/clear", element.0), None)
             .await;
-    }
-
-    pub async fn text(&self, element: &Element) -> String {
-        let text = self
-            .call("GET", &format!("/element/{}/text", element.0), None)
-            .await;
-        text.as_str().unwrap_or_default().to_owned()
     }
 
     pub async fn attribute(&self, element: &Element, name: &str) -> Option<String> {
