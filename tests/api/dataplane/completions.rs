@@ -8,11 +8,9 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::metering::{Ending, UsageEvent};
-use tollgate::store::Store;
 use tollgate_testkit::{Step, Upstream};
 
 use super::{DataPlane, PROVIDER_KEY, model, provider};
-use crate::metering::gateway::stored;
 
 /// A gateway with `gpt` on an OpenAI upstream and `claude` on an Anthropic one.
 async fn plane(openai: &Upstream, anthropic: &Upstream) -> DataPlane {
@@ -30,26 +28,11 @@ async fn plane(openai: &Upstream, anthropic: &Upstream) -> DataPlane {
 }
 
 async fn send(plane: &DataPlane, request_id: &str, body: &Value) -> reqwest::Response {
-    plane
-        .app
-        .client
-        .post(plane.app.url("/v1/completions"))
-        .bearer_auth(&plane.key)
-        .header("x-request-id", request_id)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    plane.post_as("/v1/completions", request_id, body).await
 }
 
 fn prompt(model: &str, stream: bool) -> Value {
     json!({"model": model, "prompt": "Say hi", "max_tokens": 20, "stream": stream})
-}
-
-async fn store(plane: &DataPlane) -> Store {
-    Store::connect(&plane.app.config.database.url, 2)
-        .await
-        .unwrap()
 }
 
 /// The chunks of a stream (`data:` payloads, `[DONE]` included) in order.
@@ -127,7 +110,7 @@ async fn an_openai_upstream_gets_the_request_as_sent_and_its_answer_comes_back()
         seen.headers["authorization"],
         format!("Bearer {PROVIDER_KEY}")
     );
-    let event = stored(&store(&plane).await, "native-json").await;
+    let event = plane.stored("native-json").await;
     billed_as_told(&event, &answer["usage"]);
     assert!(!event.streamed);
 }
@@ -145,7 +128,7 @@ async fn an_openai_stream_is_passed_through_with_the_usage_chunk_only_when_asked
     let (text, usage) = read(&chunks);
     assert_eq!(text, "Hello from upstream");
     let usage = usage.expect("the usage chunk the client asked for");
-    billed_as_told(&stored(&store(&plane).await, "native-usage").await, &usage);
+    billed_as_told(&plane.stored("native-usage").await, &usage);
 
     let response = send(&plane, "native-plain", &prompt("gpt", true)).await;
     let chunks = payloads(response).await;
@@ -157,7 +140,7 @@ async fn an_openai_stream_is_passed_through_with_the_usage_chunk_only_when_asked
         true,
         "the gateway always asks"
     );
-    let event = stored(&store(&plane).await, "native-plain").await;
+    let event = plane.stored("native-plain").await;
     assert_eq!(
         (event.tally.prompt_tokens, event.tally.completion_tokens),
         (5, 4)
@@ -186,7 +169,7 @@ async fn another_upstream_gets_the_prompt_as_a_chat_message() {
         json!([{"role": "user", "content": [{"type": "text", "text": "Say hi"}]}])
     );
     assert_eq!(seen.body["max_tokens"], 20);
-    let event = stored(&store(&plane).await, "translated-json").await;
+    let event = plane.stored("translated-json").await;
     billed_as_told(&event, &answer["usage"]);
     assert_eq!(
         (event.tally.prompt_tokens, event.tally.completion_tokens),
@@ -205,7 +188,7 @@ async fn another_upstream_gets_the_prompt_as_a_chat_message() {
     assert_eq!(last["choices"][0]["finish_reason"], "stop");
     assert_eq!(last["model"], "claude");
     let usage = usage.expect("the usage chunk the client asked for");
-    let event = stored(&store(&plane).await, "translated-stream").await;
+    let event = plane.stored("translated-stream").await;
     billed_as_told(&event, &usage);
     assert!(event.streamed);
 }
@@ -276,7 +259,7 @@ async fn a_client_leaving_a_completions_stream_is_billed() {
         received.push_str(&String::from_utf8_lossy(&chunk));
     }
     drop(stream);
-    let event = stored(&store(&plane).await, "leaver").await;
+    let event = plane.stored("leaver").await;
     assert_eq!(event.status, Ending::ClientDisconnected);
     assert!(
         event.tally.prompt_tokens >= 1,

@@ -7,11 +7,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::metering::Ending;
-use tollgate::store::Store;
 use tollgate_testkit::{Step, Upstream};
 
 use super::{DataPlane, PROVIDER_KEY, leave_after, model, provider};
-use crate::metering::gateway::stored;
 
 /// A gateway with `claude` on an Anthropic-kind upstream and `gpt` on an OpenAI-kind one.
 async fn plane(anthropic: &Upstream, openai: &Upstream) -> DataPlane {
@@ -47,12 +45,6 @@ async fn send(plane: &DataPlane, request_id: &str, body: &Value) -> reqwest::Res
 fn hello(model: &str, stream: bool) -> Value {
     json!({"model": model, "max_tokens": 64, "stream": stream,
            "messages": [{"role": "user", "content": "hi"}]})
-}
-
-async fn store(plane: &DataPlane) -> Store {
-    Store::connect(&plane.app.config.database.url, 2)
-        .await
-        .unwrap()
 }
 
 /// `(event name, data)` of each event of an SSE body.
@@ -124,7 +116,7 @@ async fn an_anthropic_upstream_gets_the_request_as_sent_and_its_answer_comes_bac
     assert_eq!(seen.headers["anthropic-beta"], "prompt-caching-2024-07-31");
     assert_eq!(seen.headers["x-api-key"], PROVIDER_KEY);
 
-    let event = stored(&store(&plane).await, "native-json").await;
+    let event = plane.stored("native-json").await;
     assert_eq!(
         (
             event.tally.prompt_tokens,
@@ -171,7 +163,7 @@ async fn an_anthropic_stream_is_relayed_event_by_event() {
     assert_eq!(events[0].1["message"]["model"], "claude");
     assert_eq!(text_of(&events), "Hello from upstream");
     assert_eq!(events[8].1["delta"]["type"], "input_json_delta");
-    let event = stored(&store(&plane).await, "native-stream").await;
+    let event = plane.stored("native-stream").await;
     assert_eq!(
         (
             event.tally.prompt_tokens,
@@ -222,9 +214,8 @@ async fn an_openai_upstream_gets_a_translation_both_ways() {
     assert_eq!(delta.0, "message_delta");
     assert_eq!(delta.1["delta"]["stop_reason"], "end_turn");
     assert_eq!(delta.1["usage"]["output_tokens"], 3);
-    let store = store(&plane).await;
     for id in ["translated-json", "translated-stream"] {
-        let event = stored(&store, id).await;
+        let event = plane.stored(id).await;
         assert_eq!(
             (event.tally.prompt_tokens, event.tally.completion_tokens),
             (7, 3),
@@ -316,7 +307,7 @@ async fn a_client_leaving_a_messages_stream_is_billed() {
     let response = send(&plane, "leaver", &hello("claude", true)).await;
     assert_eq!(response.status(), 200);
     leave_after(response, "Hello").await;
-    let event = stored(&store(&plane).await, "leaver").await;
+    let event = plane.stored("leaver").await;
     assert_eq!(event.status, Ending::ClientDisconnected);
     assert_eq!(
         event.tally.prompt_tokens, 15,
@@ -344,6 +335,6 @@ async fn what_chat_completions_cannot_carry_is_a_400_not_an_upstream_failure() {
         "{body}"
     );
     assert_eq!(openai.hits(), 0);
-    let event = stored(&store(&plane).await, "server-tool").await;
+    let event = plane.stored("server-tool").await;
     assert_eq!(event.status, Ending::Rejected);
 }

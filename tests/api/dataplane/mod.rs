@@ -122,6 +122,27 @@ impl DataPlane {
         self.post("/v1/chat/completions", body).await
     }
 
+    /// [`DataPlane::post`], with `request_id` as the `x-request-id` to find its usage by.
+    pub async fn post_as(&self, path: &str, request_id: &str, body: &Value) -> reqwest::Response {
+        self.app
+            .client
+            .post(self.app.url(path))
+            .bearer_auth(&self.key)
+            .header("x-request-id", request_id)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The usage event of `request_id`, once the writer has stored it.
+    pub async fn stored(&self, request_id: &str) -> tollgate::metering::UsageEvent {
+        let store = tollgate::store::Store::connect(&self.app.config.database.url, 2)
+            .await
+            .unwrap();
+        crate::metering::gateway::stored(&store, request_id).await
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.app
             .client

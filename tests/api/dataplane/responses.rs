@@ -8,11 +8,9 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::metering::{Ending, UsageEvent};
-use tollgate::store::Store;
 use tollgate_testkit::{Step, Upstream};
 
 use super::{DataPlane, PROVIDER_KEY, model, provider};
-use crate::metering::gateway::stored;
 
 /// A gateway with `gpt` on an OpenAI upstream (which serves the Responses API) and `compat` on
 /// an OpenAI-compatible one configured without it.
@@ -31,26 +29,11 @@ async fn plane(native: &Upstream, compat: &Upstream) -> DataPlane {
 }
 
 async fn send(plane: &DataPlane, request_id: &str, body: &Value) -> reqwest::Response {
-    plane
-        .app
-        .client
-        .post(plane.app.url("/v1/responses"))
-        .bearer_auth(&plane.key)
-        .header("x-request-id", request_id)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    plane.post_as("/v1/responses", request_id, body).await
 }
 
 fn hello(model: &str, stream: bool) -> Value {
     json!({"model": model, "input": "hi", "stream": stream})
-}
-
-async fn store(plane: &DataPlane) -> Store {
-    Store::connect(&plane.app.config.database.url, 2)
-        .await
-        .unwrap()
 }
 
 /// `(event name, data)` of each event of an SSE body.
@@ -149,7 +132,7 @@ async fn a_native_upstream_gets_the_request_as_sent_and_its_answer_comes_back() 
         format!("Bearer {PROVIDER_KEY}")
     );
 
-    let event = stored(&store(&plane).await, "native-json").await;
+    let event = plane.stored("native-json").await;
     billed_as_told(&event, &answer["usage"]);
     assert_eq!((event.tally.prompt_tokens, event.reasoning_tokens), (11, 2));
     assert!(!event.streamed);
@@ -185,7 +168,7 @@ async fn a_native_stream_is_relayed_event_by_event() {
     let completed = &events.last().unwrap().1["response"];
     assert_eq!(completed["model"], "gpt");
     assert_eq!(native.recorded()[0].body["stream"], true);
-    let event = stored(&store(&plane).await, "native-stream").await;
+    let event = plane.stored("native-stream").await;
     billed_as_told(&event, &completed["usage"]);
     assert!(event.streamed);
 }
@@ -222,7 +205,7 @@ async fn a_server_without_the_responses_api_gets_chat_both_ways() {
     assert_eq!(seen.body["tools"][0]["function"]["name"], "get_weather");
     assert_eq!(seen.body["max_tokens"], 64);
     assert_eq!(seen.body["response_format"]["type"], "json_schema");
-    let event = stored(&store(&plane).await, "translated-json").await;
+    let event = plane.stored("translated-json").await;
     billed_as_told(&event, &answer["usage"]);
     assert_eq!(
         (event.tally.prompt_tokens, event.tally.completion_tokens),
@@ -246,7 +229,7 @@ async fn a_server_without_the_responses_api_gets_chat_both_ways() {
     );
     let seen = &compat.recorded()[1];
     assert_eq!(seen.body["stream_options"]["include_usage"], true);
-    let event = stored(&store(&plane).await, "translated-stream").await;
+    let event = plane.stored("translated-stream").await;
     billed_as_told(&event, &completed["usage"]);
     assert!(event.streamed);
 }
@@ -272,7 +255,7 @@ async fn state_on_a_translated_route_is_a_400_naming_the_field() {
         );
     }
     assert_eq!(compat.hits(), 0, "nothing was sent upstream");
-    let event = stored(&store(&plane).await, "stateful-store").await;
+    let event = plane.stored("stateful-store").await;
     assert_eq!(event.status, Ending::Rejected);
     assert_eq!(event.tally.total_tokens, 0);
 }
@@ -330,7 +313,7 @@ async fn a_client_leaving_a_responses_stream_is_billed() {
             received.push_str(&String::from_utf8_lossy(&chunk));
         }
         drop(stream);
-        let event = stored(&store(&plane).await, &id).await;
+        let event = plane.stored(&id).await;
         assert_eq!(event.status, Ending::ClientDisconnected, "{model}");
         assert!(
             event.tally.prompt_tokens >= 1,
@@ -364,6 +347,6 @@ async fn a_stream_broken_midway_ends_with_a_responses_error_event() {
         "numbered after the events relayed"
     );
     assert_eq!(text_of(&events), "Hello from");
-    let event = stored(&store(&plane).await, "broken").await;
+    let event = plane.stored("broken").await;
     assert_eq!(event.status, Ending::UpstreamError);
 }

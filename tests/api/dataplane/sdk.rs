@@ -11,12 +11,10 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use tollgate::store::Store;
 use tollgate_testkit::Upstream;
 
 use super::{DataPlane, mock_provider, model, provider};
 use crate::identity::idp::{self, JwksServer};
-use crate::metering::gateway::stored;
 
 /// Whether `python3` can import `package`; if not, the test is skipped, except under CI.
 fn python_with(package: &str, install: &str) -> bool {
@@ -152,13 +150,10 @@ async fn the_official_anthropic_sdk_works_against_the_gateway() {
     let args = vec![plane.app.base.clone(), plane.key.clone(), jwt, limited];
     let told = run_script("anthropic_sdk.py", args).await;
     // Whatever the SDK was told is what the gateway stored, to the token.
-    let store = Store::connect(&plane.app.config.database.url, 2)
-        .await
-        .unwrap();
     let mut checked = 0;
     for line in told.lines() {
         let told: Value = serde_json::from_str(line).unwrap();
-        let event = stored(&store, told["request_id"].as_str().unwrap()).await;
+        let event = plane.stored(told["request_id"].as_str().unwrap()).await;
         assert_eq!(
             (event.tally.prompt_tokens, event.tally.completion_tokens),
             (
