@@ -12,14 +12,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::time::{Instant, timeout, timeout_at};
-use tollgate_providers::anthropic::Forwarded;
-use tollgate_providers::completions::CompletionsRequest;
-use tollgate_providers::messages::MessagesRequest;
-use tollgate_providers::responses::ResponsesRequest;
-use tollgate_providers::{
-    ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
-    ProviderError, StreamEvent,
-};
+use tollgate_providers::{ChatStream, ProviderError, StreamEvent};
 
 use super::{Routes, Target, random};
 
@@ -183,150 +176,42 @@ impl RouteError {
 // === impl Routes ===
 
 impl Routes {
-    /// A non-streaming chat completion.
-    pub async fn chat(
+    /// A whole answer from the first target of `plan` that gives one. `call` asks one target
+    /// (its adapter, by the upstream's name for the model): chat, embeddings, or a dialect's
+    /// request, which the adapter serves natively or translates.
+    pub async fn call<T, F, Fut>(
         &self,
         plan: &[Arc<Target>],
-        req: &ChatRequest,
-    ) -> Result<Served<ChatResponse>, RouteError> {
-        self.run(plan, |target| async move {
-            let call = target.provider.client.chat(req, &target.upstream_model);
-            within(target.provider.timeout, call).await
+        call: F,
+    ) -> Result<Served<T>, RouteError>
+    where
+        F: Fn(Arc<Target>) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        self.run(plan, |target| {
+            let limit = target.provider.timeout;
+            let answer = call(target);
+            async move { within(limit, answer).await }
         })
         .await
     }
 
-    pub async fn embeddings(
+    /// A stream from the first target of `plan` that starts one, handed over once it produced
+    /// its first event or stayed silent for `first_chunk_wait` (see [`prefetch`]).
+    pub async fn stream<F, Fut>(
         &self,
         plan: &[Arc<Target>],
-        req: &EmbeddingsRequest,
-    ) -> Result<Served<EmbeddingsResponse>, RouteError> {
-        self.run(plan, |target| async move {
-            let call = target
-                .provider
-                .client
-                .embeddings(req, &target.upstream_model);
-            within(target.provider.timeout, call).await
-        })
-        .await
-    }
-
-    /// A streaming chat completion, handed over once the upstream produced its first chunk or
-    /// stayed silent for `first_chunk_wait` (see [`prefetch`]).
-    pub async fn chat_stream(
-        &self,
-        plan: &[Arc<Target>],
-        req: &ChatRequest,
         first_chunk_wait: Duration,
-    ) -> Result<Served<Prefetched>, RouteError> {
-        self.run(plan, |target| async move {
-            let call = target
-                .provider
-                .client
-                .chat_stream(req, &target.upstream_model);
-            prefetch(target.provider.timeout, first_chunk_wait, call).await
-        })
-        .await
-    }
-
-    /// A Messages API request, whole answer (native or translated, per target).
-    pub async fn messages(
-        &self,
-        plan: &[Arc<Target>],
-        req: &MessagesRequest,
-        forwarded: &Forwarded,
-    ) -> Result<Served<ChatResponse>, RouteError> {
-        self.run(plan, |target| async move {
-            let call = target
-                .provider
-                .client
-                .messages(req, &target.upstream_model, forwarded);
-            within(target.provider.timeout, call).await
-        })
-        .await
-    }
-
-    /// A Messages API request, streamed as Anthropic's events.
-    pub async fn messages_stream(
-        &self,
-        plan: &[Arc<Target>],
-        req: &MessagesRequest,
-        forwarded: &Forwarded,
-        first_chunk_wait: Duration,
-    ) -> Result<Served<Prefetched>, RouteError> {
-        self.run(plan, |target| async move {
-            let call =
-                target
-                    .provider
-                    .client
-                    .messages_stream(req, &target.upstream_model, forwarded);
-            prefetch(target.provider.timeout, first_chunk_wait, call).await
-        })
-        .await
-    }
-
-    /// A Responses API request, whole answer (native or translated, per target).
-    pub async fn responses(
-        &self,
-        plan: &[Arc<Target>],
-        req: &ResponsesRequest,
-    ) -> Result<Served<ChatResponse>, RouteError> {
-        self.run(plan, |target| async move {
-            let call = target
-                .provider
-                .client
-                .responses(req, &target.upstream_model);
-            within(target.provider.timeout, call).await
-        })
-        .await
-    }
-
-    /// A Responses API request, streamed as its events.
-    pub async fn responses_stream(
-        &self,
-        plan: &[Arc<Target>],
-        req: &ResponsesRequest,
-        first_chunk_wait: Duration,
-    ) -> Result<Served<Prefetched>, RouteError> {
-        self.run(plan, |target| async move {
-            let call = target
-                .provider
-                .client
-                .responses_stream(req, &target.upstream_model);
-            prefetch(target.provider.timeout, first_chunk_wait, call).await
-        })
-        .await
-    }
-
-    /// A legacy completions request, whole answer (native or translated, per target).
-    pub async fn completions(
-        &self,
-        plan: &[Arc<Target>],
-        req: &CompletionsRequest,
-    ) -> Result<Served<ChatResponse>, RouteError> {
-        self.run(plan, |target| async move {
-            let call = target
-                .provider
-                .client
-                .completions(req, &target.upstream_model);
-            within(target.provider.timeout, call).await
-        })
-        .await
-    }
-
-    /// A legacy completions request, streamed as `text_completion` chunks.
-    pub async fn completions_stream(
-        &self,
-        plan: &[Arc<Target>],
-        req: &CompletionsRequest,
-        first_chunk_wait: Duration,
-    ) -> Result<Served<Prefetched>, RouteError> {
-        self.run(plan, |target| async move {
-            let call = target
-                .provider
-                .client
-                .completions_stream(req, &target.upstream_model);
-            prefetch(target.provider.timeout, first_chunk_wait, call).await
+        call: F,
+    ) -> Result<Served<Prefetched>, RouteError>
+    where
+        F: Fn(Arc<Target>) -> Fut,
+        Fut: Future<Output = Result<ChatStream, ProviderError>>,
+    {
+        self.run(plan, |target| {
+            let limit = target.provider.timeout;
+            let stream = call(target);
+            async move { prefetch(limit, first_chunk_wait, stream).await }
         })
         .await
     }

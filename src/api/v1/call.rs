@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
@@ -13,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use tokio::time::Instant;
-use tollgate_providers::ChatResponse;
+use tollgate_providers::{ChatResponse, ChatStream, ProviderError};
 
 use super::sse::{self, Dialect};
 use super::{admit, books, may_use, resolve, served_by, with_rate_headers};
@@ -21,7 +20,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ErrorKind};
 use crate::metering::{Ending, Endpoint, Meter, Prompt};
 use crate::quota::{MinuteLimits, Output};
-use crate::routing::{Prefetched, RouteError, Served, Target};
+use crate::routing::{RouteError, Routes, Target};
 use crate::server::Arrived;
 use crate::state::AppState;
 
@@ -122,16 +121,17 @@ impl Call {
         })
     }
 
-    /// Calls the upstream for a whole answer (`upstream` gets the plan) and sends its body as the
-    /// adapter made it, metered by the usage it reported or else by its text.
-    pub async fn json<F, Fut>(mut self, upstream: F) -> Result<Response, ApiError>
+    /// Asks the plan's targets for a whole answer (`call` asks one target: see
+    /// [`Routes::call`]) and sends its body as the adapter made it, metered by the usage it
+    /// reported or else by its text.
+    pub async fn json<F, Fut>(mut self, routes: &Routes, call: F) -> Result<Response, ApiError>
     where
-        F: FnOnce(Vec<Arc<Target>>) -> Fut,
-        Fut: Future<Output = Result<Served<ChatResponse>, RouteError>>,
+        F: Fn(Arc<Target>) -> Fut,
+        Fut: Future<Output = Result<ChatResponse, ProviderError>>,
     {
         let plan = std::mem::take(&mut self.plan);
         self.meter.upstream_started();
-        let served = upstream(plan).await;
+        let served = routes.call(&plan, call).await;
         self.meter.upstream_finished();
         let served = served.map_err(|error| failed(&mut self.meter, error))?;
         let meter = &mut self.meter;
@@ -145,23 +145,25 @@ impl Call {
         Ok(self.respond(json_response(served.value.body)))
     }
 
-    /// Calls the upstream for a stream (`upstream` gets the plan and how long to wait for the
-    /// first event) and relays it in `dialect`; the meter rides in the body and records when it
-    /// ends, or when the client leaves.
+    /// Asks the plan's targets for a stream (`call` as for [`Call::json`]) and relays it in
+    /// `dialect`; the meter rides in the body and records when it ends, or when the client
+    /// leaves.
     pub async fn stream<F, Fut>(
         mut self,
         state: &AppState,
         dialect: Dialect,
-        upstream: F,
+        call: F,
     ) -> Result<Response, ApiError>
     where
-        F: FnOnce(Vec<Arc<Target>>, Duration) -> Fut,
-        Fut: Future<Output = Result<Served<Prefetched>, RouteError>>,
+        F: Fn(Arc<Target>) -> Fut,
+        Fut: Future<Output = Result<ChatStream, ProviderError>>,
     {
         let keep_alive = state.config.server.sse_keep_alive;
         let plan = std::mem::take(&mut self.plan);
         self.meter.upstream_started();
-        let served = upstream(plan, keep_alive)
+        let served = state
+            .routes
+            .stream(&plan, keep_alive, call)
             .await
             .map_err(|error| failed(&mut self.meter, error))?;
         served_by(&mut self.meter, &served.target, served.attempts);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use tollgate_providers::ChatRequest;
+use tollgate_providers::{ChatRequest, Provider};
 
 use super::call::{Call, Caller};
 use super::sse::Dialect;
@@ -37,15 +37,25 @@ pub async fn chat_completions(
     let req = Arc::new(req);
     let prompt = Prompt::Chat(req.clone());
     let call = Call::begin(&state, caller, endpoint, &req.model, output, prompt).await?;
-    let routes = &state.routes;
+    let req = &*req;
     if streaming {
         let dialect = Dialect::chunks(req.stream_options.as_ref());
-        call.stream(&state, dialect, |plan, wait| async move {
-            routes.chat_stream(&plan, &req, wait).await
+        call.stream(&state, dialect, |target| async move {
+            target
+                .provider
+                .client
+                .chat_stream(req, &target.upstream_model)
+                .await
         })
         .await
     } else {
-        call.json(|plan| async move { routes.chat(&plan, &req).await })
-            .await
+        call.json(&state.routes, |target| async move {
+            target
+                .provider
+                .client
+                .chat(req, &target.upstream_model)
+                .await
+        })
+        .await
     }
 }

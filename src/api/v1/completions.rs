@@ -32,15 +32,19 @@ pub async fn completions(
     let req = Arc::new(req);
     let prompt = Prompt::Completions(req.clone());
     let call = Call::begin(&state, caller, endpoint, &req.model, output, prompt).await?;
-    let routes = &state.routes;
+    let req = &*req;
     if streaming {
         let dialect = Dialect::chunks(req.stream_options.as_ref());
-        call.stream(&state, dialect, |plan, wait| async move {
-            routes.completions_stream(&plan, &req, wait).await
+        call.stream(&state, dialect, |target| async move {
+            let client = &target.provider.client;
+            client.completions_stream(req, &target.upstream_model).await
         })
         .await
     } else {
-        call.json(|plan| async move { routes.completions(&plan, &req).await })
-            .await
+        call.json(&state.routes, |target| async move {
+            let client = &target.provider.client;
+            client.completions(req, &target.upstream_model).await
+        })
+        .await
     }
 }

@@ -8,7 +8,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::value::RawValue;
-use tollgate_providers::EmbeddingsRequest;
+use tollgate_providers::{EmbeddingsRequest, Provider};
 
 use super::call::{Call, Caller, failed, json_response};
 use super::{served_by, strip_steering};
@@ -36,7 +36,16 @@ pub async fn embeddings(
     )
     .await?;
     call.meter.upstream_started();
-    let served = state.routes.embeddings(&call.plan, &req).await;
+    let served = state
+        .routes
+        .call(&call.plan, |target| {
+            let req = &*req;
+            async move {
+                let client = &target.provider.client;
+                client.embeddings(req, &target.upstream_model).await
+            }
+        })
+        .await;
     call.meter.upstream_finished();
     match served {
         Ok(served) => {

@@ -48,15 +48,23 @@ pub async fn messages(
     let req = Arc::new(req);
     let prompt = Prompt::Messages(req.clone());
     let call = Call::begin(&state, caller, endpoint, &req.model, output, prompt).await?;
-    let routes = &state.routes;
+    let req = &*req;
     if streaming {
-        call.stream(&state, Dialect::Messages, |plan, wait| async move {
-            routes.messages_stream(&plan, &req, forwarded, wait).await
+        call.stream(&state, Dialect::Messages, |target| async move {
+            let client = &target.provider.client;
+            client
+                .messages_stream(req, &target.upstream_model, forwarded)
+                .await
         })
         .await
     } else {
-        call.json(|plan| async move { routes.messages(&plan, &req, forwarded).await })
-            .await
+        call.json(&state.routes, |target| async move {
+            let client = &target.provider.client;
+            client
+                .messages(req, &target.upstream_model, forwarded)
+                .await
+        })
+        .await
     }
 }
 

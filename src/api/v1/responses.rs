@@ -40,14 +40,21 @@ pub async fn responses(
     let req = Arc::new(req);
     let prompt = Prompt::Responses(req.clone());
     let call = Call::begin(&state, caller, endpoint, &req.model, output, prompt).await?;
-    let routes = &state.routes;
+    let req = &*req;
     if streaming {
-        call.stream(&state, Dialect::Responses, |plan, wait| async move {
-            routes.responses_stream(&plan, &req, wait).await
+        call.stream(&state, Dialect::Responses, |target| async move {
+            let client = &target.provider.client;
+            client.responses_stream(req, &target.upstream_model).await
         })
         .await
     } else {
-        call.json(|plan| async move { routes.responses(&plan, &req).await })
-            .await
+        call.json(&state.routes, |target| async move {
+            target
+                .provider
+                .client
+                .responses(req, &target.upstream_model)
+                .await
+        })
+        .await
     }
 }
