@@ -257,6 +257,24 @@ impl TestApp {
         body["key"].as_str().expect("a key").to_owned()
     }
 
+    /// Sets a user's quota (`PUT …/users/{subject}/quota`); panics unless it is accepted.
+    pub async fn put_user_quota(&self, tenant: &str, subject: &str, body: Value) {
+        let response = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/tenants/{tenant}/users/{}/quota", encode(subject)),
+            )
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            response.status().is_success(),
+            "quota of {subject}: {}",
+            response.status()
+        );
+    }
+
     pub async fn put_user(&self, tenant: &str, subject: &str, body: Value) -> reqwest::Response {
         self.admin(
             reqwest::Method::PUT,

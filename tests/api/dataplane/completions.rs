@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::metering::{Ending, UsageEvent};
 use tollgate_testkit::{Step, Upstream};
@@ -228,11 +227,8 @@ async fn a_quota_refusal_is_openais_429() {
     let plane = plane(&openai, &anthropic).await;
     plane
         .app
-        .admin(Method::PUT, "/tenants/acme/users/jane/quota")
-        .json(&json!({"requests_per_minute": 1}))
-        .send()
-        .await
-        .unwrap();
+        .put_user_quota("acme", "jane", json!({"requests_per_minute": 1}))
+        .await;
     assert_eq!(
         send(&plane, "q1", &prompt("gpt", false)).await.status(),
         200

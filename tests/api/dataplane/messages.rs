@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::metering::Ending;
 use tollgate_testkit::{Step, Upstream};
@@ -283,11 +282,8 @@ async fn a_quota_refusal_is_anthropics_429() {
     let plane = plane(&anthropic, &openai).await;
     plane
         .app
-        .admin(Method::PUT, "/tenants/acme/users/jane/quota")
-        .json(&json!({"requests_per_minute": 1}))
-        .send()
-        .await
-        .unwrap();
+        .put_user_quota("acme", "jane", json!({"requests_per_minute": 1}))
+        .await;
     assert_eq!(
         send(&plane, "q1", &hello("claude", false)).await.status(),
         200

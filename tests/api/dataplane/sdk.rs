@@ -9,7 +9,6 @@ use std::process::Command;
 
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate_testkit::Upstream;
 
@@ -141,11 +140,8 @@ async fn the_official_anthropic_sdk_works_against_the_gateway() {
     let limited = plane.app.user_key("acme", "limited").await;
     plane
         .app
-        .admin(Method::PUT, "/tenants/acme/users/limited/quota")
-        .json(&json!({"requests_per_minute": 1}))
-        .send()
-        .await
-        .unwrap();
+        .put_user_quota("acme", "limited", json!({"requests_per_minute": 1}))
+        .await;
 
     let args = vec![plane.app.base.clone(), plane.key.clone(), jwt, limited];
     let told = run_script("anthropic_sdk.py", args).await;
