@@ -2,6 +2,7 @@
 //! `chromedriver` (both from Debian's packages): sessions, navigation, elements, cookies,
 //! screenshots. Plain JSON over HTTP with the reqwest the tests already use.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,7 +52,9 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
+        // Its own process group, so the browsers it starts go with it (see `stop`).
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -236,16 +239,20 @@ impl Browser {
     /// Closes the browser, then its driver.
     pub async fn quit(mut self) {
         let _ = self.client.delete(&self.base).send().await;
-        let _ = self.driver.kill();
+        self.stop();
+    }
+
+    /// Ends chromedriver and every browser process it started: their whole process group.
+    fn stop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // A test that failed before `quit`: at least the driver goes (the browser follows when
-        // its pipe closes).
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // A test that failed before `quit`: no browser is left behind either.
+        self.stop();
     }
 }
