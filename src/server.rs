@@ -27,7 +27,9 @@ use crate::routing::{ProviderKeys, Routes, RoutesError, keys_from_env};
 use crate::state::{AdminToken, AppState, Inner};
 use crate::store::{Store, StoreError, redact_url};
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The request id header: taken from the client when sane, set otherwise, echoed back, and
+/// named in every log line and audit event of the request.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]

@@ -1,13 +1,14 @@
 //! The identity providers whose tokens are accepted.
 
 use super::{Admin, AdminError};
+use crate::audit::Actor;
 use crate::changes::Change;
 use crate::store::{Issuer, NewIssuer, StoreError};
 
 impl Admin {
     /// Registers an issuer the door has validated field by field; one bound to a tenant needs
     /// that tenant live.
-    pub async fn create_issuer(&self, new: &NewIssuer) -> Result<Issuer, AdminError> {
+    pub async fn create_issuer(&self, by: &Actor, new: &NewIssuer) -> Result<Issuer, AdminError> {
         if let Some(tenant) = &new.tenant_id {
             self.store
                 .live_tenant(tenant)
@@ -17,7 +18,7 @@ impl Admin {
                     error => error.into(),
                 })?;
         }
-        let mut write = self.begin().await?;
+        let mut write = self.begin(by).await?;
         let issuer = write.tx.create_issuer(new).await?;
         write.announce(Change::Issuers).await?;
         write.commit().await?;
@@ -25,8 +26,8 @@ impl Admin {
         Ok(issuer)
     }
 
-    pub async fn delete_issuer(&self, id: &str) -> Result<(), AdminError> {
-        let mut write = self.begin().await?;
+    pub async fn delete_issuer(&self, by: &Actor, id: &str) -> Result<(), AdminError> {
+        let mut write = self.begin(by).await?;
         write.tx.delete_issuer(id).await?;
         write.announce(Change::Issuers).await?;
         write.commit().await?;

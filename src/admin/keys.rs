@@ -1,6 +1,7 @@
 //! A user's API keys: created (the one time the secret exists outside the caller) and revoked.
 
 use super::{Admin, AdminError};
+use crate::audit::Actor;
 use crate::auth::api_keys::GeneratedKey;
 use crate::changes::Change;
 use crate::clock::Timestamp;
@@ -17,6 +18,7 @@ impl Admin {
     /// whose hash did not exist until now.
     pub async fn create_api_key(
         &self,
+        by: &Actor,
         tenant: &str,
         subject: &str,
         name: &str,
@@ -33,7 +35,7 @@ impl Admin {
         }
         let generated = GeneratedKey::new()?;
         let id = uuid::Uuid::now_v7().to_string();
-        let mut write = self.begin().await?;
+        let mut write = self.begin(by).await?;
         let key = write
             .tx
             .create_api_key(&NewApiKey {
@@ -57,12 +59,13 @@ impl Admin {
     /// Revoking twice is fine; an unknown key is not found.
     pub async fn revoke_api_key(
         &self,
+        by: &Actor,
         tenant: &str,
         subject: &str,
         id: &str,
     ) -> Result<ApiKey, AdminError> {
         self.store.live_tenant(tenant).await?;
-        let mut write = self.begin().await?;
+        let mut write = self.begin(by).await?;
         let key = write.tx.revoke_api_key(tenant, subject, id).await?;
         write
             .announce(Change::ApiKey {

@@ -4,9 +4,10 @@
 //! rules a write must obey (the tenant is live, the user exists), its side effects and its log
 //! line are here, once.
 //!
-//! The side effect today is the change every replica's caches must see ([`Change`]). A method
-//! announces it inside the write's own transaction ([`write`]), so a new door cannot forget
-//! it, and a replica never hears of a change before the row is there to read.
+//! The side effects are the change every replica's caches must see ([`Change`]) and the audit
+//! event naming who made it ([`crate::audit`]). A method writes both inside the write's own
+//! transaction ([`write`]), so a new door cannot forget them, and a replica never hears of a
+//! change before the row is there to read.
 //!
 //! [`Change`]: crate::changes::Change
 
@@ -19,6 +20,7 @@ mod write;
 
 use std::sync::Arc;
 
+use crate::audit::Actor;
 use crate::changes::Changes;
 use crate::store::{Store, StoreError};
 
@@ -36,8 +38,8 @@ impl Admin {
         Self { store, changes }
     }
 
-    async fn begin(&self) -> Result<Write<'_>, StoreError> {
-        Write::begin(&self.store, &self.changes).await
+    async fn begin<'a>(&'a self, by: &'a Actor) -> Result<Write<'a>, StoreError> {
+        Write::begin(&self.store, &self.changes, by).await
     }
 }
 

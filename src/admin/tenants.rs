@@ -1,14 +1,20 @@
 //! Tenants and their model allow-lists.
 
 use super::{Admin, AdminError};
+use crate::audit::Actor;
 use crate::changes::Change;
 use crate::store::{Tenant, TenantPatch};
 
 impl Admin {
     /// Announces nothing: no cache holds a row for an id that did not exist (a cached "no such
     /// tenant" expires within `auth.negative_cache_ttl`).
-    pub async fn create_tenant(&self, id: &str, name: &str) -> Result<Tenant, AdminError> {
-        let mut write = self.begin().await?;
+    pub async fn create_tenant(
+        &self,
+        by: &Actor,
+        id: &str,
+        name: &str,
+    ) -> Result<Tenant, AdminError> {
+        let mut write = self.begin(by).await?;
         let tenant = write.tx.create_tenant(id, name).await?;
         // A token that named this id before it existed is remembered as "no such tenant"
         // (`auth.negative_cache_ttl`) on whichever replica saw it: forget that everywhere.
@@ -19,8 +25,13 @@ impl Admin {
     }
 
     /// Renames, disables or re-enables a tenant.
-    pub async fn update_tenant(&self, id: &str, patch: &TenantPatch) -> Result<Tenant, AdminError> {
-        let mut write = self.begin().await?;
+    pub async fn update_tenant(
+        &self,
+        by: &Actor,
+        id: &str,
+        patch: &TenantPatch,
+    ) -> Result<Tenant, AdminError> {
+        let mut write = self.begin(by).await?;
         let tenant = write.tx.update_tenant(id, patch).await?;
         write.announce(changed(&tenant)).await?;
         write.commit().await?;
@@ -29,8 +40,8 @@ impl Admin {
     }
 
     /// Soft delete: the row stays, so usage history stays attributable.
-    pub async fn delete_tenant(&self, id: &str) -> Result<Tenant, AdminError> {
-        let mut write = self.begin().await?;
+    pub async fn delete_tenant(&self, by: &Actor, id: &str) -> Result<Tenant, AdminError> {
+        let mut write = self.begin(by).await?;
         let tenant = write.tx.delete_tenant(id).await?;
         write.announce(changed(&tenant)).await?;
         write.commit().await?;
@@ -41,10 +52,11 @@ impl Admin {
     /// `None` allows every configured model.
     pub async fn set_allowed_models(
         &self,
+        by: &Actor,
         id: &str,
         models: Option<&[String]>,
     ) -> Result<Tenant, AdminError> {
-        let mut write = self.begin().await?;
+        let mut write = self.begin(by).await?;
         let tenant = write.tx.set_allowed_models(id, models).await?;
         write.announce(changed(&tenant)).await?;
         write.commit().await?;

@@ -2,6 +2,7 @@
 //! revoked.
 
 use super::{Admin, AdminError};
+use crate::audit::Actor;
 use crate::changes::Change;
 use crate::clock::Timestamp;
 use crate::store::{RevokedToken, Upserted, User, UserPatch};
@@ -11,12 +12,13 @@ impl Admin {
     /// deleted user are all this write.
     pub async fn upsert_user(
         &self,
+        by: &Actor,
         tenant: &str,
         subject: &str,
         patch: &UserPatch,
     ) -> Result<(User, Upserted), AdminError> {
         self.store.live_tenant(tenant).await?;
-        let mut write = self.begin().await?;
+        let mut write = self.begin(by).await?;
         let (user, upserted) = write.tx.upsert_user(tenant, subject, patch).await?;
         write.announce(changed(&user)).await?;
         write.commit().await?;
@@ -27,9 +29,14 @@ impl Admin {
 
     /// Soft delete: the row and usage history stay, and the user's tokens and API keys end for
     /// good (a later restore does not bring them back).
-    pub async fn delete_user(&self, tenant: &str, subject: &str) -> Result<User, AdminError> {
+    pub async fn delete_user(
+        &self,
+        by: &Actor,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<User, AdminError> {
         self.store.live_tenant(tenant).await?;
-        let mut write = self.begin().await?;
+        let mut write = self.begin(by).await?;
         let (user, revoked_keys) = write.tx.delete_user(tenant, subject).await?;
         write.announce(changed(&user)).await?;
         for hash in &revoked_keys {
@@ -45,11 +52,12 @@ impl Admin {
     /// Every token issued to the user before now is rejected from now on.
     pub async fn revoke_user_tokens(
         &self,
+        by: &Actor,
         tenant: &str,
         subject: &str,
     ) -> Result<User, AdminError> {
         self.store.live_tenant(tenant).await?;
-        let mut write = self.begin().await?;
+        let mut write = self.begin(by).await?;
         let user = write.tx.revoke_user_tokens(tenant, subject).await?;
         write.announce(changed(&user)).await?;
         write.commit().await?;
@@ -60,12 +68,13 @@ impl Admin {
     /// Revokes one token by `jti`, until `expires_at` (after which it has expired anyway).
     pub async fn revoke_token(
         &self,
+        by: &Actor,
         tenant: &str,
         jti: &str,
         expires_at: Timestamp,
     ) -> Result<RevokedToken, AdminError> {
         self.store.live_tenant(tenant).await?;
-        let mut write = self.begin().await?;
+        let mut write = self.begin(by).await?;
         let revoked = write.tx.revoke_token(tenant, jti, expires_at).await?;
         write
             .announce(Change::Revocation {

@@ -1,6 +1,9 @@
-//! One admin write: a store transaction and the changes it announces.
+//! One admin write: a store transaction, the changes it announces and the audit events it
+//! records.
 
+use crate::audit::{Actor, Entry};
 use crate::changes::{CHANNEL, Change, Changes};
+use crate::clock::Timestamp;
 use crate::store::{Store, StoreError, Tx};
 
 /// A write in progress. Dropped without [`Write::commit`], it rolls back, and nothing it
@@ -8,16 +11,30 @@ use crate::store::{Store, StoreError, Tx};
 pub(super) struct Write<'a> {
     pub(super) tx: Tx,
     changes: &'a Changes,
+    by: &'a Actor,
     announced: Vec<Change>,
 }
 
 impl<'a> Write<'a> {
-    pub(super) async fn begin(store: &Store, changes: &'a Changes) -> Result<Self, StoreError> {
+    pub(super) async fn begin(
+        store: &Store,
+        changes: &'a Changes,
+        by: &'a Actor,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             tx: store.begin().await?,
             changes,
+            by,
             announced: Vec::new(),
         })
+    }
+
+    /// Records who made the change, in the same transaction: no change without its event, no
+    /// event for a change that rolled back.
+    pub(super) async fn audit(&mut self, entry: Entry) -> Result<(), StoreError> {
+        self.tx
+            .record_audit(self.by, &entry, Timestamp::now())
+            .await
     }
 
     /// Tells every replica, with a `NOTIFY` sent inside the transaction: PostgreSQL delivers it

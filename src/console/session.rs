@@ -202,6 +202,7 @@ pub async fn caller(
             }
             Caller::TenantAdmin {
                 tenant_id: tenant_id.clone(),
+                subject: subject.clone(),
             }
         }
     };

@@ -5,6 +5,7 @@
 //! whichever pool the URL chose, so there is no `sqlx::Any` (it loses types) and no twin code.
 
 mod api_keys;
+mod audit;
 mod console;
 mod deployment;
 mod issuers;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
+use tollgate::audit::Actor;
 use tollgate::admin::{Admin, AdminError, NewKey};
 use tollgate::auth::Authenticator;
 use tollgate::changes::{CHANNEL, Change, Changes};
@@ -73,26 +74,28 @@ async fn every_write_announces_its_changes() {
         hash: new.key.key_hash.clone(),
     };
 
+    let by = Actor::platform(None);
+
     // One row per write: the write, then exactly what it must announce.
-    row!(feed, admin.create_tenant("acme", "Acme") => [tenant()]);
-    row!(feed, admin.update_tenant("acme", &rename) => [tenant()]);
-    row!(feed, admin.set_allowed_models("acme", Some(&models)) => [tenant()]);
-    row!(feed, admin.upsert_user("acme", "jane", &UserPatch::default()) => [jane()]);
-    row!(feed, admin.upsert_user("acme", "jane", &suspend) => [jane()]);
+    row!(feed, admin.create_tenant(&by, "acme", "Acme") => [tenant()]);
+    row!(feed, admin.update_tenant(&by, "acme", &rename) => [tenant()]);
+    row!(feed, admin.set_allowed_models(&by, "acme", Some(&models)) => [tenant()]);
+    row!(feed, admin.upsert_user(&by, "acme", "jane", &UserPatch::default()) => [jane()]);
+    row!(feed, admin.upsert_user(&by, "acme", "jane", &suspend) => [jane()]);
     // Nobody can have looked a key up before its hash existed.
-    let k1 = row!(feed, admin.create_api_key("acme", "jane", "k1", None) => []);
-    row!(feed, admin.revoke_api_key("acme", "jane", &k1.key.id) => [key(&k1)]);
-    row!(feed, admin.revoke_user_tokens("acme", "jane") => [jane()]);
-    row!(feed, admin.revoke_token("acme", "jti-1", expires) => [revocation]);
-    row!(feed, admin.set_tenant_quota("acme", &limits) => [quota(None)]);
-    row!(feed, admin.set_default_user_quota("acme", &limits) => [quota(None)]);
-    row!(feed, admin.set_user_quota("acme", "jane", &limits) => [quota(Some("jane"))]);
+    let k1 = row!(feed, admin.create_api_key(&by, "acme", "jane", "k1", None) => []);
+    row!(feed, admin.revoke_api_key(&by, "acme", "jane", &k1.key.id) => [key(&k1)]);
+    row!(feed, admin.revoke_user_tokens(&by, "acme", "jane") => [jane()]);
+    row!(feed, admin.revoke_token(&by, "acme", "jti-1", expires) => [revocation]);
+    row!(feed, admin.set_tenant_quota(&by, "acme", &limits) => [quota(None)]);
+    row!(feed, admin.set_default_user_quota(&by, "acme", &limits) => [quota(None)]);
+    row!(feed, admin.set_user_quota(&by, "acme", "jane", &limits) => [quota(Some("jane"))]);
     // Deleting a user revokes their live keys too: each key's cache entry goes with them.
-    let k2 = row!(feed, admin.create_api_key("acme", "jane", "k2", None) => []);
-    row!(feed, admin.delete_user("acme", "jane") => [jane(), key(&k2)]);
-    let issuer = row!(feed, admin.create_issuer(&issuer()) => [Change::Issuers]);
-    row!(feed, admin.delete_issuer(&issuer.id) => [Change::Issuers]);
-    row!(feed, admin.delete_tenant("acme") => [tenant()]);
+    let k2 = row!(feed, admin.create_api_key(&by, "acme", "jane", "k2", None) => []);
+    row!(feed, admin.delete_user(&by, "acme", "jane") => [jane(), key(&k2)]);
+    let issuer = row!(feed, admin.create_issuer(&by, &issuer()) => [Change::Issuers]);
+    row!(feed, admin.delete_issuer(&by, &issuer.id) => [Change::Issuers]);
+    row!(feed, admin.delete_tenant(&by, "acme") => [tenant()]);
 
     let missing: Vec<_> = service_writes().difference(&feed.rows).cloned().collect();
     assert!(
@@ -107,11 +110,12 @@ async fn a_refused_write_announces_nothing() {
         return;
     };
     let admin = admin(&store).await;
-    admin.create_tenant("acme", "Acme").await.unwrap();
+    let by = Actor::platform(None);
+    admin.create_tenant(&by, "acme", "Acme").await.unwrap();
     let mut feed = Feed::listen(&store).await;
-    assert!(admin.revoke_api_key("acme", "jane", "nope").await.is_err());
-    assert!(admin.delete_user("acme", "nobody").await.is_err());
-    assert!(admin.delete_tenant("globex").await.is_err());
+    assert!(admin.revoke_api_key(&by, "acme", "jane", "nope").await.is_err());
+    assert!(admin.delete_user(&by, "acme", "nobody").await.is_err());
+    assert!(admin.delete_tenant(&by, "globex").await.is_err());
     assert_eq!(feed.announced().await, []);
 }
 

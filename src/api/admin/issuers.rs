@@ -9,6 +9,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::api::json::ApiJson;
+use crate::audit::Actor;
 use crate::auth::algorithms::{self, KeyFamily};
 use crate::clock::Timestamp;
 use crate::error::ApiError;
@@ -97,9 +98,10 @@ impl From<Issuer> for IssuerView {
 
 pub async fn create(
     State(state): State<AppState>,
+    by: Actor,
     ApiJson(body): ApiJson<NewIssuerBody>,
 ) -> Result<(StatusCode, Json<IssuerView>), ApiError> {
-    let issuer = state.admin.create_issuer(&validate(body)?).await?;
+    let issuer = state.admin.create_issuer(&by, &validate(body)?).await?;
     Ok((StatusCode::CREATED, Json(issuer.into())))
 }
 
@@ -124,9 +126,10 @@ pub async fn get(
 
 pub async fn delete(
     State(state): State<AppState>,
+    by: Actor,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.admin.delete_issuer(&id).await?;
+    state.admin.delete_issuer(&by, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

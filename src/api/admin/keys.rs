@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::api::json::ApiJson;
+use crate::audit::Actor;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids;
@@ -43,6 +44,7 @@ pub struct CreatedKey {
 
 pub async fn create(
     State(state): State<AppState>,
+    by: Actor,
     Path(path): Path<UserPath>,
     ApiJson(body): ApiJson<NewKeyBody>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
@@ -63,7 +65,7 @@ pub async fn create(
     };
     let new = state
         .admin
-        .create_api_key(&path.tenant, &path.subject, &body.name, expires_at)
+        .create_api_key(&by, &path.tenant, &path.subject, &body.name, expires_at)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -86,11 +88,12 @@ pub async fn list(
 
 pub async fn revoke(
     State(state): State<AppState>,
+    by: Actor,
     Path(path): Path<KeyPath>,
 ) -> Result<Json<ApiKey>, ApiError> {
     let key = state
         .admin
-        .revoke_api_key(&path.tenant, &path.subject, &path.id)
+        .revoke_api_key(&by, &path.tenant, &path.subject, &path.id)
         .await?;
     Ok(Json(key))
 }

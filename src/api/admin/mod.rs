@@ -15,12 +15,14 @@ mod users;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
+use http::request::Parts;
 use serde::Deserialize;
 
+use crate::audit::Actor;
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -32,7 +34,36 @@ pub enum Caller {
     /// Holds the platform admin token: may do anything.
     Platform,
     /// A user with role `admin`: may call their own tenant's routes only.
-    TenantAdmin { tenant_id: String },
+    TenantAdmin { tenant_id: String, subject: String },
+}
+
+impl Caller {
+    /// The caller as the audit log names them, with the request that made the change.
+    pub fn actor(&self, request_id: Option<String>) -> Actor {
+        match self {
+            Self::Platform => Actor::platform(request_id),
+            Self::TenantAdmin { subject, .. } => Actor::tenant_admin(subject, request_id),
+        }
+    }
+}
+
+/// The author of an admin write, for the audit log: the authenticated [`Caller`] and the
+/// request's id (set on every request by the server before any route runs).
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .ok_or_else(ApiError::invalid_credentials)?;
+        let request_id = parts
+            .headers
+            .get(crate::server::REQUEST_ID)
+            .and_then(|id| id.to_str().ok())
+            .map(str::to_owned);
+        Ok(caller.actor(request_id))
+    }
 }
 
 /// The admin routes. Mounted only when an admin token is configured.
@@ -140,6 +171,7 @@ async fn authenticate(
         }
         Caller::TenantAdmin {
             tenant_id: principal.tenant_id().to_owned(),
+            subject: principal.subject.to_string(),
         }
     };
     request.extensions_mut().insert(caller);
@@ -172,7 +204,7 @@ async fn tenant_guard(
 ) -> Result<Response, ApiError> {
     match caller(&request)? {
         Caller::Platform => Ok(next.run(request).await),
-        Caller::TenantAdmin { tenant_id } if *tenant_id == path.tenant => {
+        Caller::TenantAdmin { tenant_id, .. } if *tenant_id == path.tenant => {
             Ok(next.run(request).await)
         }
         Caller::TenantAdmin { .. } => Err(ApiError::forbidden()),
@@ -193,7 +225,7 @@ async fn export_guard(
 ) -> Result<Response, ApiError> {
     match caller(&request)? {
         Caller::Platform => Ok(next.run(request).await),
-        Caller::TenantAdmin { tenant_id }
+        Caller::TenantAdmin { tenant_id, .. }
             if query.is_ok_and(|Query(q)| q.tenant.as_deref() == Some(tenant_id.as_str())) =>
         {
             Ok(next.run(request).await)

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::json::ApiJson;
+use crate::audit::Actor;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids;
@@ -134,11 +135,12 @@ pub struct UserPath {
 
 pub async fn put_tenant(
     State(state): State<AppState>,
+    by: Actor,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<QuotaBody>,
 ) -> Result<Json<Value>, ApiError> {
     let limits = body.into_limits()?;
-    state.admin.set_tenant_quota(&tenant, &limits).await?;
+    state.admin.set_tenant_quota(&by, &tenant, &limits).await?;
     get_tenant(State(state), Path(tenant)).await
 }
 
@@ -175,6 +177,7 @@ pub async fn get_tenant(
 
 pub async fn put_user(
     State(state): State<AppState>,
+    by: Actor,
     Path(path): Path<UserPath>,
     ApiJson(body): ApiJson<QuotaBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -182,7 +185,7 @@ pub async fn put_user(
     let limits = body.into_limits()?;
     state
         .admin
-        .set_user_quota(&path.tenant, &path.subject, &limits)
+        .set_user_quota(&by, &path.tenant, &path.subject, &limits)
         .await?;
     get_user(State(state), Path(path)).await
 }
@@ -220,11 +223,15 @@ pub async fn get_user(
 
 pub async fn put_default(
     State(state): State<AppState>,
+    by: Actor,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<QuotaBody>,
 ) -> Result<Json<Value>, ApiError> {
     let limits = body.into_limits()?;
-    state.admin.set_default_user_quota(&tenant, &limits).await?;
+    state
+        .admin
+        .set_default_user_quota(&by, &tenant, &limits)
+        .await?;
     get_default(State(state), Path(tenant)).await
 }
 

@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::json::ApiJson;
+use crate::audit::Actor;
 use crate::error::ApiError;
 use crate::ids;
 use crate::state::AppState;
@@ -20,11 +21,12 @@ pub struct NewTenant {
 
 pub async fn create(
     State(state): State<AppState>,
+    by: Actor,
     ApiJson(body): ApiJson<NewTenant>,
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
     ids::tenant_id("id", &body.id)?;
     ids::text("name", &body.name, ids::MAX_TEXT)?;
-    let tenant = state.admin.create_tenant(&body.id, &body.name).await?;
+    let tenant = state.admin.create_tenant(&by, &body.id, &body.name).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
@@ -65,6 +67,7 @@ pub struct PatchBody {
 
 pub async fn update(
     State(state): State<AppState>,
+    by: Actor,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<PatchBody>,
 ) -> Result<Json<Tenant>, ApiError> {
@@ -80,19 +83,21 @@ pub async fn update(
         name: body.name,
         status: body.status,
     };
-    Ok(Json(state.admin.update_tenant(&tenant, &patch).await?))
+    Ok(Json(state.admin.update_tenant(&by, &tenant, &patch).await?))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
+    by: Actor,
     Path(tenant): Path<String>,
 ) -> Result<Json<Tenant>, ApiError> {
-    Ok(Json(state.admin.delete_tenant(&tenant).await?))
+    Ok(Json(state.admin.delete_tenant(&by, &tenant).await?))
 }
 
 /// `PUT /tenants/{tenant}/models`: `["model", …]`, or `null` for every configured model.
 pub async fn set_models(
     State(state): State<AppState>,
+    by: Actor,
     Path(tenant): Path<String>,
     ApiJson(models): ApiJson<Option<Vec<String>>>,
 ) -> Result<Json<Option<Vec<String>>>, ApiError> {
@@ -103,7 +108,7 @@ pub async fn set_models(
     }
     let tenant = state
         .admin
-        .set_allowed_models(&tenant, models.as_deref())
+        .set_allowed_models(&by, &tenant, models.as_deref())
         .await?;
     Ok(Json(tenant.allowed_models))
 }

@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::json::ApiJson;
+use crate::audit::Actor;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids;
@@ -36,6 +37,7 @@ pub struct UpsertBody {
 /// `PUT …/users/{subject}`: 201 when created, 200 when updated.
 pub async fn upsert(
     State(state): State<AppState>,
+    by: Actor,
     Path(path): Path<UserPath>,
     ApiJson(body): ApiJson<UpsertBody>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
@@ -64,7 +66,7 @@ pub async fn upsert(
     };
     let (user, upserted) = state
         .admin
-        .upsert_user(&path.tenant, &path.subject, &patch)
+        .upsert_user(&by, &path.tenant, &path.subject, &patch)
         .await?;
     let status = match upserted {
         Upserted::Created => StatusCode::CREATED,
@@ -112,21 +114,26 @@ pub async fn list(
 /// user's tokens and API keys end for good (a later restore does not bring them back).
 pub async fn delete(
     State(state): State<AppState>,
+    by: Actor,
     Path(path): Path<UserPath>,
 ) -> Result<Json<User>, ApiError> {
     Ok(Json(
-        state.admin.delete_user(&path.tenant, &path.subject).await?,
+        state
+            .admin
+            .delete_user(&by, &path.tenant, &path.subject)
+            .await?,
     ))
 }
 
 /// Every token issued to the user before now is rejected from now on.
 pub async fn revoke_tokens(
     State(state): State<AppState>,
+    by: Actor,
     Path(path): Path<UserPath>,
 ) -> Result<Json<User>, ApiError> {
     let user = state
         .admin
-        .revoke_user_tokens(&path.tenant, &path.subject)
+        .revoke_user_tokens(&by, &path.tenant, &path.subject)
         .await?;
     Ok(Json(user))
 }
@@ -141,6 +148,7 @@ pub struct RevokeTokenBody {
 
 pub async fn revoke_token(
     State(state): State<AppState>,
+    by: Actor,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<RevokeTokenBody>,
 ) -> Result<(StatusCode, Json<RevokedToken>), ApiError> {
@@ -152,7 +160,7 @@ pub async fn revoke_token(
     })?;
     let revoked = state
         .admin
-        .revoke_token(&tenant, &body.jti, expires_at)
+        .revoke_token(&by, &tenant, &body.jti, expires_at)
         .await?;
     Ok((StatusCode::CREATED, Json(revoked)))
 }
