@@ -3,9 +3,10 @@
 
 use super::{Admin, AdminError};
 use crate::audit::Actor;
+use crate::audit::Entry;
 use crate::changes::Change;
 use crate::clock::Timestamp;
-use crate::store::{RevokedToken, Upserted, User, UserPatch};
+use crate::store::{RevokedToken, Upserted, User, UserPatch, UserStatus};
 
 impl Admin {
     /// Creates the user or changes the given fields: suspending, reactivating and restoring a
@@ -19,8 +20,10 @@ impl Admin {
     ) -> Result<(User, Upserted), AdminError> {
         self.store.live_tenant(tenant).await?;
         let mut write = self.begin(by).await?;
+        let before = write.tx.user(tenant, subject).await?;
         let (user, upserted) = write.tx.upsert_user(tenant, subject, patch).await?;
         write.announce(changed(&user)).await?;
+        write.audit(saved(before.as_ref(), &user)).await?;
         write.commit().await?;
         tracing::info!(tenant = %user.tenant_id, subject = %user.subject,
             status = user.status.as_str(), role = user.role.as_str(), "user saved");
@@ -86,6 +89,23 @@ impl Admin {
         tracing::info!(tenant = %tenant, "token revoked by jti");
         Ok(revoked)
     }
+}
+
+/// The audit entry for a user saved: its action says what the save did to them.
+pub(super) fn saved(before: Option<&User>, after: &User) -> Entry {
+    let action = match (before.map(|user| user.status), after.status) {
+        (None, _) => "user.created",
+        (Some(UserStatus::Active), UserStatus::Suspended) => "user.suspended",
+        (Some(UserStatus::Suspended), UserStatus::Active) => "user.reactivated",
+        (Some(UserStatus::Deleted), UserStatus::Active | UserStatus::Suspended) => "user.restored",
+        _ => "user.updated",
+    };
+    let entry = Entry::new(action, Some(&after.tenant_id), Some(&after.subject));
+    match before {
+        Some(before) => entry.before(before),
+        None => entry,
+    }
+    .after(after)
 }
 
 /// The auth stage must see a user's change on the very next request.

@@ -213,6 +213,42 @@ impl Tx {
         Ok((user, Upserted::Updated))
     }
 
+    /// The user as this transaction sees it (locked on PostgreSQL until it ends), to compare
+    /// with what a write makes of them.
+    pub async fn user(
+        &mut self,
+        tenant_id: &str,
+        subject: &str,
+    ) -> Result<Option<User>, StoreError> {
+        const SELECT: &str = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM users WHERE tenant_id = $1 AND subject = $2"
+        );
+        const LOCKED: &str = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM users WHERE tenant_id = $1 AND subject = $2 FOR UPDATE"
+        );
+        let row: Option<UserRow> = match &mut self.0 {
+            super::tx::Inner::Sqlite(tx) => {
+                sqlx::query_as(SELECT)
+                    .bind(tenant_id)
+                    .bind(subject)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
+            super::tx::Inner::Postgres(tx) => {
+                sqlx::query_as(LOCKED)
+                    .bind(tenant_id)
+                    .bind(subject)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
+        };
+        Ok(row.map(User::from))
+    }
+
     /// The new user, or `None` if the subject is already there.
     async fn insert_user(
         &mut self,

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
-use tollgate::audit::Actor;
 use tollgate::admin::{Admin, AdminError, NewKey};
+use tollgate::audit::Actor;
 use tollgate::auth::Authenticator;
 use tollgate::changes::{CHANNEL, Change, Changes};
 use tollgate::clock::Timestamp;
@@ -113,7 +113,12 @@ async fn a_refused_write_announces_nothing() {
     let by = Actor::platform(None);
     admin.create_tenant(&by, "acme", "Acme").await.unwrap();
     let mut feed = Feed::listen(&store).await;
-    assert!(admin.revoke_api_key(&by, "acme", "jane", "nope").await.is_err());
+    assert!(
+        admin
+            .revoke_api_key(&by, "acme", "jane", "nope")
+            .await
+            .is_err()
+    );
     assert!(admin.delete_user(&by, "acme", "nobody").await.is_err());
     assert!(admin.delete_tenant(&by, "globex").await.is_err());
     assert_eq!(feed.announced().await, []);
