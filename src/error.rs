@@ -319,6 +319,7 @@ impl From<AdminError> for ApiError {
             AdminError::IssuerTenantNotFound(tenant) => {
                 ApiError::not_found(format!("Tenant `{tenant}` (field `tenant`) not found."))
             }
+            AdminError::Scim(fault) => ApiError::invalid_request(fault.detail),
             AdminError::NoRandomness(error) => {
                 tracing::error!(%error, "no randomness for a new api key");
                 ApiError::internal()

@@ -21,6 +21,7 @@ pub mod listener;
 pub mod metering;
 pub mod quota;
 pub mod routing;
+pub mod scim;
 pub mod server;
 pub mod stale;
 pub mod state;

@@ -273,7 +273,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(metrics))
         .merge(v1)
-        .merge(anthropic);
+        .merge(anthropic)
+        .merge(crate::scim::router(state.clone()));
     if state.admin_token.is_some() {
         app = app
             .merge(api::admin::router(state.clone()))
@@ -376,6 +377,7 @@ fn route_label(path: &str) -> &'static str {
         "/readyz" => "/readyz",
         _ if path.starts_with("/v1/models/") => "/v1/models/{id}",
         _ if path.starts_with("/admin/") => "/admin",
+        _ if path.starts_with("/scim/") => "/scim",
         _ if path == "/console" || path.starts_with("/console/") => "/console",
         _ => "other",
     }

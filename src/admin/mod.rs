@@ -14,6 +14,7 @@
 mod issuers;
 mod keys;
 mod quotas;
+mod scim;
 mod tenants;
 mod users;
 mod write;
@@ -25,6 +26,7 @@ use crate::changes::Changes;
 use crate::store::{Store, StoreError};
 
 pub use keys::NewKey;
+pub use scim::{Edit, NewScimToken, SCIM_TOKEN_PREFIX};
 use write::Write;
 
 /// Every admin write, each committed with the change it announces.
@@ -57,6 +59,9 @@ pub enum AdminError {
     /// The tenant an issuer is to be bound to does not exist or is deleted.
     #[error("tenant `{0}` (an issuer's tenant) not found")]
     IssuerTenantNotFound(String),
+    /// A SCIM request the protocol refuses (a bad filter, path or value).
+    #[error(transparent)]
+    Scim(#[from] crate::scim::ScimFault),
     #[error("no randomness for a new api key: {0}")]
     NoRandomness(#[from] getrandom::Error),
 }

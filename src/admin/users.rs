@@ -1,6 +1,7 @@
 //! A tenant's users: saved, suspended or restored (one upsert), soft-deleted, and their tokens
 //! revoked.
 
+use super::write::Write;
 use super::{Admin, AdminError};
 use crate::audit::Actor;
 use crate::audit::Entry;
@@ -40,13 +41,32 @@ impl Admin {
     ) -> Result<User, AdminError> {
         self.store.live_tenant(tenant).await?;
         let mut write = self.begin(by).await?;
+        let user = self.delete_user_in(&mut write, tenant, subject).await?;
+        write.commit().await?;
+        Ok(user)
+    }
+
+    /// The delete, inside a write another door may be making (SCIM's removes the user's
+    /// resource and memberships in the same transaction).
+    pub(super) async fn delete_user_in(
+        &self,
+        write: &mut Write<'_>,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<User, AdminError> {
+        let before = write.tx.user(tenant, subject).await?;
         let (user, revoked_keys) = write.tx.delete_user(tenant, subject).await?;
         write.announce(changed(&user)).await?;
         for hash in &revoked_keys {
             let hash = hash.clone();
             write.announce(Change::ApiKey { hash }).await?;
         }
-        write.commit().await?;
+        let entry = Entry::new("user.deleted", Some(tenant), Some(subject));
+        let entry = match &before {
+            Some(before) => entry.before(before),
+            None => entry,
+        };
+        write.audit(entry.after(&user)).await?;
         tracing::info!(tenant = %user.tenant_id, subject = %user.subject,
             revoked_keys = revoked_keys.len(), "user deleted; their tokens and keys ended");
         Ok(user)

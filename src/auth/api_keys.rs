@@ -18,16 +18,22 @@ pub struct GeneratedKey {
 
 impl GeneratedKey {
     pub fn new() -> Result<Self, getrandom::Error> {
+        Self::with_prefix(PREFIX)
+    }
+
+    /// A secret of the same strength for another use (SCIM tokens), told apart by its prefix.
+    pub fn with_prefix(prefix: &str) -> Result<Self, getrandom::Error> {
         let mut random = [0u8; RANDOM_BYTES];
         getrandom::fill(&mut random)?;
-        let key = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(random));
+        let key = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random));
         let hash = hash(&key);
         Ok(Self { key, hash })
     }
 
     /// The displayable start of the key.
     pub fn prefix(&self) -> &str {
-        &self.key[..SHOWN]
+        let start = self.key.find('-').map_or(0, |dash| dash + 1);
+        &self.key[..(start + SHOWN - PREFIX.len()).min(self.key.len())]
     }
 }
 

@@ -9,6 +9,7 @@ mod issuers;
 mod keys;
 mod models;
 mod quotas;
+mod scim;
 mod tenants;
 mod usage;
 mod users;
@@ -118,6 +119,18 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/tenants/{tenant}/usage", get(usage::tenant_report))
         .route("/tenants/{tenant}/auth-failures", get(failures::tenant))
+        .route(
+            "/tenants/{tenant}/scim-tokens",
+            post(scim::create_token).get(scim::list_tokens),
+        )
+        .route(
+            "/tenants/{tenant}/scim-tokens/{id}",
+            axum::routing::delete(scim::revoke_token),
+        )
+        .route(
+            "/tenants/{tenant}/scim",
+            put(scim::put_settings).get(scim::get_settings),
+        )
         .route_layer(middleware::from_fn(tenant_guard));
 
     // The tenant is a query parameter here, so this route has its own guard.

@@ -1,0 +1,140 @@
+//! `/Groups`: the identity provider's groups and their members.
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::Value;
+
+use super::patch::PatchRequest;
+use super::resource::Base;
+use super::{ListQuery, Provisioner, ScimError, created, parse_body, scim_json};
+use crate::admin::{AdminError, Edit};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{ScimGroup, StoreError};
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    who: Provisioner,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ScimError> {
+    query.answer(all(&state, &who).await?)
+}
+
+/// Every resource of the tenant, rendered, for a list or a search to filter and page.
+pub(super) async fn all(state: &AppState, who: &Provisioner) -> Result<Vec<Value>, ScimError> {
+    let groups = state.store.scim_groups(&who.tenant).await?;
+    let members = state.store.scim_members(&who.tenant, None).await?;
+    let base = Base(&who.base);
+    let resources = groups
+        .iter()
+        .map(|group| {
+            let of_group: Vec<_> = members.iter().filter(|m| m.group_id == group.id).collect();
+            base.group(group, &of_group)
+        })
+        .collect();
+    Ok(resources)
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    who: Provisioner,
+    Path((_, id)): Path<(String, String)>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ScimError> {
+    let group = state
+        .store
+        .scim_group(&who.tenant, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let resource = render(&state, &who, &group).await?;
+    Ok(scim_json(StatusCode::OK, &query.project(resource)))
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    who: Provisioner,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let resource: Value = parse_body(&body)?;
+    let group = state
+        .admin
+        .scim_save_group(&who.actor, &who.tenant, None, Edit::Replace(resource))
+        .await?;
+    Ok(created(&render(&state, &who, &group).await?))
+}
+
+pub(super) async fn replace(
+    State(state): State<AppState>,
+    who: Provisioner,
+    Path((_, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let resource: Value = parse_body(&body)?;
+    save(&state, &who, &id, Edit::Replace(resource)).await
+}
+
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    who: Provisioner,
+    Path((_, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let request: PatchRequest = parse_body(&body)?;
+    save(&state, &who, &id, Edit::Patch(request.operations)).await
+}
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    who: Provisioner,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, ScimError> {
+    state
+        .admin
+        .scim_delete_group(&who.actor, &who.tenant, &id)
+        .await
+        .map_err(|error| missing_as(error, &id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn save(
+    state: &AppState,
+    who: &Provisioner,
+    id: &str,
+    edit: Edit,
+) -> Result<Response, ScimError> {
+    let group = state
+        .admin
+        .scim_save_group(&who.actor, &who.tenant, Some(id), edit)
+        .await
+        .map_err(|error| missing_as(error, id))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &render(state, who, &group).await?,
+    ))
+}
+
+async fn render(
+    state: &AppState,
+    who: &Provisioner,
+    group: &ScimGroup,
+) -> Result<Value, ScimError> {
+    let members = state
+        .store
+        .scim_members(&who.tenant, Some(&group.id))
+        .await?;
+    let members: Vec<_> = members.iter().collect();
+    Ok(Base(&who.base).group(group, &members))
+}
+
+fn not_found(id: &str) -> ScimError {
+    ApiError::not_found(format!("Group `{id}` not found.")).into()
+}
+
+fn missing_as(error: AdminError, id: &str) -> ScimError {
+    match error {
+        AdminError::Store(StoreError::NotFound("Group")) => not_found(id),
+        error => error.into(),
+    }
+}
