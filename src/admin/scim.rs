@@ -146,7 +146,10 @@ impl Admin {
             .as_ref()
             .map(|user| serde_json::from_str(&user.resource).unwrap_or_default())
             .unwrap_or_default();
-        let fields = UserFields::read(edit.apply(current)?)?;
+        let mut fields = UserFields::read(edit.apply(current)?)?;
+        if existing.is_none() {
+            fields.active_by_default();
+        }
         let subject = fields.subject(attribute)?;
         let now = Timestamp::now();
         let renamed_from = existing

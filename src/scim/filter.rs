@@ -504,7 +504,10 @@ mod tests {
         assert!(check(
             r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "42""#
         ));
-        assert!(!check("title ne null"), "an absent attribute is not `ne null`");
+        assert!(
+            !check("title ne null"),
+            "an absent attribute is not `ne null`"
+        );
         assert!(check(r#"userName gt "a""#));
         assert!(check("active ne false"));
     }

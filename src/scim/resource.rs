@@ -76,6 +76,17 @@ impl UserFields {
         })
     }
 
+    /// A user created without `active` is active, and reads back so. (Removed later, the
+    /// attribute stays removed; the user stays as they were.)
+    pub fn active_by_default(&mut self) {
+        if let Some(root) = self.resource.as_object_mut()
+            && key_in(root, "active").is_none_or(|key| root[&key].is_null())
+        {
+            root.retain(|key, _| !key.eq_ignore_ascii_case("active"));
+            root.insert("active".into(), Value::Bool(true));
+        }
+    }
+
     /// The subject the user's tokens carry, by the tenant's setting.
     pub fn subject(&self, attribute: SubjectAttribute) -> Result<String, ScimFault> {
         let subject = match attribute {

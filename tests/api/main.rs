@@ -12,4 +12,5 @@ mod dataplane;
 mod identity;
 mod metering;
 mod replicas;
+mod scim;
 mod support;

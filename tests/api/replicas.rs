@@ -761,3 +761,74 @@ async fn two_deployments_on_one_redis_keep_their_own_counters() {
         "bob's usage in the first deployment does not count in the second"
     );
 }
+
+/// An identity provider's SCIM deactivation through one replica refuses the user on the other
+/// within a second: SCIM writes announce like every other write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scim_deactivation_reaches_the_other_replica_within_a_second() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend.fresh_database(&dir).await;
+    let a = Replica::start(dir.path(), &url, "a");
+    let b = Replica::start(dir.path(), &url, "b");
+    a.admin(
+        reqwest::Method::POST,
+        "/tenants",
+        json!({"id": "acme", "name": "Acme"}),
+    )
+    .await;
+    let token = a
+        .admin(
+            reqwest::Method::POST,
+            "/tenants/acme/scim-tokens",
+            json!({"name": "okta"}),
+        )
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scim = |method: reqwest::Method, path: &str, body: Value| {
+        reqwest::Client::new()
+            .request(method, format!("{}/scim/v2/acme{path}", a.base))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let created: Value = scim(
+        reqwest::Method::POST,
+        "/Users",
+        json!({"userName": "jane@acme.example", "externalId": "jane"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let key = a
+        .admin(
+            reqwest::Method::POST,
+            "/tenants/acme/users/jane/keys",
+            json!({"name": "k"}),
+        )
+        .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(b.status(&key).await, 200, "b has jane warm in its caches");
+
+    let within = Duration::from_secs(1);
+    let deactivate = json!({"Operations": [{"op": "replace", "value": {"active": false}}]});
+    let response = scim(reqwest::Method::PATCH, &format!("/Users/{id}"), deactivate)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(b.until(&key, 401).await < within, "deactivation seen by b");
+    let reactivate = json!({"Operations": [{"op": "Replace", "path": "active", "value": "True"}]});
+    scim(reqwest::Method::PATCH, &format!("/Users/{id}"), reactivate)
+        .await
+        .unwrap();
+    assert!(b.until(&key, 200).await < within, "reactivation seen by b");
+}

@@ -243,6 +243,11 @@ impl TestApp {
                 .status(),
             201
         );
+        self.user_key_of(tenant, subject).await
+    }
+
+    /// A new API key for a user who exists.
+    pub async fn user_key_of(&self, tenant: &str, subject: &str) -> String {
         let response = self
             .admin(
                 reqwest::Method::POST,
