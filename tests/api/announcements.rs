@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
-use tollgate::admin::{Admin, AdminError, NewKey};
+use tollgate::admin::{Admin, AdminError, Edit, NewKey};
 use tollgate::audit::Actor;
 use tollgate::auth::Authenticator;
 use tollgate::changes::{CHANNEL, Change, Changes};
@@ -19,7 +19,8 @@ use tollgate::clock::Timestamp;
 use tollgate::config::AuthConfig;
 use tollgate::quota::Quotas;
 use tollgate::store::{
-    Issuer, KeySource, Limits, Store, SubjectCase, TenantPatch, UserPatch, UserStatus,
+    Issuer, KeySource, Limits, Store, SubjectAttribute, SubjectCase, TenantPatch, UserPatch,
+    UserStatus,
 };
 
 use crate::support::Backend;
@@ -95,6 +96,22 @@ async fn every_write_announces_its_changes() {
     row!(feed, admin.delete_user(&by, "acme", "jane") => [jane(), key(&k2)]);
     let issuer = row!(feed, admin.create_issuer(&by, &issuer()) => [Change::Issuers]);
     row!(feed, admin.delete_issuer(&by, &issuer.id) => [Change::Issuers]);
+    // SCIM: tokens and the setting are read per request, so they announce nothing; a
+    // provisioned user and each member whose groups change are announced.
+    let sam = || Change::User {
+        tenant: "acme".into(),
+        subject: "sam".into(),
+    };
+    let token = row!(feed, admin.create_scim_token(&by, "acme", "idp") => []);
+    row!(feed, admin.revoke_scim_token(&by, "acme", &token.token.id) => []);
+    row!(feed, admin.set_scim_subject_attribute(&by, "acme", SubjectAttribute::ExternalId) => []);
+    let user = serde_json::json!({"userName": "sam@acme.example", "externalId": "sam"});
+    let sam_scim =
+        row!(feed, admin.scim_save_user(&by, "acme", None, Edit::Replace(user)) => [sam()]);
+    let group = serde_json::json!({"displayName": "eng", "members": [{"value": sam_scim.id}]});
+    let eng = row!(feed, admin.scim_save_group(&by, "acme", None, Edit::Replace(group)) => [sam()]);
+    row!(feed, admin.scim_delete_group(&by, "acme", &eng.id) => [sam()]);
+    row!(feed, admin.scim_delete_user(&by, "acme", &sam_scim.id) => [sam()]);
     row!(feed, admin.delete_tenant(&by, "acme") => [tenant()]);
 
     let missing: Vec<_> = service_writes().difference(&feed.rows).cloned().collect();
