@@ -9,10 +9,9 @@ use serde_json::Value;
 use super::patch::PatchRequest;
 use super::resource::Base;
 use super::{ListQuery, Provisioner, ScimError, created, parse_body, scim_json};
-use crate::admin::{AdminError, Edit};
-use crate::error::ApiError;
+use crate::admin::Edit;
 use crate::state::AppState;
-use crate::store::{ScimGroup, StoreError};
+use crate::store::ScimGroup;
 
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -47,7 +46,7 @@ pub(super) async fn get(
         .store
         .scim_group(&who.tenant, &id)
         .await?
-        .ok_or_else(|| not_found(&id))?;
+        .ok_or_else(|| super::not_found("Group", &id))?;
     let resource = render(&state, &who, &group).await?;
     Ok(scim_json(StatusCode::OK, &query.project(resource)))
 }
@@ -94,7 +93,7 @@ pub(super) async fn delete(
         .admin
         .scim_delete_group(&who.actor, &who.tenant, &id)
         .await
-        .map_err(|error| missing_as(error, &id))?;
+        .map_err(|error| super::missing("Group", error, &id))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -108,7 +107,7 @@ async fn save(
         .admin
         .scim_save_group(&who.actor, &who.tenant, Some(id), edit)
         .await
-        .map_err(|error| missing_as(error, id))?;
+        .map_err(|error| super::missing("Group", error, id))?;
     Ok(scim_json(
         StatusCode::OK,
         &render(state, who, &group).await?,
@@ -126,15 +125,4 @@ async fn render(
         .await?;
     let members: Vec<_> = members.iter().collect();
     Ok(Base(&who.base).group(group, &members))
-}
-
-fn not_found(id: &str) -> ScimError {
-    ApiError::not_found(format!("Group `{id}` not found.")).into()
-}
-
-fn missing_as(error: AdminError, id: &str) -> ScimError {
-    match error {
-        AdminError::Store(StoreError::NotFound("Group")) => not_found(id),
-        error => error.into(),
-    }
 }

@@ -423,3 +423,16 @@ fn created(resource: &Value) -> Response {
     }
     response
 }
+
+/// A resource the identity provider named that is not there.
+fn not_found(kind: &str, id: &str) -> ScimError {
+    ApiError::not_found(format!("{kind} `{id}` not found.")).into()
+}
+
+/// A `NotFound` from the service layer, named as the identity provider knows the resource.
+fn missing(kind: &'static str, error: AdminError, id: &str) -> ScimError {
+    match error {
+        AdminError::Store(StoreError::NotFound(what)) if what == kind => not_found(kind, id),
+        error => error.into(),
+    }
+}

@@ -12,7 +12,6 @@ use super::patch::PatchRequest;
 use super::resource::Base;
 use super::{ListQuery, Provisioner, ScimError, created, parse_body, scim_json};
 use crate::admin::Edit;
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::ScimUser;
 
@@ -61,7 +60,7 @@ pub(super) async fn get(
         .store
         .scim_user(&who.tenant, &id)
         .await?
-        .ok_or_else(|| not_found(&id))?;
+        .ok_or_else(|| super::not_found("User", &id))?;
     let resource = render(&state, &who, &user).await?;
     Ok(scim_json(StatusCode::OK, &query.project(resource)))
 }
@@ -108,7 +107,7 @@ pub(super) async fn delete(
         .admin
         .scim_delete_user(&who.actor, &who.tenant, &id)
         .await
-        .map_err(|error| missing_as(error, &id))?;
+        .map_err(|error| super::missing("User", error, &id))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -122,7 +121,7 @@ async fn save(
         .admin
         .scim_save_user(&who.actor, &who.tenant, Some(id), edit)
         .await
-        .map_err(|error| missing_as(error, id))?;
+        .map_err(|error| super::missing("User", error, id))?;
     Ok(scim_json(StatusCode::OK, &render(state, who, &user).await?))
 }
 
@@ -132,18 +131,4 @@ async fn render(state: &AppState, who: &Provisioner, user: &ScimUser) -> Result<
         .scim_user_groups(&who.tenant, &user.subject)
         .await?;
     Ok(Base(&who.base).user(user, &groups))
-}
-
-fn not_found(id: &str) -> ScimError {
-    ApiError::not_found(format!("User `{id}` not found.")).into()
-}
-
-/// A `NotFound` from the service layer, named as the identity provider knows the resource.
-fn missing_as(error: crate::admin::AdminError, id: &str) -> ScimError {
-    match error {
-        crate::admin::AdminError::Store(crate::store::StoreError::NotFound("User")) => {
-            not_found(id)
-        }
-        error => error.into(),
-    }
 }
