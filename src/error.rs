@@ -320,6 +320,10 @@ impl From<AdminError> for ApiError {
                 ApiError::not_found(format!("Tenant `{tenant}` (field `tenant`) not found."))
             }
             AdminError::Scim(fault) => ApiError::invalid_request(fault.detail),
+            AdminError::Webhook(field, message) => {
+                ApiError::invalid_field(field, format!("`{field}`: {message}"))
+            }
+            AdminError::WebhookNotFound => ApiError::not_found("Webhook endpoint not found."),
             AdminError::NoRandomness(error) => {
                 tracing::error!(%error, "no randomness for a new api key");
                 ApiError::internal()

@@ -27,6 +27,7 @@ pub mod stale;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use config::Config;
 pub use server::Gateway;

@@ -44,6 +44,8 @@ pub enum StartError {
     Quota(StoreError),
     #[error("cannot connect to Redis for the shared quota counters: {0}")]
     Redis(crate::quota::redis::RedisLedgerError),
+    #[error("cannot start the webhook worker: {0}")]
+    Webhooks(reqwest::Error),
     #[error("cannot start the usage writer: {0}")]
     Metering(#[from] WriterError),
     #[error("invalid provider configuration: {0}")]
@@ -76,6 +78,7 @@ pub struct Gateway {
     store: Store,
     usage: UsageRecorder,
     usage_writer: WriterHandle,
+    webhooks: crate::webhooks::WorkerHandle,
 }
 
 impl Gateway {
@@ -171,6 +174,12 @@ impl Gateway {
                 stop.subscribe(),
             ));
         }
+        let webhooks = crate::webhooks::DeliveryWorker::start(
+            store.clone(),
+            config.webhooks.clone(),
+            stop.subscribe(),
+        )
+        .map_err(StartError::Webhooks)?;
         let serving = stop.subscribe();
         let task = tokio::spawn(async move {
             crate::listener::serve(listener, app, &config.server, serving, cut).await;
@@ -183,6 +192,7 @@ impl Gateway {
             store,
             usage,
             usage_writer,
+            webhooks,
         })
     }
 
@@ -201,6 +211,8 @@ impl Gateway {
         };
         // After the server: the requests that just finished have recorded their usage.
         self.usage_writer.shutdown().await;
+        // Attempts in flight are recorded; what is still due waits in the outbox.
+        self.webhooks.finished().await;
         self.store.close().await;
         result
     }

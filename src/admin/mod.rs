@@ -17,6 +17,7 @@ mod quotas;
 mod scim;
 mod tenants;
 mod users;
+mod webhooks;
 mod write;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::store::{Store, StoreError};
 
 pub use keys::NewKey;
 pub use scim::{Edit, NewScimToken, SCIM_TOKEN_PREFIX};
+pub use webhooks::{NewWebhook, WebhookRequest};
 use write::Write;
 
 /// Every admin write, each committed with the change it announces.
@@ -62,6 +64,11 @@ pub enum AdminError {
     /// A SCIM request the protocol refuses (a bad filter, path or value).
     #[error(transparent)]
     Scim(#[from] crate::scim::ScimFault),
+    /// A webhook registration the gateway refuses: the field at fault and why.
+    #[error("{0}: {1}")]
+    Webhook(&'static str, String),
+    #[error("webhook endpoint not found")]
+    WebhookNotFound,
     #[error("no randomness for a new api key: {0}")]
     NoRandomness(#[from] getrandom::Error),
 }

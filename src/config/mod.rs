@@ -30,6 +30,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub quota: QuotaConfig,
     pub console: ConsoleConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,6 +278,46 @@ impl Default for MeteringConfig {
     }
 }
 
+/// Webhook delivery: where events may go and how hard the worker tries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Lets endpoints point at loopback, private, link-local and other non-public addresses.
+    /// Off by default: a tenant admin must not be able to make the gateway call into the
+    /// network it runs in.
+    pub allow_private_destinations: bool,
+    /// How long one delivery attempt may take, connection included.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// How often each replica looks for deliveries that are due.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// Wait after the first failed attempt; doubles per attempt up to the maximum.
+    #[serde(with = "duration")]
+    pub retry_initial_backoff: Duration,
+    #[serde(with = "duration")]
+    pub retry_max_backoff: Duration,
+    /// An event not delivered this long after it was written is given up (and logged).
+    #[serde(with = "duration")]
+    pub give_up_after: Duration,
+    /// Deliveries one replica sends at once.
+    pub concurrency: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_destinations: false,
+            timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(1),
+            retry_initial_backoff: Duration::from_secs(5),
+            retry_max_backoff: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(24 * 3600),
+            concurrency: 8,
+        }
+    }
+}
+
 /// How admission estimates what a request will cost before it runs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -421,6 +462,25 @@ impl Config {
                 "admin.token_env",
                 "must name an environment variable",
             ));
+        }
+        let webhooks = &self.webhooks;
+        if webhooks.timeout.is_zero()
+            || webhooks.poll_interval.is_zero()
+            || webhooks.retry_initial_backoff.is_zero()
+        {
+            return Err(invalid(
+                "webhooks",
+                "timeout, poll_interval and retry_initial_backoff must be longer than zero",
+            ));
+        }
+        if webhooks.retry_max_backoff < webhooks.retry_initial_backoff {
+            return Err(invalid(
+                "webhooks.retry_max_backoff",
+                "must be at least webhooks.retry_initial_backoff",
+            ));
+        }
+        if webhooks.concurrency == 0 {
+            return Err(invalid("webhooks.concurrency", "must be at least 1"));
         }
         let console = &self.console;
         if console.session_idle_timeout.is_zero() {

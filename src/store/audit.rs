@@ -1,4 +1,5 @@
-//! Audit events: appended inside the transaction of the change they describe.
+//! Audit events: appended inside the transaction of the change they describe, with the webhook
+//! event the change sends, if any ([`crate::webhooks::lifecycle_event`]).
 
 use super::tx::on_tx;
 use super::{StoreError, Tx};
@@ -33,6 +34,13 @@ impl Tx {
         .execute(conn)
         .await
         .map(|_| ()))?;
+        if let (Some(tenant), Some((event_type, data))) = (
+            entry.tenant.as_deref(),
+            crate::webhooks::lifecycle_event(entry),
+        ) {
+            self.enqueue_webhook_event(tenant, event_type, data, at)
+                .await?;
+        }
         Ok(())
     }
 }

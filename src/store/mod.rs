@@ -17,6 +17,7 @@ mod tenants;
 mod tx;
 mod usage;
 mod users;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub use tenants::{Tenant, TenantPatch, TenantStatus};
 pub use tx::Tx;
 pub use usage::UsageTotal;
 pub use users::{Upserted, User, UserPatch, UserRole, UserStatus};
+pub use webhooks::{
+    Attempt, DeliveryTarget, DueDelivery, NewWebhookEndpoint, WebhookDelivery, WebhookEndpoint,
+};
 
 /// What can go wrong in the store, in terms a handler can act on.
 #[derive(Debug, thiserror::Error)]

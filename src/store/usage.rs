@@ -1,7 +1,10 @@
-//! Usage events and their hourly rollup, written together in one transaction.
+//! Usage events, their hourly rollup and the quota thresholds they cross, written together in
+//! one transaction.
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::tx::on_tx;
+use super::webhooks::Touched;
 use super::{Store, StoreError, on_pool};
 use crate::clock::Timestamp;
 use crate::metering::{Tally, UsageEvent};
@@ -160,19 +163,19 @@ impl Store {
     ) -> Result<Option<u64>, StoreError> {
         let mut hours: BTreeMap<HourKey<'_>, Tally> = BTreeMap::new();
         let numbered = matches!(&*self.pool, super::Pool::Postgres(_));
-        let inserted = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        let mut tx = self.begin().await?;
+        let inserted = on_tx!(tx, conn => {
             let mut inserted = 0u64;
             // Many rows per statement: one round trip to the database per chunk, not per event.
             for chunk in events.chunks(EVENTS_PER_INSERT) {
                 let sql = sqlx::AssertSqlSafe(insert_events(chunk.len(), numbered, returning));
                 let query = sqlx::query_as::<_, (String,)>(sql).bind_events(chunk);
                 let mut new: HashSet<String> = if returning {
-                    query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id).collect()
+                    query.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id).collect()
                 } else {
-                    let written = sqlx::Executor::execute(&mut *tx, query).await?.rows_affected();
+                    let written = sqlx::Executor::execute(&mut *conn, query).await?.rows_affected();
                     if written != chunk.len() as u64 {
-                        tx.rollback().await?;
+                        // Dropping the transaction rolls it back.
                         return Ok(None);
                     }
                     HashSet::new()
@@ -205,12 +208,19 @@ impl Store {
                     .bind(added.cached_tokens)
                     .bind(added.total_tokens)
                     .bind(added.cost_micro_usd)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
             }
-            tx.commit().await?;
             inserted
         });
+        // In the same transaction: a threshold fires exactly when the usage that crossed it is
+        // recorded, and is marked fired with it.
+        let touched: Touched<'_> = hours
+            .keys()
+            .map(|(tenant, subject, _, _, hour)| (*tenant, *subject, *hour))
+            .collect();
+        tx.fire_quota_thresholds(&touched, Timestamp::now()).await?;
+        tx.commit().await?;
         Ok(Some(inserted))
     }
 

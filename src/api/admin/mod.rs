@@ -13,6 +13,7 @@ mod scim;
 mod tenants;
 mod usage;
 mod users;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
@@ -130,6 +131,18 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/tenants/{tenant}/scim",
             put(scim::put_settings).get(scim::get_settings),
+        )
+        .route(
+            "/tenants/{tenant}/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/tenants/{tenant}/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route(
+            "/tenants/{tenant}/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
         )
         .route_layer(middleware::from_fn(tenant_guard));
 
