@@ -14,3 +14,4 @@ mod metering;
 mod replicas;
 mod scim;
 mod support;
+mod webhooks;

@@ -832,3 +832,63 @@ async fn a_scim_deactivation_reaches_the_other_replica_within_a_second() {
         .unwrap();
     assert!(b.until(&key, 200).await < within, "reactivation seen by b");
 }
+
+/// Both replicas settle the usage that crosses a threshold, concurrently; the mark in
+/// PostgreSQL lets each threshold fire once, and each event is delivered by one replica once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_fire_each_quota_threshold_once() {
+    use crate::webhooks::{Behaviour, FAST_WEBHOOKS_TOML, Receiver};
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some((a, b, key, _store)) = cluster_with(dir.path(), &redis, FAST_WEBHOOKS_TOML).await
+    else {
+        return;
+    };
+    let receiver_dir = dir.path().join("receiver");
+    std::fs::create_dir_all(&receiver_dir).unwrap();
+    let receiver = Receiver::start(&receiver_dir, Behaviour::default());
+    let created = a
+        .admin(
+            reqwest::Method::POST,
+            "/tenants/acme/webhooks",
+            json!({"url": receiver.url(), "events": ["quota.threshold"],
+                   "thresholds": [25, 50, 75]}),
+        )
+        .await;
+    receiver.trust(created["secret"].as_str().unwrap());
+    a.admin(
+        reqwest::Method::PUT,
+        "/tenants/acme/users/jane/quota",
+        json!({"tokens_per_day": 200}),
+    )
+    .await;
+
+    // Both replicas at once, until the limit refuses both.
+    let mut admitted = 0;
+    for _ in 0..40 {
+        let (on_a, on_b) = tokio::join!(a.ask(&key), b.ask(&key));
+        admitted += usize::from(on_a) + usize::from(on_b);
+        if !on_a && !on_b {
+            break;
+        }
+    }
+    assert!(admitted > 10, "the load ran: {admitted} requests admitted");
+
+    receiver.delivered(3).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let delivered = receiver.delivered(3).await;
+    let mut thresholds: Vec<i64> = delivered
+        .iter()
+        .map(|d| d["event"]["data"]["threshold_percent"].as_i64().unwrap())
+        .collect();
+    thresholds.sort_unstable();
+    assert_eq!(thresholds, vec![25, 50, 75], "{delivered:#?}");
+    assert_eq!(
+        receiver.received().len(),
+        3,
+        "no event sent twice: {:#?}",
+        receiver.received()
+    );
+}
