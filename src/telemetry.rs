@@ -398,6 +398,7 @@ fn register_zeroes() {
     metrics::counter!("tollgate_usage_abandoned_events_total").absolute(0);
     metrics::counter!("tollgate_usage_journaled_events_total").absolute(0);
     metrics::counter!("tollgate_usage_journal_errors_total").absolute(0);
+    metrics::counter!("tollgate_change_listener_reconnects_total").absolute(0);
 }
 
 /// Hit and miss counters of one in-memory cache, resolved once so a lookup costs an atomic add.

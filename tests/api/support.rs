@@ -325,3 +325,35 @@ pub fn fixture(name: &str) -> String {
         .collect();
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Runs `promtool` (Prometheus's linter and rule tester) in the repository root, with `stdin`
+/// as its input. `None` when it is not installed, which only a run outside CI may skip:
+/// `.ci/run` installs it.
+pub fn promtool(args: &[&str], stdin: &str) -> Option<std::process::Output> {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run promtool: apt-get install prometheus"
+        );
+        eprintln!(
+            "skipping `promtool {}`: promtool is not installed (apt-get install prometheus)",
+            args.join(" ")
+        );
+        return None;
+    };
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write to promtool");
+    Some(child.wait_with_output().expect("promtool runs"))
+}

@@ -129,7 +129,6 @@ async fn a_mixed_workload_shows_every_metric_with_bounded_labels() {
 
 /// Every family has its `# HELP` line, and Prometheus's own linter accepts the scrape.
 fn promtool_accepts(scrape: &str) {
-    use std::io::Write;
     for family in scrape.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
         let name = family.split_whitespace().next().unwrap();
         assert!(
@@ -137,29 +136,9 @@ fn promtool_accepts(scrape: &str) {
             "{name} has no # HELP line"
         );
     }
-    let child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run promtool: apt-get install prometheus"
-        );
-        eprintln!(
-            "skipping `promtool check metrics`: promtool is not installed (apt-get install prometheus)"
-        );
+    let Some(output) = crate::support::promtool(&["check", "metrics"], scrape) else {
         return;
     };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(scrape.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
         "promtool check metrics: {}{}",
