@@ -378,6 +378,14 @@ fn describe() {
         "tollgate_usage_abandoned_events_total",
         "Usage events given up at shutdown because neither the database nor the spill file took them in time."
     );
+    describe_counter!(
+        "tollgate_webhook_deliveries_total",
+        "Webhook delivery attempts, by result: delivered, failed (to be retried) or gave_up."
+    );
+    describe_gauge!(
+        "tollgate_webhook_pending",
+        "Webhook deliveries in the shared outbox not yet delivered nor given up (every replica reports the whole outbox)."
+    );
     describe_gauge!(
         "tollgate_usage_spilled_events",
         "Usage events in the local spill file, waiting to be replayed into the database."
@@ -399,6 +407,10 @@ fn register_zeroes() {
     metrics::counter!("tollgate_usage_journaled_events_total").absolute(0);
     metrics::counter!("tollgate_usage_journal_errors_total").absolute(0);
     metrics::counter!("tollgate_change_listener_reconnects_total").absolute(0);
+    for result in ["delivered", "failed", "gave_up"] {
+        metrics::counter!("tollgate_webhook_deliveries_total", "result" => result).increment(0);
+    }
+    metrics::gauge!("tollgate_webhook_pending").increment(0.0);
 }
 
 /// Hit and miss counters of one in-memory cache, resolved once so a lookup costs an atomic add.
