@@ -58,11 +58,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
             .extensions
             .get::<Caller>()
             .ok_or_else(ApiError::invalid_credentials)?;
-        let request_id = parts
-            .headers
-            .get(crate::server::REQUEST_ID)
-            .and_then(|id| id.to_str().ok())
-            .map(str::to_owned);
+        let request_id = crate::server::request_id(&parts.headers).map(str::to_owned);
         Ok(caller.actor(request_id))
     }
 }
@@ -175,8 +171,9 @@ async fn authenticate(
     let caller = if platform {
         Caller::Platform
     } else {
+        let headers = request.headers();
         let principal =
-            crate::api::authn::authenticate(&state, crate::auth::bearer(request.headers())).await?;
+            crate::api::authn::authenticate(&state, headers, auth::bearer(headers)).await?;
         if principal.role != UserRole::Admin {
             tracing::info!(tenant = principal.tenant_id(), subject = %principal.subject,
                 "admin API refused: the user's role is not admin");
