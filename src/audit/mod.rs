@@ -3,6 +3,8 @@
 //! when its change does. An event never carries a secret: `before`/`after` are the same
 //! serialisations the admin API answers with, which leave out hashes, keys and HS256 secrets.
 
+pub mod query;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -5,6 +5,7 @@
 
 mod admin;
 mod announcements;
+mod audit;
 mod billing;
 mod cli;
 mod console;
