@@ -20,7 +20,7 @@ const ISS: &str = "https://idp.audit.test";
 const TENANT: &str = "acme";
 /// The tenant admin who makes the tenant-scoped changes.
 const ADMIN: &str = "alice";
-const SCIM_PASSWORD: &str = "a-scim-password-never-kept";
+const SCIM_PASSWORD_SECRET: &str = "a-scim-password-never-kept";
 
 /// Whom a row's event must name.
 #[derive(Debug, Clone, Copy)]
@@ -205,7 +205,7 @@ async fn every_change_records_exactly_one_event_without_secrets(backend: Backend
         secrets: vec![
             ADMIN_TOKEN.to_owned(),
             HS_SECRET.to_owned(),
-            SCIM_PASSWORD.to_owned(),
+            SCIM_PASSWORD_SECRET.to_owned(),
         ],
     };
     let mut seen = HashSet::new();
@@ -461,7 +461,7 @@ impl Ctx<'_> {
                     "/Users",
                     Some(
                         json!({"schemas": [USER_SCHEMA], "userName": "carol@acme.test",
-                        "externalId": "ext-carol", "password": SCIM_PASSWORD, "active": true}),
+                        "externalId": "ext-carol", "password": SCIM_PASSWORD_SECRET, "active": true}),
                     ),
                 );
                 let sent = send(request).await;
