@@ -123,10 +123,13 @@ async fn setup() -> Setup {
         .collect::<Vec<_>>();
     // Every token must be accepted, or the numbers mean nothing.
     for (name, token) in &tokens {
-        assert!(auth.authenticate(token).await.is_ok(), "{name} refused");
+        assert!(
+            auth.authenticate(token, None).await.is_ok(),
+            "{name} refused"
+        );
     }
     let api_key = "tg-benchmark-key-0123456789012345678901234567".to_owned();
-    assert!(auth.authenticate(&api_key).await.is_ok());
+    assert!(auth.authenticate(&api_key, None).await.is_ok());
     Setup {
         auth,
         tokens,
@@ -146,11 +149,11 @@ fn auth_stage(c: &mut Criterion) {
     let (_, rs256) = &setup.tokens[0];
     group.bench_function("warm RS256 token -> Principal", |b| {
         b.to_async(&runtime)
-            .iter(|| async { setup.auth.authenticate(rs256).await.unwrap() })
+            .iter(|| async { setup.auth.authenticate(rs256, None).await.unwrap() })
     });
     group.bench_function("API key -> Principal", |b| {
         b.to_async(&runtime)
-            .iter(|| async { setup.auth.authenticate(&setup.api_key).await.unwrap() })
+            .iter(|| async { setup.auth.authenticate(&setup.api_key, None).await.unwrap() })
     });
     for (name, token) in &setup.tokens {
         group.bench_function(format!("cold {name} verification -> Principal"), |b| {

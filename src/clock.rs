@@ -1,8 +1,8 @@
 //! Time as tollgate stores it: milliseconds since the Unix epoch, always UTC.
 
 use serde::{Serialize, Serializer};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::format_description::well_known::{Iso8601, Rfc3339};
+use time::{Date, OffsetDateTime, Time};
 
 /// A UTC instant in milliseconds since the Unix epoch. Stored as a 64-bit integer in both
 /// databases (so one SQL text serves SQLite and PostgreSQL) and shown as RFC 3339.
@@ -49,6 +49,18 @@ impl Timestamp {
             .ok()
             .map(Self::from_datetime)
     }
+
+    /// Parses what a query parameter may hold: a date (`2026-11-01`, that day's 00:00 UTC) or
+    /// an RFC 3339 instant.
+    pub fn parse_date_or_rfc3339(text: &str) -> Option<Self> {
+        if text.len() == 10 {
+            Date::parse(text, &Iso8601::DATE)
+                .ok()
+                .map(|date| Self::from_datetime(OffsetDateTime::new_utc(date, Time::MIDNIGHT)))
+        } else {
+            Self::parse_rfc3339(text)
+        }
+    }
 }
 
 impl Serialize for Timestamp {
@@ -71,5 +83,14 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+        assert_eq!(Timestamp::parse_date_or_rfc3339("2026-13-01"), None);
+    }
+
+    #[test]
+    fn a_date_is_its_midnight_in_utc() {
+        assert_eq!(
+            Timestamp::parse_date_or_rfc3339("2026-11-01"),
+            Timestamp::parse_rfc3339("2026-11-01T00:00:00Z")
+        );
     }
 }

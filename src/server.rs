@@ -31,6 +31,11 @@ use crate::store::{Store, StoreError, redact_url};
 /// named in every log line and audit event of the request.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The request's id, as the server set it on the request before any route ran.
+pub fn request_id(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get(REQUEST_ID).and_then(|id| id.to_str().ok())
+}
+
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

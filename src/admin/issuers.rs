@@ -1,7 +1,7 @@
 //! The identity providers whose tokens are accepted.
 
 use super::{Admin, AdminError};
-use crate::audit::Actor;
+use crate::audit::{Actor, Entry};
 use crate::changes::Change;
 use crate::store::{Issuer, NewIssuer, StoreError};
 
@@ -21,6 +21,9 @@ impl Admin {
         let mut write = self.begin(by).await?;
         let issuer = write.tx.create_issuer(new).await?;
         write.announce(Change::Issuers).await?;
+        write
+            .audit(entry("issuer.created", &issuer).after(&issuer))
+            .await?;
         write.commit().await?;
         tracing::info!(issuer = %issuer.issuer, id = %issuer.id, "issuer registered");
         Ok(issuer)
@@ -28,10 +31,19 @@ impl Admin {
 
     pub async fn delete_issuer(&self, by: &Actor, id: &str) -> Result<(), AdminError> {
         let mut write = self.begin(by).await?;
-        write.tx.delete_issuer(id).await?;
+        let issuer = write.tx.delete_issuer(id).await?;
         write.announce(Change::Issuers).await?;
+        write
+            .audit(entry("issuer.deleted", &issuer).before(&issuer))
+            .await?;
         write.commit().await?;
         tracing::info!(id = %id, "issuer deleted");
         Ok(())
     }
+}
+
+/// An issuer's audit entry, under the tenant it is bound to (none for an issuer whose tokens
+/// name their tenant in a claim). `Issuer` serialises without its HS256 secret.
+fn entry(action: &'static str, issuer: &Issuer) -> Entry {
+    Entry::new(action, issuer.tenant_id.as_deref(), Some(&issuer.id))
 }

@@ -1,7 +1,7 @@
 //! A user's API keys: created (the one time the secret exists outside the caller) and revoked.
 
 use super::{Admin, AdminError};
-use crate::audit::Actor;
+use crate::audit::{Actor, Entry};
 use crate::auth::api_keys::GeneratedKey;
 use crate::changes::Change;
 use crate::clock::Timestamp;
@@ -48,6 +48,10 @@ impl Admin {
                 expires_at,
             })
             .await?;
+        // `ApiKey` serialises without its hash; the key itself never reaches this write.
+        write
+            .audit(Entry::new("key.created", Some(tenant), Some(&key.id)).after(&key))
+            .await?;
         write.commit().await?;
         tracing::info!(tenant = %key.tenant_id, subject = %key.subject, key_id = %key.id, "api key created");
         Ok(NewKey {
@@ -71,6 +75,9 @@ impl Admin {
             .announce(Change::ApiKey {
                 hash: key.key_hash.clone(),
             })
+            .await?;
+        write
+            .audit(Entry::new("key.revoked", Some(tenant), Some(&key.id)).after(&key))
             .await?;
         write.commit().await?;
         tracing::info!(tenant = %key.tenant_id, subject = %key.subject, key_id = %key.id, "api key revoked");

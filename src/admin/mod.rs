@@ -11,6 +11,7 @@
 //!
 //! [`Change`]: crate::changes::Change
 
+mod console;
 mod issuers;
 mod keys;
 mod quotas;

@@ -3,8 +3,7 @@
 
 use super::write::Write;
 use super::{Admin, AdminError};
-use crate::audit::Actor;
-use crate::audit::Entry;
+use crate::audit::{Actor, Entry};
 use crate::changes::Change;
 use crate::clock::Timestamp;
 use crate::store::{RevokedToken, Upserted, User, UserPatch, UserStatus};
@@ -61,12 +60,13 @@ impl Admin {
             let hash = hash.clone();
             write.announce(Change::ApiKey { hash }).await?;
         }
-        let entry = Entry::new("user.deleted", Some(tenant), Some(subject));
-        let entry = match &before {
-            Some(before) => entry.before(before),
-            None => entry,
-        };
-        write.audit(entry.after(&user)).await?;
+        write
+            .audit(
+                Entry::new("user.deleted", Some(tenant), Some(subject))
+                    .before(&before)
+                    .after(&user),
+            )
+            .await?;
         tracing::info!(tenant = %user.tenant_id, subject = %user.subject,
             revoked_keys = revoked_keys.len(), "user deleted; their tokens and keys ended");
         Ok(user)
@@ -81,8 +81,16 @@ impl Admin {
     ) -> Result<User, AdminError> {
         self.store.live_tenant(tenant).await?;
         let mut write = self.begin(by).await?;
+        let before = write.tx.user(tenant, subject).await?;
         let user = write.tx.revoke_user_tokens(tenant, subject).await?;
         write.announce(changed(&user)).await?;
+        write
+            .audit(
+                Entry::new("user.tokens_revoked", Some(tenant), Some(subject))
+                    .before(&before)
+                    .after(&user),
+            )
+            .await?;
         write.commit().await?;
         tracing::info!(tenant = %user.tenant_id, subject = %user.subject, "user's tokens revoked");
         Ok(user)
@@ -105,6 +113,9 @@ impl Admin {
                 jti: jti.to_owned(),
             })
             .await?;
+        write
+            .audit(Entry::new("token.revoked", Some(tenant), Some(jti)).after(&revoked))
+            .await?;
         write.commit().await?;
         tracing::info!(tenant = %tenant, "token revoked by jti");
         Ok(revoked)
@@ -120,12 +131,9 @@ pub(super) fn saved(before: Option<&User>, after: &User) -> Entry {
         (Some(UserStatus::Deleted), UserStatus::Active | UserStatus::Suspended) => "user.restored",
         _ => "user.updated",
     };
-    let entry = Entry::new(action, Some(&after.tenant_id), Some(&after.subject));
-    match before {
-        Some(before) => entry.before(before),
-        None => entry,
-    }
-    .after(after)
+    Entry::new(action, Some(&after.tenant_id), Some(&after.subject))
+        .before(&before)
+        .after(after)
 }
 
 /// The auth stage must see a user's change on the very next request.

@@ -4,6 +4,7 @@
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use http::HeaderMap;
 
 use crate::auth::{self, AuthError, Principal, Rejection};
 use crate::clock::Timestamp;
@@ -16,7 +17,8 @@ pub async fn require_principal(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, auth::bearer(request.headers())).await?;
+    let principal =
+        authenticate(&state, request.headers(), auth::bearer(request.headers())).await?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }
@@ -33,14 +35,15 @@ pub async fn require_principal_or_api_key(
         let key = headers.get("x-api-key")?.to_str().ok()?.trim();
         (!key.is_empty()).then_some(key)
     });
-    let principal = authenticate(&state, credential).await?;
+    let principal = authenticate(&state, headers, credential).await?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }
 
-/// Resolves a credential taken from the request's headers.
+/// Resolves a credential taken from the request's `headers`.
 pub async fn authenticate(
     state: &AppState,
+    headers: &HeaderMap,
     credential: Option<&str>,
 ) -> Result<Principal, ApiError> {
     let Some(credential) = credential else {
@@ -54,7 +57,8 @@ pub async fn authenticate(
         };
         return Err(refuse(state, &rejection));
     };
-    match state.auth.authenticate(credential).await {
+    let request_id = crate::server::request_id(headers);
+    match state.auth.authenticate(credential, request_id).await {
         Ok(principal) => Ok(principal),
         Err(AuthError::Rejected(rejection)) => Err(refuse(state, &rejection)),
         Err(AuthError::Unavailable(error)) => {

@@ -3,6 +3,8 @@
 //! when its change does. An event never carries a secret: `before`/`after` are the same
 //! serialisations the admin API answers with, which leave out hashes, keys and HS256 secrets.
 
+pub mod query;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -106,15 +108,22 @@ impl Entry {
         }
     }
 
-    /// The state before the change, as the admin API shows it.
+    /// The state before the change, as the admin API shows it; `None` (nothing there yet)
+    /// leaves it out.
     pub fn before(mut self, state: &impl Serialize) -> Self {
-        self.before = serde_json::to_value(state).ok();
+        self.before = state_of(state);
         self
     }
 
     /// The state after the change, as the admin API shows it.
     pub fn after(mut self, state: &impl Serialize) -> Self {
-        self.after = serde_json::to_value(state).ok();
+        self.after = state_of(state);
         self
     }
+}
+
+fn state_of(state: &impl Serialize) -> Option<Value> {
+    serde_json::to_value(state)
+        .ok()
+        .filter(|value| !value.is_null())
 }

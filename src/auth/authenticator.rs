@@ -92,6 +92,8 @@ struct Claimant<'a> {
     via_claim: bool,
     /// Create the user if unknown.
     jit: bool,
+    /// The request, for the audit event of a user created just in time.
+    request_id: Option<&'a str>,
     jti: Option<&'a Arc<str>>,
     /// When the credential was issued, for the user's `tokens_valid_after`.
     issued_at: Option<Timestamp>,
@@ -150,15 +152,21 @@ impl Authenticator {
         self.tokens.invalidate_all();
     }
 
-    /// The hot path: who presents this bearer credential?
-    pub async fn authenticate(&self, credential: &str) -> Result<Principal, AuthError> {
-        self.resolve(credential, &mut Silent, true).await
+    /// The hot path: who presents this bearer credential? `request_id` names the request in
+    /// the audit event of a user provisioned just in time.
+    pub async fn authenticate(
+        &self,
+        credential: &str,
+        request_id: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        self.resolve(credential, &mut Silent, true, request_id)
+            .await
     }
 
     /// The same without the verified-token cache: every signature is checked again. This is the
     /// cost of a token's first request (benchmarked as "cold").
     pub async fn authenticate_uncached(&self, credential: &str) -> Result<Principal, AuthError> {
-        self.resolve(credential, &mut Silent, false).await
+        self.resolve(credential, &mut Silent, false, None).await
     }
 
     /// The full walk with every step recorded (for `explain`); bypasses the token cache so
@@ -168,7 +176,7 @@ impl Authenticator {
         credential: &str,
         trace: &mut T,
     ) -> Result<Principal, AuthError> {
-        self.resolve(credential, trace, false).await
+        self.resolve(credential, trace, false, None).await
     }
 
     async fn resolve<T: Trace>(
@@ -176,6 +184,7 @@ impl Authenticator {
         credential: &str,
         trace: &mut T,
         use_cache: bool,
+        request_id: Option<&str>,
     ) -> Result<Principal, AuthError> {
         if credential.starts_with(api_keys::PREFIX) {
             return self.api_key(credential, trace).await;
@@ -206,6 +215,7 @@ impl Authenticator {
             subject: &verified.subject,
             via_claim: verified.via_claim,
             jit: verified.issuer.issuer.jit_provisioning,
+            request_id,
             jti: verified.jti.as_ref(),
             issued_at: verified.issued_at.map(Timestamp::from_unix_seconds),
             credential: Credential::Jwt {
@@ -520,6 +530,7 @@ impl Authenticator {
             subject: &subject,
             via_claim: false,
             jit: false,
+            request_id: None,
             jti: None,
             issued_at: Some(key.created_at),
             credential: Credential::ApiKey {
@@ -549,6 +560,7 @@ impl Authenticator {
             subject,
             via_claim,
             jit,
+            request_id,
             jti,
             issued_at,
             credential,
@@ -607,7 +619,7 @@ impl Authenticator {
             Some(user) => user,
             None if jit => {
                 let user = directory
-                    .provision_user(&key)
+                    .provision_user(&key, request_id)
                     .await
                     .map_err(|e| AuthError::Unavailable(Arc::new(e)))?;
                 tracing::info!(tenant = %tenant_id, subject = %subject, status = user.status.as_str(),

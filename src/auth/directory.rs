@@ -18,6 +18,8 @@ use moka::future::Cache;
 
 use super::jwks::{JwksSettings, JwksSource};
 use super::keys::KeySet;
+use crate::audit::{Actor, Entry};
+use crate::clock::Timestamp;
 use crate::stale::{SqlCache, StaleIfError};
 use crate::store::{ApiKey, Issuer, KeySource, Store, StoreError, Tenant, User};
 
@@ -210,9 +212,24 @@ impl Directory {
             .await
     }
 
-    /// Creates the user on first sight (just-in-time provisioning) and caches the result.
-    pub async fn provision_user(&self, key: &UserKey) -> Result<Arc<User>, StoreError> {
-        let user = Arc::new(self.store.provision_user(&key.0, &key.1).await?);
+    /// Creates the user on first sight (just-in-time provisioning) and caches the result. The
+    /// creation is audited in its own transaction, by tollgate itself (`system`, `jit`) on
+    /// behalf of the request that brought the token; a user another replica created a moment
+    /// earlier is that replica's event.
+    pub async fn provision_user(
+        &self,
+        key: &UserKey,
+        request_id: Option<&str>,
+    ) -> Result<Arc<User>, StoreError> {
+        let mut tx = self.store.begin().await?;
+        let (user, created) = tx.provision_user(&key.0, &key.1).await?;
+        if created {
+            let by = Actor::system("jit", request_id.map(str::to_owned));
+            let entry = Entry::new("user.created", Some(&key.0), Some(&key.1)).after(&user);
+            tx.record_audit(&by, &entry, Timestamp::now()).await?;
+        }
+        tx.commit().await?;
+        let user = Arc::new(user);
         self.users.insert(key.clone(), Some(user.clone())).await;
         Ok(user)
     }
@@ -346,18 +363,18 @@ mod tests {
         let auth = Authenticator::from_config(store.clone(), &config)
             .await
             .unwrap();
-        assert!(auth.authenticate(&warm).await.is_ok());
+        assert!(auth.authenticate(&warm, None).await.is_ok());
 
         store.close().await;
         tokio::time::sleep(Duration::from_millis(400)).await;
-        assert!(auth.authenticate(&warm).await.is_ok(), "served stale");
+        assert!(auth.authenticate(&warm, None).await.is_ok(), "served stale");
         assert!(matches!(
-            auth.authenticate(&cold).await,
+            auth.authenticate(&cold, None).await,
             Err(AuthError::Unavailable(_))
         ));
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(matches!(
-            auth.authenticate(&warm).await,
+            auth.authenticate(&warm, None).await,
             Err(AuthError::Unavailable(_))
         ));
     }

@@ -4,9 +4,6 @@
 //! `from=2026-11-01&to=2026-12-01` is exactly November. An RFC 3339 instant must fall on a whole
 //! hour: the rollup is hourly, and silently widening a period would bill the wrong hours.
 
-use time::format_description::well_known::Iso8601;
-use time::{Date, OffsetDateTime, Time};
-
 use super::BillingError;
 use crate::clock::Timestamp;
 use crate::store::Dimension;
@@ -49,14 +46,7 @@ pub fn parse_instant(field: &'static str, text: Option<&str>) -> Result<Timestam
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| BillingError::invalid(field, "is required (a date or an RFC 3339 time)"))?;
-    let at = if text.len() == 10 {
-        Date::parse(text, &Iso8601::DATE)
-            .ok()
-            .map(|date| Timestamp::from_datetime(OffsetDateTime::new_utc(date, Time::MIDNIGHT)))
-    } else {
-        Timestamp::parse_rfc3339(text)
-    }
-    .ok_or_else(|| {
+    let at = Timestamp::parse_date_or_rfc3339(text).ok_or_else(|| {
         BillingError::invalid(
             field,
             format!("`{text}` is neither a date (2026-11-01) nor an RFC 3339 time"),

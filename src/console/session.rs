@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::admin::Caller;
 use crate::api::json::ApiJson;
+use crate::audit::Actor;
 use crate::clock::Timestamp;
 use crate::error::{ApiError, ErrorKind};
 use crate::state::{AdminToken, AppState};
@@ -116,7 +117,7 @@ pub async fn login(
     let owner = SessionOwner::Platform {
         admin_key: admin.session_key(),
     };
-    let (token, session) = create(&state, owner).await?;
+    let (token, session) = create(&state, owner, crate::server::request_id(&headers)).await?;
     super::count_login("success");
     tracing::info!(kind = "platform", "console session started");
     let mut response = Json(SessionView::from(&session)).into_response();
@@ -239,10 +240,12 @@ fn unavailable(error: Arc<crate::store::StoreError>) -> ApiError {
     .with_retry_after(1)
 }
 
-/// Starts a session: a new random token (returned, for the cookie) and its row.
+/// Starts a session: a new random token (returned, for the cookie) and its row, audited as a
+/// sign-in by its owner during request `request_id`.
 pub(super) async fn create(
     state: &AppState,
     owner: SessionOwner,
+    request_id: Option<&str>,
 ) -> Result<(String, ConsoleSession), ApiError> {
     let now = Timestamp::now();
     let config = &state.config.console;
@@ -265,7 +268,12 @@ pub(super) async fn create(
         created_at: now,
         last_seen_at: now,
     };
-    state.store.insert_console_session(&session).await?;
+    let request_id = request_id.map(str::to_owned);
+    let by = match &session.owner {
+        SessionOwner::Platform { .. } => Actor::platform(request_id),
+        SessionOwner::TenantAdmin { subject, .. } => Actor::tenant_admin(subject, request_id),
+    };
+    state.admin.open_console_session(&by, &session).await?;
     Ok((token, session))
 }
 

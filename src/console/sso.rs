@@ -207,22 +207,28 @@ pub async fn callback(
         {
             Failure::new("state_not_from_this_browser").into_redirect()
         }
-        Ok(Query(query)) => match finish(&state, query).await {
-            Ok(token) => {
-                super::count_login("success");
-                let mut response = found("/console");
-                super::session::set_cookie(&state, &headers, &mut response, &token);
-                response
+        Ok(Query(query)) => {
+            match finish(&state, query, crate::server::request_id(&headers)).await {
+                Ok(token) => {
+                    super::count_login("success");
+                    let mut response = found("/console");
+                    super::session::set_cookie(&state, &headers, &mut response, &token);
+                    response
+                }
+                Err(failure) => failure.into_redirect(),
             }
-            Err(failure) => failure.into_redirect(),
-        },
+        }
     };
     set_state_cookie(&mut response, "", 0, secure);
     response
 }
 
 /// Returns the new session's token.
-async fn finish(state: &AppState, query: CallbackQuery) -> Result<String, Failure> {
+async fn finish(
+    state: &AppState,
+    query: CallbackQuery,
+    request_id: Option<&str>,
+) -> Result<String, Failure> {
     let login_state = query.state.ok_or_else(|| Failure::new("bad_callback"))?;
     let login = state
         .store
@@ -257,7 +263,7 @@ async fn finish(state: &AppState, query: CallbackQuery) -> Result<String, Failur
         .await
         .map_err(fail)?;
 
-    let principal = match state.auth.authenticate(&id_token).await {
+    let principal = match state.auth.authenticate(&id_token, request_id).await {
         Ok(principal) => principal,
         Err(AuthError::Rejected(rejection)) => {
             return Err(fail(rejection.reason.code()).subject(rejection.subject.as_deref()));
@@ -290,7 +296,7 @@ async fn finish(state: &AppState, query: CallbackQuery) -> Result<String, Failur
         tenant_id: tenant.to_owned(),
         subject: subject.clone(),
     };
-    let (token, _) = super::session::create(state, owner)
+    let (token, _) = super::session::create(state, owner, request_id)
         .await
         .map_err(|_| fail("database_unavailable"))?;
     tracing::info!(kind = "tenant_admin", tenant = %tenant, subject = %subject,

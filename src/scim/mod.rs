@@ -247,11 +247,7 @@ impl FromRequestParts<AppState> for Provisioner {
             .get::<ScimCaller>()
             .cloned()
             .ok_or_else(|| ScimError::from(ApiError::invalid_credentials()))?;
-        let request_id = parts
-            .headers
-            .get(crate::server::REQUEST_ID)
-            .and_then(|id| id.to_str().ok())
-            .map(str::to_owned);
+        let request_id = crate::server::request_id(&parts.headers).map(str::to_owned);
         let base = base_url(state, &parts.headers, &caller.tenant);
         Ok(Self {
             actor: Actor::scim(&caller.token_id, request_id),

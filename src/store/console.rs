@@ -1,7 +1,8 @@
 //! The web console's state in SQL, so every replica knows every session: sessions (keyed by
 //! the SHA-256 of the cookie's token) and SSO logins waiting for the identity provider.
 
-use super::{Store, StoreError, on_pool};
+use super::tx::on_tx;
+use super::{Store, StoreError, Tx, on_pool};
 use crate::clock::Timestamp;
 
 /// Who a console session belongs to.
@@ -86,37 +87,6 @@ struct LoginRow {
 }
 
 impl Store {
-    pub async fn insert_console_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {
-        let (kind, tenant, subject, admin_key) = match &session.owner {
-            SessionOwner::Platform { admin_key } => {
-                ("platform", None, None, Some(admin_key.as_str()))
-            }
-            SessionOwner::TenantAdmin { tenant_id, subject } => (
-                "tenant_admin",
-                Some(tenant_id.as_str()),
-                Some(subject.as_str()),
-                None,
-            ),
-        };
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO console_sessions \
-             (token_hash, kind, tenant_id, subject, csrf, created_at, last_seen_at, admin_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )
-        .bind(&session.token_hash)
-        .bind(kind)
-        .bind(tenant)
-        .bind(subject)
-        .bind(&session.csrf)
-        .bind(session.created_at)
-        .bind(session.last_seen_at)
-        .bind(admin_key)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
-        Ok(())
-    }
-
     pub async fn console_session(
         &self,
         token_hash: &str,
@@ -227,5 +197,44 @@ impl Store {
         .await
         .map(|done| done.rows_affected()))?;
         Ok(removed)
+    }
+}
+
+// === impl Tx ===
+
+impl Tx {
+    /// A session begins in a write of its own, which records the sign-in beside it.
+    pub async fn insert_console_session(
+        &mut self,
+        session: &ConsoleSession,
+    ) -> Result<(), StoreError> {
+        let (kind, tenant, subject, admin_key) = match &session.owner {
+            SessionOwner::Platform { admin_key } => {
+                ("platform", None, None, Some(admin_key.as_str()))
+            }
+            SessionOwner::TenantAdmin { tenant_id, subject } => (
+                "tenant_admin",
+                Some(tenant_id.as_str()),
+                Some(subject.as_str()),
+                None,
+            ),
+        };
+        on_tx!(self, conn => sqlx::query(
+            "INSERT INTO console_sessions \
+             (token_hash, kind, tenant_id, subject, csrf, created_at, last_seen_at, admin_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )
+        .bind(&session.token_hash)
+        .bind(kind)
+        .bind(tenant)
+        .bind(subject)
+        .bind(&session.csrf)
+        .bind(session.created_at)
+        .bind(session.last_seen_at)
+        .bind(admin_key)
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+        Ok(())
     }
 }

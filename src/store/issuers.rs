@@ -54,8 +54,10 @@ impl std::fmt::Debug for KeySource {
     }
 }
 
-/// A registered issuer, as the auth stage uses it.
-#[derive(Debug, Clone)]
+/// A registered issuer, as the auth stage uses it. It serialises (for the admin API and the
+/// audit log) as its view: where its keys come from, never an HS256 secret.
+#[derive(Debug, Clone, Serialize)]
+#[serde(into = "IssuerView")]
 pub struct Issuer {
     pub id: String,
     pub issuer: String,
@@ -72,6 +74,51 @@ pub struct Issuer {
     /// The OIDC client (public, with PKCE) the console signs this issuer's tenant admins in
     /// with; `None`: no console login through this issuer.
     pub console_client_id: Option<String>,
+}
+
+/// An issuer as it is shown: where its keys come from, never the secret.
+#[derive(Serialize)]
+struct IssuerView {
+    id: String,
+    issuer: String,
+    tenant: Option<String>,
+    tenant_claim: Option<String>,
+    audiences: Vec<String>,
+    key_source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_url: Option<String>,
+    algorithms: Vec<String>,
+    subject_claim: String,
+    subject_case: SubjectCase,
+    jit_provisioning: bool,
+    leeway_seconds: i64,
+    created_at: Timestamp,
+    console_client_id: Option<String>,
+}
+
+impl From<Issuer> for IssuerView {
+    fn from(issuer: Issuer) -> Self {
+        let jwks_url = match &issuer.key_source {
+            KeySource::JwksUrl(url) => Some(url.clone()),
+            _ => None,
+        };
+        Self {
+            id: issuer.id,
+            issuer: issuer.issuer,
+            tenant: issuer.tenant_id,
+            tenant_claim: issuer.tenant_claim,
+            audiences: issuer.audiences,
+            key_source: issuer.key_source.kind(),
+            jwks_url,
+            algorithms: issuer.algorithms,
+            subject_claim: issuer.subject_claim,
+            subject_case: issuer.subject_case,
+            jit_provisioning: issuer.jit_provisioning,
+            leeway_seconds: issuer.leeway_seconds,
+            created_at: issuer.created_at,
+            console_client_id: issuer.console_client_id,
+        }
+    }
 }
 
 /// A validated issuer to register (see the admin API for the validation).
@@ -202,15 +249,14 @@ impl Tx {
         Ok(row.into())
     }
 
-    pub async fn delete_issuer(&mut self, id: &str) -> Result<(), StoreError> {
-        let result = on_tx!(self, conn => sqlx::query("DELETE FROM issuers WHERE id = $1")
-            .bind(id)
-            .execute(conn)
-            .await
-            .map(|done| done.rows_affected()))?;
-        if result == 0 {
-            return Err(StoreError::NotFound("issuer"));
-        }
-        Ok(())
+    /// Removes the issuer; returns what it was.
+    pub async fn delete_issuer(&mut self, id: &str) -> Result<Issuer, StoreError> {
+        let row: Option<IssuerRow> = on_tx!(self, conn => sqlx::query_as(concat!(
+            "DELETE FROM issuers WHERE id = $1 RETURNING ", columns!()
+        ))
+        .bind(id)
+        .fetch_optional(conn)
+        .await)?;
+        row.map(Issuer::from).ok_or(StoreError::NotFound("issuer"))
     }
 }

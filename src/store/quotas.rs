@@ -65,6 +65,22 @@ impl Store {
 // === impl Tx ===
 
 impl Tx {
+    /// The limits of one scope as this transaction sees them, locked until it ends.
+    pub async fn quota(
+        &mut self,
+        tenant_id: &str,
+        scope: QuotaScope,
+        subject: &str,
+    ) -> Result<Option<Limits>, StoreError> {
+        self.fetch_locked(
+            "SELECT tokens_per_day, tokens_per_month, cost_microusd_per_month, \
+             requests_per_minute, tokens_per_minute FROM quotas \
+             WHERE tenant_id = $1 AND scope = $2 AND subject = $3",
+            &[tenant_id, scope.as_str(), subject],
+        )
+        .await
+    }
+
     /// Replaces the limits of one scope (`subject` is `""` unless the scope is `User`).
     pub async fn set_quota(
         &mut self,

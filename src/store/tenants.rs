@@ -121,6 +121,18 @@ impl Store {
 // === impl Tx ===
 
 impl Tx {
+    /// The tenant as this transaction sees it, locked until it ends (see
+    /// [`Tx::fetch_locked`]), to compare with what a write makes of it.
+    pub async fn tenant(&mut self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        let row: Option<TenantRow> = self
+            .fetch_locked(
+                concat!("SELECT ", columns!(), " FROM tenants WHERE id = $1"),
+                &[id],
+            )
+            .await?;
+        Ok(row.map(Tenant::from))
+    }
+
     pub async fn create_tenant(&mut self, id: &str, name: &str) -> Result<Tenant, StoreError> {
         let now = Timestamp::now();
         let row: TenantRow = on_tx!(self, conn => sqlx::query_as(concat!(

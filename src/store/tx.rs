@@ -2,7 +2,9 @@
 //! goes through one, so whatever the write must cause — a change notification today, audit and
 //! outbox rows later — commits or rolls back with it.
 
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow, Postgres, Sqlite, Transaction};
 
 use super::{Pool, Store, StoreError};
 
@@ -51,6 +53,37 @@ impl Tx {
             Inner::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
+    }
+
+    /// The row `select` finds, read under the write's lock so what a write compares with (an
+    /// audit event's `before`) is what it changes: `FOR UPDATE` on PostgreSQL; on SQLite,
+    /// `BEGIN IMMEDIATE` already holds the whole database. `binds` are `$1`, `$2`, ….
+    pub(super) async fn fetch_locked<R>(
+        &mut self,
+        select: &'static str,
+        binds: &[&str],
+    ) -> Result<Option<R>, StoreError>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let row = match &mut self.0 {
+            Inner::Sqlite(tx) => {
+                let mut query = sqlx::query_as::<_, R>(select);
+                for value in binds {
+                    query = query.bind(*value);
+                }
+                query.fetch_optional(&mut **tx).await?
+            }
+            Inner::Postgres(tx) => {
+                let locked = sqlx::AssertSqlSafe(format!("{select} FOR UPDATE"));
+                let mut query = sqlx::query_as::<_, R>(locked);
+                for value in binds {
+                    query = query.bind(*value);
+                }
+                query.fetch_optional(&mut **tx).await?
+            }
+        };
+        Ok(row)
     }
 
     /// `NOTIFY` on PostgreSQL: listeners get `payload` on `channel` when, and only if, this

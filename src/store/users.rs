@@ -157,27 +157,6 @@ impl Store {
         Ok(rows.into_iter().map(User::from).collect())
     }
 
-    /// Just-in-time provisioning: creates an active member if the subject is new, and returns
-    /// whatever row is there. A deleted user is returned as deleted, never re-created.
-    pub async fn provision_user(&self, tenant_id: &str, subject: &str) -> Result<User, StoreError> {
-        let now = Timestamp::now();
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO users (tenant_id, subject, role, status, created_at, updated_at, \
-             status_changed_at) VALUES ($1, $2, 'member', 'active', $3, $3, $3) \
-             ON CONFLICT (tenant_id, subject) DO NOTHING"
-        )
-        .bind(tenant_id)
-        .bind(subject)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|_| ()))
-        .map_err(StoreError::conflict_on_unique("user"))?;
-        self.user(tenant_id, subject)
-            .await?
-            .ok_or(StoreError::NotFound("user"))
-    }
-
     /// Users whose subject equals `subject` ignoring case, in any tenant: the near misses an
     /// operator needs to see when a token names a user that does not exist.
     pub async fn users_like(&self, subject: &str) -> Result<Vec<User>, StoreError> {
@@ -195,6 +174,34 @@ impl Store {
 // === impl Tx ===
 
 impl Tx {
+    /// Just-in-time provisioning: creates an active member if the subject is new (then `true`),
+    /// and returns whatever row is there. A deleted user is returned as deleted, never
+    /// re-created.
+    pub async fn provision_user(
+        &mut self,
+        tenant_id: &str,
+        subject: &str,
+    ) -> Result<(User, bool), StoreError> {
+        let now = Timestamp::now();
+        let created = on_tx!(self, conn => sqlx::query(
+            "INSERT INTO users (tenant_id, subject, role, status, created_at, updated_at, \
+             status_changed_at) VALUES ($1, $2, 'member', 'active', $3, $3, $3) \
+             ON CONFLICT (tenant_id, subject) DO NOTHING"
+        )
+        .bind(tenant_id)
+        .bind(subject)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|done| done.rows_affected() > 0))
+        .map_err(StoreError::conflict_on_unique("user"))?;
+        let user = self
+            .user(tenant_id, subject)
+            .await?
+            .ok_or(StoreError::NotFound("user"))?;
+        Ok((user, created))
+    }
+
     /// Creates the user or updates the given fields. A deleted user stays deleted unless the
     /// patch sets a status explicitly (an operator bringing them back on purpose); `deleted_at`
     /// then keeps the time of the last delete, and the credentials that delete ended stay ended.
@@ -220,32 +227,16 @@ impl Tx {
         tenant_id: &str,
         subject: &str,
     ) -> Result<Option<User>, StoreError> {
-        const SELECT: &str = concat!(
-            "SELECT ",
-            columns!(),
-            " FROM users WHERE tenant_id = $1 AND subject = $2"
-        );
-        const LOCKED: &str = concat!(
-            "SELECT ",
-            columns!(),
-            " FROM users WHERE tenant_id = $1 AND subject = $2 FOR UPDATE"
-        );
-        let row: Option<UserRow> = match &mut self.0 {
-            super::tx::Inner::Sqlite(tx) => {
-                sqlx::query_as(SELECT)
-                    .bind(tenant_id)
-                    .bind(subject)
-                    .fetch_optional(&mut **tx)
-                    .await?
-            }
-            super::tx::Inner::Postgres(tx) => {
-                sqlx::query_as(LOCKED)
-                    .bind(tenant_id)
-                    .bind(subject)
-                    .fetch_optional(&mut **tx)
-                    .await?
-            }
-        };
+        let row: Option<UserRow> = self
+            .fetch_locked(
+                concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM users WHERE tenant_id = $1 AND subject = $2"
+                ),
+                &[tenant_id, subject],
+            )
+            .await?;
         Ok(row.map(User::from))
     }
 

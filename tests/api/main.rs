@@ -6,6 +6,7 @@
 mod admin;
 mod alerts;
 mod announcements;
+mod audit;
 mod billing;
 mod cli;
 mod console;

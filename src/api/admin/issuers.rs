@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::api::json::ApiJson;
 use crate::audit::Actor;
@@ -51,69 +51,23 @@ pub struct NewIssuerBody {
     console_client_id: Option<String>,
 }
 
-/// An issuer as the API shows it: where its keys come from, never the secret.
-#[derive(Serialize)]
-pub struct IssuerView {
-    id: String,
-    issuer: String,
-    tenant: Option<String>,
-    tenant_claim: Option<String>,
-    audiences: Vec<String>,
-    key_source: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    jwks_url: Option<String>,
-    algorithms: Vec<String>,
-    subject_claim: String,
-    subject_case: SubjectCase,
-    jit_provisioning: bool,
-    leeway_seconds: i64,
-    created_at: Timestamp,
-    console_client_id: Option<String>,
-}
-
-impl From<Issuer> for IssuerView {
-    fn from(issuer: Issuer) -> Self {
-        let jwks_url = match &issuer.key_source {
-            KeySource::JwksUrl(url) => Some(url.clone()),
-            _ => None,
-        };
-        Self {
-            id: issuer.id,
-            issuer: issuer.issuer,
-            tenant: issuer.tenant_id,
-            tenant_claim: issuer.tenant_claim,
-            audiences: issuer.audiences,
-            key_source: issuer.key_source.kind(),
-            jwks_url,
-            algorithms: issuer.algorithms,
-            subject_claim: issuer.subject_claim,
-            subject_case: issuer.subject_case,
-            jit_provisioning: issuer.jit_provisioning,
-            leeway_seconds: issuer.leeway_seconds,
-            created_at: issuer.created_at,
-            console_client_id: issuer.console_client_id,
-        }
-    }
-}
-
 pub async fn create(
     State(state): State<AppState>,
     by: Actor,
     ApiJson(body): ApiJson<NewIssuerBody>,
-) -> Result<(StatusCode, Json<IssuerView>), ApiError> {
+) -> Result<(StatusCode, Json<Issuer>), ApiError> {
     let issuer = state.admin.create_issuer(&by, &validate(body)?).await?;
-    Ok((StatusCode::CREATED, Json(issuer.into())))
+    Ok((StatusCode::CREATED, Json(issuer)))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<IssuerView>>, ApiError> {
-    let issuers = state.store.issuers().await?;
-    Ok(Json(issuers.into_iter().map(IssuerView::from).collect()))
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Issuer>>, ApiError> {
+    Ok(Json(state.store.issuers().await?))
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<IssuerView>, ApiError> {
+) -> Result<Json<Issuer>, ApiError> {
     let issuer = state
         .store
         .issuers()
@@ -121,7 +75,7 @@ pub async fn get(
         .into_iter()
         .find(|issuer| issuer.id == id)
         .ok_or_else(|| ApiError::not_found(format!("Issuer `{id}` not found.")))?;
-    Ok(Json(issuer.into()))
+    Ok(Json(issuer))
 }
 
 pub async fn delete(

@@ -3,6 +3,7 @@
 //! Who may call what is decided here, structurally: platform-only routes and tenant-scoped
 //! routes sit behind different guards, so a handler cannot forget the check.
 
+mod audit;
 mod explain;
 mod failures;
 mod issuers;
@@ -10,6 +11,7 @@ mod keys;
 mod models;
 mod quotas;
 mod scim;
+mod streamed;
 mod tenants;
 mod usage;
 mod users;
@@ -59,11 +61,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
             .extensions
             .get::<Caller>()
             .ok_or_else(ApiError::invalid_credentials)?;
-        let request_id = parts
-            .headers
-            .get(crate::server::REQUEST_ID)
-            .and_then(|id| id.to_str().ok())
-            .map(str::to_owned);
+        let request_id = crate::server::request_id(&parts.headers).map(str::to_owned);
         Ok(caller.actor(request_id))
     }
 }
@@ -151,6 +149,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/usage/export", get(usage::export))
         .route_layer(middleware::from_fn(export_guard));
 
+    // Tenant-scoped too, with the tenant a query parameter (or the tenant admin's own).
+    let audit = Router::new()
+        .route("/audit", get(audit::events))
+        .route_layer(middleware::from_fn(audit_guard));
+
     // What every admin may read, whoever they are.
     let any_admin = Router::new().route("/models", get(models::catalogue));
 
@@ -160,6 +163,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             platform_only
                 .merge(tenant_scoped)
                 .merge(export)
+                .merge(audit)
                 .merge(any_admin),
         )
         .layer(middleware::from_fn_with_state(state, authenticate))
@@ -188,8 +192,9 @@ async fn authenticate(
     let caller = if platform {
         Caller::Platform
     } else {
+        let headers = request.headers();
         let principal =
-            crate::api::authn::authenticate(&state, crate::auth::bearer(request.headers())).await?;
+            crate::api::authn::authenticate(&state, headers, auth::bearer(headers)).await?;
         if principal.role != UserRole::Admin {
             tracing::info!(tenant = principal.tenant_id(), subject = %principal.subject,
                 "admin API refused: the user's role is not admin");
@@ -258,4 +263,26 @@ async fn export_guard(
         }
         Caller::TenantAdmin { .. } => Err(ApiError::forbidden()),
     }
+}
+
+/// The platform admin reads every tenant's audit events (or one's, with `tenant=`); a tenant
+/// admin only their own tenant's, whether or not they say so, and `tenant=` naming another is
+/// refused. The handler reads the outcome ([`audit::Visible`]), so it cannot widen it.
+async fn audit_guard(
+    query: Result<Query<ExportTenant>, QueryRejection>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let visible = match caller(&request)? {
+        Caller::Platform => None,
+        Caller::TenantAdmin { tenant_id, .. } => {
+            let asked = query.ok().and_then(|Query(q)| q.tenant);
+            if asked.is_some_and(|asked| asked != *tenant_id) {
+                return Err(ApiError::forbidden());
+            }
+            Some(tenant_id.clone())
+        }
+    };
+    request.extensions_mut().insert(audit::Visible(visible));
+    Ok(next.run(request).await)
 }

@@ -1,11 +1,9 @@
 //! Usage routes: a tenant's report, and the streamed export across tenants.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use http::{HeaderValue, header};
 use serde::Deserialize;
 
@@ -51,9 +49,7 @@ pub async fn tenant_report(
     Ok(Json(body))
 }
 
-/// `GET /admin/v1/usage/export`: the body streams while the database is read. The first chunk
-/// is awaited before the status is sent, so a database that is down is a 503, not a 200 with
-/// an empty file.
+/// `GET /admin/v1/usage/export`: the body streams while the database is read.
 pub async fn export(
     State(state): State<AppState>,
     query: Result<Query<UsageParams>, QueryRejection>,
@@ -68,13 +64,8 @@ pub async fn export(
     )?;
     let content_type = request.format.content_type();
     let disposition = format!("attachment; filename=\"{}\"", request.file_name());
-    let mut chunks = export_chunks(state.store.clone(), request);
-    let first = chunks.recv().await.transpose()?;
-    let rest = futures_util::stream::unfold(chunks, |mut chunks| async move {
-        chunks.recv().await.map(|chunk| (chunk, chunks))
-    });
-    let stream = futures_util::stream::iter(first.map(Ok)).chain(rest);
-    let mut response = Body::from_stream(stream).into_response();
+    let chunks = export_chunks(state.store.clone(), request);
+    let mut response = super::streamed::body(chunks).await?.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(value) = HeaderValue::from_str(&disposition) {

@@ -1,6 +1,6 @@
 //! The web console's server side: sessions, the admin API through a session, SSO.
 
 mod browser;
-mod platform;
+pub(crate) mod platform;
 mod sso;
 mod webdriver;

@@ -318,6 +318,18 @@ async fn tenant_admins_sign_in_through_their_identity_provider(backend: Backend)
     )
     .await;
     assert_eq!(status, 201, "a tenant admin's write with the CSRF token");
+    // The sign-in and the write through the session are audited as alice's.
+    let signed_in = app.audit("action=console.signed_in").await;
+    assert_eq!(signed_in.len(), 1, "{signed_in:?}");
+    assert_eq!(
+        signed_in[0]["actor"],
+        json!({ "kind": "tenant_admin", "id": "alice" })
+    );
+    assert_eq!(signed_in[0]["tenant"], "acme");
+    assert!(signed_in[0]["request_id"].is_string());
+    let by_alice = app.audit("actor=tenant_admin:alice").await;
+    assert_eq!(by_alice.len(), 2, "{by_alice:?}");
+    assert_eq!(by_alice[1]["target"], "dave");
     let (status, body) = json(
         with_session(Method::POST, "/admin/v1/tenants")
             .header("x-csrf-token", &csrf)
@@ -344,6 +356,11 @@ async fn tenant_admins_sign_in_through_their_identity_provider(backend: Backend)
         );
         assert!(outcome.cookie.is_none(), "{tenant}/{subject}");
     }
+    assert_eq!(
+        app.audit("action=console.signed_in").await.len(),
+        1,
+        "a refused sign-in is no event"
+    );
     let metrics = app.metrics().await;
     for result in [
         "success",

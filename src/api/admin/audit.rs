@@ -1,0 +1,116 @@
+//! `GET /admin/v1/audit`: the audit log, filtered, as one JSON page or streamed as JSON Lines.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Query, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use http::{HeaderValue, header};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::query::{self, Action, ActorFilter, Event, Filter};
+use crate::clock::Timestamp;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Events in one JSON answer unless `limit` says otherwise.
+const DEFAULT_LIMIT: u32 = 1_000;
+const MAX_LIMIT: u32 = 10_000;
+
+/// The tenant whose events the caller may read: `None` for the platform admin (every tenant,
+/// or the one `tenant=` names), their own for a tenant admin. Set by the route's guard.
+#[derive(Debug, Clone)]
+pub struct Visible(pub Option<String>);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    tenant: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    action: Option<String>,
+    actor: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+    format: Option<String>,
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Extension(Visible(visible)): Extension<Visible>,
+    query: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = query
+        .map_err(|rejection| ApiError::invalid_request(format!("Invalid query: {rejection}")))?;
+    let jsonl = match params.format.as_deref() {
+        None | Some("json") => false,
+        Some("jsonl") => true,
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "format",
+                "`format` must be `json` or `jsonl`",
+            ));
+        }
+    };
+    let mut filter = filter(params)?;
+    filter.tenant = visible.or(filter.tenant);
+    if jsonl {
+        let lines = query::jsonl(state.store.clone(), filter);
+        let mut response = super::streamed::body(lines).await?.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        return Ok(response);
+    }
+    filter.limit = filter.limit.or(Some(DEFAULT_LIMIT));
+    let events: Vec<Event> = state.store.audit_events(&filter).try_collect().await?;
+    Ok(Json(json!({ "events": events })).into_response())
+}
+
+/// The query as a [`Filter`]; each error names the parameter at fault.
+fn filter(params: AuditParams) -> Result<Filter, ApiError> {
+    let at = |name: &'static str, text: Option<String>| {
+        text.map(|text| {
+            Timestamp::parse_date_or_rfc3339(text.trim()).ok_or_else(|| {
+                ApiError::invalid_field(
+                    name,
+                    format!("`{name}` must be a date (2026-11-01) or an RFC 3339 time"),
+                )
+            })
+        })
+        .transpose()
+    };
+    let actor = params
+        .actor
+        .map(|text| {
+            ActorFilter::parse(&text).ok_or_else(|| {
+                ApiError::invalid_field(
+                    "actor",
+                    "`actor` must be platform, tenant_admin, scim or system, optionally followed \
+                     by `:` and an id (tenant_admin:<subject>, scim:<token id>, system:jit)",
+                )
+            })
+        })
+        .transpose()?;
+    if params
+        .limit
+        .is_some_and(|limit| limit == 0 || limit > MAX_LIMIT)
+    {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("`limit` must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let nonempty = |text: Option<String>| text.filter(|text| !text.is_empty());
+    Ok(Filter {
+        tenant: nonempty(params.tenant),
+        from: at("from", params.from)?,
+        to: at("to", params.to)?,
+        action: nonempty(params.action).map(|text| Action::parse(&text)),
+        actor,
+        after: nonempty(params.after),
+        limit: params.limit,
+    })
+}
