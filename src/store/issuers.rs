@@ -72,6 +72,11 @@ pub struct Issuer {
     /// The OIDC client (public, with PKCE) the console signs this issuer's tenant admins in
     /// with; `None`: no console login through this issuer.
     pub console_client_id: Option<String>,
+    /// The claim that lists the groups a token's holder is in (an array of names, or one
+    /// name); `None`: the issuer's tokens carry no groups tollgate reads.
+    pub groups_claim: Option<String>,
+    /// Scopes every token of the issuer must hold (in `scope` or `scp`); empty: none.
+    pub required_scopes: Vec<String>,
 }
 
 /// A validated issuer to register (see the admin API for the validation).
@@ -94,6 +99,8 @@ struct IssuerRow {
     leeway_seconds: i64,
     created_at: Timestamp,
     console_client_id: Option<String>,
+    groups_claim: Option<String>,
+    required_scopes: String,
 }
 
 impl From<IssuerRow> for Issuer {
@@ -122,6 +129,8 @@ impl From<IssuerRow> for Issuer {
             leeway_seconds: row.leeway_seconds,
             created_at: row.created_at,
             console_client_id: row.console_client_id,
+            groups_claim: row.groups_claim,
+            required_scopes: from_json_text(&row.required_scopes),
         }
     }
 }
@@ -130,7 +139,7 @@ macro_rules! columns {
     () => {
         "id, issuer, tenant_id, tenant_claim, audiences, jwks_url, public_key_pem, hs256_secret, \
          algorithms, subject_claim, subject_case, jit_provisioning, leeway_seconds, created_at, \
-         console_client_id"
+         console_client_id, groups_claim, required_scopes"
     };
 }
 
@@ -178,7 +187,7 @@ impl Tx {
         };
         let row: IssuerRow = on_tx!(self, conn => sqlx::query_as(concat!(
             "INSERT INTO issuers (", columns!(), ") \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              RETURNING ", columns!()
         ))
         .bind(&new.id)
@@ -196,6 +205,8 @@ impl Tx {
         .bind(new.leeway_seconds)
         .bind(new.created_at)
         .bind(new.console_client_id.as_deref())
+        .bind(new.groups_claim.as_deref())
+        .bind(json_text(&new.required_scopes))
         .fetch_one(conn)
         .await)
         .map_err(StoreError::conflict_on_unique("issuer"))?;
