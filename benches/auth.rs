@@ -63,6 +63,8 @@ async fn setup() -> Setup {
             leeway_seconds: 30,
             created_at: Timestamp::now(),
             console_client_id: None,
+            groups_claim: None,
+            required_scopes: Vec::new(),
         })
         .await
         .unwrap();

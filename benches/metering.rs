@@ -51,6 +51,7 @@ fn metering(c: &mut Criterion) {
             }),
             subject: Arc::from("jane"),
             role: UserRole::Member,
+            group_models: None,
             credential: Credential::ApiKey {
                 id: Arc::from("k1"),
             },

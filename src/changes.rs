@@ -40,6 +40,10 @@ pub enum Change {
         tenant: String,
         subject: Option<String>,
     },
+    /// The tenant's groups, their policies or their members.
+    Groups {
+        tenant: String,
+    },
 }
 
 impl Change {
@@ -84,6 +88,7 @@ impl Changes {
             Change::Quota { tenant, subject } => {
                 self.quotas.forget_limits(tenant, subject.as_deref()).await;
             }
+            Change::Groups { tenant } => directory.forget_groups(tenant).await,
         }
     }
 

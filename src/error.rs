@@ -19,6 +19,8 @@ use crate::store::StoreError;
 pub enum ErrorKind {
     InvalidRequest,
     InvalidCredentials,
+    /// A valid token without a scope its issuer requires (RFC 6750 §3.1).
+    InsufficientScope,
     Forbidden,
     /// A console session's write without its `X-CSRF-Token`.
     CsrfFailed,
@@ -58,6 +60,11 @@ impl ErrorKind {
                 StatusCode::UNAUTHORIZED,
                 "authentication_error",
                 "invalid_credentials",
+            ),
+            InsufficientScope => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "insufficient_scope",
             ),
             Forbidden => (StatusCode::FORBIDDEN, "permission_error", "forbidden"),
             CsrfFailed => (StatusCode::FORBIDDEN, "permission_error", "csrf_failed"),
@@ -158,6 +165,14 @@ impl ApiError {
 
     pub fn invalid_credentials() -> Self {
         Self::new(ErrorKind::InvalidCredentials, INVALID_CREDENTIALS_MESSAGE)
+    }
+
+    /// The token is valid but lacks a scope its issuer requires; which one is for the log.
+    pub fn insufficient_scope() -> Self {
+        Self::new(
+            ErrorKind::InsufficientScope,
+            "The token does not carry the scopes this gateway requires.",
+        )
     }
 
     pub fn internal() -> Self {
@@ -267,8 +282,17 @@ impl IntoResponse for ApiError {
         // For the layers that speak another dialect's envelope (`/v1/messages`).
         response.extensions_mut().insert(self.clone());
         let headers = response.headers_mut();
-        if self.kind == ErrorKind::InvalidCredentials {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self.kind {
+            ErrorKind::InvalidCredentials => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ErrorKind::InsufficientScope => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="insufficient_scope""#),
+                );
+            }
+            _ => {}
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -1,5 +1,5 @@
 //! The service layer for every write an administrator makes — tenants, users, credentials,
-//! quotas, issuers — whichever door it comes through: the admin API today, the console and
+//! quotas, issuers, groups — whichever door it comes through: the admin API today, the console and
 //! SCIM next. A door parses its request, calls one method here and renders the answer; the
 //! rules a write must obey (the tenant is live, the user exists), its side effects and its log
 //! line are here, once.
@@ -12,6 +12,7 @@
 //! [`Change`]: crate::changes::Change
 
 mod console;
+mod groups;
 mod issuers;
 mod keys;
 mod quotas;

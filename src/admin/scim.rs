@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::groups::groups_changed;
 use super::{Admin, AdminError};
 use crate::audit::{Actor, Entry};
 use crate::auth::api_keys::GeneratedKey;
@@ -159,6 +160,8 @@ impl Admin {
         if let Some(old) = &renamed_from {
             write.tx.move_subject(tenant, old, &subject).await?;
             write.announce(user_change(tenant, old)).await?;
+            // Their group memberships moved with them.
+            write.announce(groups_changed(tenant)).await?;
         }
         let before = write.tx.user(tenant, &subject).await?;
         let status = if fields.active {
@@ -224,6 +227,7 @@ impl Admin {
             .await?
             .ok_or(StoreError::NotFound("User"))?;
         write.tx.leave_groups(tenant, &user.subject).await?;
+        write.announce(groups_changed(tenant)).await?;
         write.tx.delete_scim_user(tenant, id).await?;
         match self.delete_user_in(&mut write, tenant, &user.subject).await {
             // Already deleted by an administrator: the SCIM resource still goes.
@@ -247,8 +251,9 @@ impl Admin {
 
     /// A Group the identity provider creates (`id: None`) or changes. A group an administrator
     /// already named for its policy is adopted rather than refused. Members are the users the
-    /// resource lists by SCIM id; each member whose groups change is announced, so their access
-    /// is recomputed on the next request.
+    /// resource lists by SCIM id; when members, the name or the adoption change what the
+    /// tenant's groups give anyone, the tenant's groups are announced, so access is recomputed
+    /// on the next request.
     pub async fn scim_save_group(
         &self,
         by: &Actor,
@@ -341,16 +346,10 @@ impl Admin {
                 changed.push(subject.clone());
             }
         }
-        for subject in &changed {
-            write.announce(user_change(tenant, subject)).await?;
-        }
+        // A new name may match other tokens' groups claims.
         let renamed = existing.as_ref().is_some_and(|old| old.name != group.name);
-        if renamed || adopted.is_some() {
-            write
-                .announce(Change::Tenant {
-                    tenant: tenant.to_owned(),
-                })
-                .await?;
+        if !changed.is_empty() || renamed || adopted.is_some() {
+            write.announce(groups_changed(tenant)).await?;
         }
         let subjects = |members: &[(String, String)]| -> Vec<String> {
             members.iter().map(|(_, subject)| subject.clone()).collect()
@@ -382,11 +381,8 @@ impl Admin {
             .scim_group(tenant, id)
             .await?
             .ok_or(StoreError::NotFound("Group"))?;
-        let members = write.tx.scim_member_ids(tenant, id).await?;
         write.tx.delete_scim_group(tenant, id).await?;
-        for (_, subject) in &members {
-            write.announce(user_change(tenant, subject)).await?;
-        }
+        write.announce(groups_changed(tenant)).await?;
         write
             .audit(
                 Entry::new("group.deleted", Some(tenant), Some(id))

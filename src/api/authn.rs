@@ -11,7 +11,8 @@ use crate::clock::Timestamp;
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 
-/// Puts the caller's [`Principal`] in the request's extensions, or answers the one generic 401.
+/// Puts the caller's [`Principal`] in the request's extensions, or answers the one generic 401
+/// (403 `insufficient_scope` for a valid token that lacks a required scope).
 pub async fn require_principal(
     State(state): State<AppState>,
     mut request: Request,
@@ -73,7 +74,8 @@ pub async fn authenticate(
 }
 
 /// The operator learns everything (one log line, one metric, the console's list of recent
-/// refusals); the caller learns nothing.
+/// refusals); the caller learns nothing — except, as OAuth 2.0 clients expect (RFC 6750 §3.1),
+/// that their valid token lacks scope, so they can ask their identity provider for it.
 fn refuse(state: &AppState, rejection: &Rejection) -> ApiError {
     tracing::warn!(
         reason = rejection.reason.code(),
@@ -87,5 +89,8 @@ fn refuse(state: &AppState, rejection: &Rejection) -> ApiError {
     metrics::counter!("tollgate_auth_failures_total", "reason" => rejection.reason.code())
         .increment(1);
     state.auth.refusals().record(rejection, Timestamp::now());
-    ApiError::invalid_credentials()
+    match rejection.reason {
+        auth::Reason::InsufficientScope => ApiError::insufficient_scope(),
+        _ => ApiError::invalid_credentials(),
+    }
 }

@@ -3,8 +3,9 @@
 //!
 //! JWT: parse strictly → issuer by exact `iss` → allowed algorithm → key (JWKS, PEM or secret)
 //! → signature → `exp`/`nbf`/`iat` → `aud` → tenant (bound, or from the tenant claim) →
-//! subject → user in that tenant only → status → revocation. API key: hash → key row →
-//! revoked/expired → the same tenant, user, status and revocation checks.
+//! subject → the issuer's required scopes → user in that tenant only → status → revocation →
+//! groups. API key: hash → key row → revoked/expired → the same tenant, user, status,
+//! revocation and group steps.
 //!
 //! A verified token is cached until its `exp`, so a warm request costs a few cache lookups and
 //! no SQL; user status and revocation are still checked on every request, from caches that
@@ -19,16 +20,18 @@ use serde_json::Value;
 
 use super::api_keys;
 use super::directory::{Directory, IssuerEntry, IssuerKeys};
+use super::groups;
 use super::jwks::Refresh;
 use super::keys::{KeySet, verify};
 use super::lifetime::lifetime;
 use super::principal::{Credential, Principal};
 use super::reason::Reason;
+use super::scopes;
 use super::token::{self, Refusal, UnverifiedToken};
 use super::trace::{Silent, Step, Trace};
 use crate::clock::Timestamp;
 use crate::ids;
-use crate::store::{StoreError, SubjectCase, TenantStatus, UserStatus};
+use crate::store::{StoreError, SubjectCase, TenantStatus, UserRole, UserStatus};
 
 /// Why authentication did not produce a principal.
 #[derive(Debug)]
@@ -80,6 +83,8 @@ pub struct VerifiedToken {
     pub jti: Option<Arc<str>>,
     /// `iat` in seconds, if the token has one.
     pub issued_at: Option<i64>,
+    /// The names in the issuer's groups claim (empty when it names none).
+    pub groups: Vec<String>,
     /// Until when (Unix seconds, leeway included) the token may be served from the cache.
     pub usable_until: i64,
 }
@@ -97,6 +102,8 @@ struct Claimant<'a> {
     jti: Option<&'a Arc<str>>,
     /// When the credential was issued, for the user's `tokens_valid_after`.
     issued_at: Option<Timestamp>,
+    /// The group names the credential claims (a token's groups claim).
+    groups: &'a [String],
     credential: Credential,
 }
 
@@ -218,6 +225,7 @@ impl Authenticator {
             request_id,
             jti: verified.jti.as_ref(),
             issued_at: verified.issued_at.map(Timestamp::from_unix_seconds),
+            groups: &verified.groups,
             credential: Credential::Jwt {
                 issuer_id: Arc::from(verified.issuer.issuer.id.as_str()),
             },
@@ -227,8 +235,8 @@ impl Authenticator {
             .map_err(|error| with_token_context(error, &verified))
     }
 
-    /// Signature, lifetime, audience, tenant claim and subject: everything that depends only
-    /// on the token and the issuer's configuration.
+    /// Signature, lifetime, audience, tenant claim, subject and scopes: everything that
+    /// depends only on the token and the issuer's configuration.
     async fn verify<T: Trace>(
         &self,
         token: &str,
@@ -412,6 +420,31 @@ impl Authenticator {
                 issuer.subject_case.as_str()
             )
         });
+        context.subject = Some(subject.clone());
+
+        // Scopes: checked once the token is known to be the issuer's, for this tenant and
+        // subject, so the refusal names them. The detail (for the operator) names what is
+        // missing; the caller is only told that something is.
+        if !issuer.required_scopes.is_empty() {
+            let missing = scopes::missing(claims, &issuer.required_scopes);
+            if !missing.is_empty() {
+                let detail = format!(
+                    "the token lacks the issuer's required scope(s) {missing:?}; `scope` is {}, `scp` is {}",
+                    shown(claims.get("scope")),
+                    shown(claims.get("scp")),
+                );
+                trace.record(Step::Scope, false, || detail.clone());
+                return Err(reject(&context, Reason::InsufficientScope, detail));
+            }
+            trace.record(Step::Scope, true, || {
+                format!("holds every required scope {:?}", issuer.required_scopes)
+            });
+        }
+        let groups = issuer
+            .groups_claim
+            .as_ref()
+            .map(|claim| groups::claimed(claims.get(claim)))
+            .unwrap_or_default();
         let jti = match claims.get("jti") {
             Some(Value::String(jti)) => Some(Arc::from(jti.as_str())),
             _ => None,
@@ -423,6 +456,7 @@ impl Authenticator {
             subject: Arc::from(subject),
             jti,
             issued_at,
+            groups,
             usable_until: expires.saturating_add(leeway),
             issuer: entry,
         })
@@ -533,6 +567,7 @@ impl Authenticator {
             request_id: None,
             jti: None,
             issued_at: Some(key.created_at),
+            groups: &[],
             credential: Credential::ApiKey {
                 id: Arc::from(key.id.as_str()),
             },
@@ -563,6 +598,7 @@ impl Authenticator {
             request_id,
             jti,
             issued_at,
+            groups: claimed,
             credential,
         } = claimant;
         let rejected = |trace: &mut T, step: Step, reason: Reason, detail: String| {
@@ -700,10 +736,43 @@ impl Authenticator {
             }
         }
         trace.record(Step::Revocation, true, || "not revoked".into());
+
+        let groups = directory
+            .groups(tenant_id)
+            .await
+            .map_err(AuthError::Unavailable)?;
+        let access = groups.access(subject, claimed);
+        trace.record(Step::Groups, true, || {
+            let names = groups.names(subject, claimed);
+            if names.is_empty() {
+                return format!(
+                    "in no group that narrows models or gives a role (claimed: {claimed:?})"
+                );
+            }
+            format!(
+                "in {names:?}: models {}, role {}",
+                access
+                    .models
+                    .as_deref()
+                    .map_or("not narrowed".to_owned(), |models| format!(
+                        "narrowed to {models:?}"
+                    )),
+                if access.admin {
+                    "admin (from a group)"
+                } else {
+                    user.role.as_str()
+                }
+            )
+        });
         Ok(Principal {
             tenant,
             subject: subject.clone(),
-            role: user.role,
+            role: if access.admin {
+                UserRole::Admin
+            } else {
+                user.role
+            },
+            group_models: access.models,
             credential,
         })
     }
@@ -719,6 +788,13 @@ fn with_token_context(error: AuthError, verified: &VerifiedToken) -> AuthError {
         }
         other => other,
     }
+}
+
+/// A claim as the operator's detail shows it, cut short (it came from the token).
+fn shown(claim: Option<&Value>) -> String {
+    claim.map_or("absent".to_owned(), |value| {
+        value.to_string().chars().take(200).collect()
+    })
 }
 
 /// Seconds since the Unix epoch.

@@ -1,5 +1,5 @@
 //! The hot-path copies of SQL state the auth stage reads: issuers, tenants, users, revoked
-//! token ids and API keys.
+//! token ids, API keys and each tenant's groups.
 //!
 //! Issuers are a small table held whole (swapped atomically on change). Everything else sits in
 //! bounded caches with a short TTL ([`DirectorySettings::ttl`], 5 s by default), so a change made
@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use moka::Expiry;
 use moka::future::Cache;
 
+use super::groups::TenantGroups;
 use super::jwks::{JwksSettings, JwksSource};
 use super::keys::KeySet;
 use crate::audit::{Actor, Entry};
@@ -79,6 +80,8 @@ pub struct Directory {
     users: SqlCache<UserKey, Option<Arc<User>>>,
     revoked: SqlCache<UserKey, bool>,
     api_keys: SqlCache<String, Option<Arc<ApiKey>>>,
+    /// Each tenant's groups and memberships, whole: read on every request, changed rarely.
+    groups: SqlCache<Arc<str>, Arc<TenantGroups>>,
     stale: Arc<StaleIfError>,
 }
 
@@ -92,6 +95,10 @@ impl Directory {
     ) -> Self {
         let capacity = settings.capacity;
         let revoked = Cache::builder()
+            .max_capacity(capacity)
+            .time_to_live(settings.ttl)
+            .build();
+        let groups = Cache::builder()
             .max_capacity(capacity)
             .time_to_live(settings.ttl)
             .build();
@@ -124,6 +131,7 @@ impl Directory {
                 stale.clone(),
                 "api_key",
             ),
+            groups: SqlCache::new(groups, capacity, |_| true, stale.clone(), "tenant_groups"),
             stale,
         }
     }
@@ -251,6 +259,17 @@ impl Directory {
             .await
     }
 
+    /// The tenant's groups that give anything, and who is in them over SCIM.
+    pub async fn groups(&self, tenant: &Arc<str>) -> Result<Arc<TenantGroups>, Arc<StoreError>> {
+        self.groups
+            .get(tenant, async {
+                let groups = self.store.groups(tenant).await?;
+                let members = self.store.group_members(tenant, None).await?;
+                Ok(Arc::new(TenantGroups::new(groups, members)))
+            })
+            .await
+    }
+
     // === invalidation by admin writes in this process ===
 
     pub async fn forget_user(&self, tenant: &str, subject: &str) {
@@ -273,6 +292,10 @@ impl Directory {
         self.api_keys.invalidate(hash).await;
     }
 
+    pub async fn forget_groups(&self, tenant: &str) {
+        self.groups.invalidate(&Arc::<str>::from(tenant)).await;
+    }
+
     /// Drops every fresh entry (after a missed change notification, say); the last good copies
     /// stay for an outage ([`SqlCache::invalidate_all`]).
     pub fn forget_everything(&self) {
@@ -280,6 +303,7 @@ impl Directory {
         self.users.invalidate_all();
         self.revoked.invalidate_all();
         self.api_keys.invalidate_all();
+        self.groups.invalidate_all();
     }
 }
 
@@ -309,6 +333,8 @@ fn same_issuer(a: &Issuer, b: &Issuer) -> bool {
         && a.subject_case == b.subject_case
         && a.jit_provisioning == b.jit_provisioning
         && a.leeway_seconds == b.leeway_seconds
+        && a.groups_claim == b.groups_claim
+        && a.required_scopes == b.required_scopes
 }
 
 #[cfg(test)]

@@ -5,12 +5,14 @@ pub mod api_keys;
 pub mod authenticator;
 pub mod directory;
 pub mod explain;
+pub mod groups;
 pub mod jwks;
 pub mod keys;
 mod lifetime;
 pub mod principal;
 pub mod reason;
 pub mod refusals;
+pub mod scopes;
 pub mod token;
 pub mod trace;
 

@@ -9,13 +9,26 @@ use crate::store::{Tenant, UserRole};
 pub struct Principal {
     pub tenant: Arc<Tenant>,
     pub subject: Arc<str>,
+    /// The user's role, or `Admin` when one of their groups gives it.
     pub role: UserRole,
+    /// The union of the model lists of the caller's groups that carry one; `None` when none
+    /// does (see [`crate::auth::groups`]).
+    pub group_models: Option<Arc<[String]>>,
     pub credential: Credential,
 }
 
 impl Principal {
     pub fn tenant_id(&self) -> &str {
         &self.tenant.id
+    }
+
+    /// Whether the caller may use the model called `name`: the tenant's allow-list, narrowed
+    /// by the caller's groups. A caller in no group with a model list gets the tenant's list
+    /// unchanged; groups never widen it.
+    pub fn may_use(&self, name: &str) -> bool {
+        let listed =
+            |list: Option<&[String]>| list.is_none_or(|list| list.iter().any(|m| m == name));
+        listed(self.tenant.allowed_models.as_deref()) && listed(self.group_models.as_deref())
     }
 }
 

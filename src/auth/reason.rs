@@ -1,5 +1,7 @@
 //! Why a credential was refused. The caller never sees these; the operator sees them in the
-//! log line, in `tollgate_auth_failures_total{reason}` and in `explain`.
+//! log line, in `tollgate_auth_failures_total{reason}` and in `explain`. The one the caller
+//! does learn is [`Reason::InsufficientScope`]: OAuth 2.0 bearer clients (RFC 6750 §3.1) are
+//! told a valid token lacks scope, so they ask for it — but never which scope.
 
 use serde::Serialize;
 
@@ -26,10 +28,12 @@ pub enum Reason {
     UnknownApiKey,
     ApiKeyRevoked,
     ApiKeyExpired,
+    /// A valid token without every scope its issuer requires: 403, not the generic 401.
+    InsufficientScope,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Self::MalformedToken,
         Self::UnsupportedAlgorithm,
         Self::UnknownIssuer,
@@ -50,6 +54,7 @@ impl Reason {
         Self::UnknownApiKey,
         Self::ApiKeyRevoked,
         Self::ApiKeyExpired,
+        Self::InsufficientScope,
     ];
 
     /// The code of CONTRACT.md, used as a metric label and in logs.
@@ -75,6 +80,7 @@ impl Reason {
             Self::UnknownApiKey => "unknown_api_key",
             Self::ApiKeyRevoked => "api_key_revoked",
             Self::ApiKeyExpired => "api_key_expired",
+            Self::InsufficientScope => "insufficient_scope",
         }
     }
 }

@@ -14,11 +14,13 @@ pub enum Step {
     Signature,
     Lifetime,
     Audience,
+    Scope,
     Tenant,
     Subject,
     User,
     Status,
     Revocation,
+    Groups,
     ApiKey,
 }
 

@@ -212,8 +212,14 @@ pub async fn caller(
 }
 
 /// Through the identity directory's caches, which every admin write (on any replica)
-/// invalidates: is this user still an active admin of an active tenant?
-async fn still_admin(state: &AppState, tenant: &str, subject: &str) -> Result<bool, ApiError> {
+/// invalidates: is this user still an active admin of an active tenant — by their own role, or
+/// through a group the identity provider put them in over SCIM? A group named only in a
+/// token's groups claim cannot count: a session outlives the token that opened it.
+pub(super) async fn still_admin(
+    state: &AppState,
+    tenant: &str,
+    subject: &str,
+) -> Result<bool, ApiError> {
     let directory = state.auth.directory();
     let tenant: Arc<str> = Arc::from(tenant);
     let live_tenant = directory
@@ -225,10 +231,17 @@ async fn still_admin(state: &AppState, tenant: &str, subject: &str) -> Result<bo
         return Ok(false);
     }
     let user = directory
-        .user(&(tenant, Arc::from(subject)))
+        .user(&(tenant.clone(), Arc::from(subject)))
         .await
         .map_err(unavailable)?;
-    Ok(user.is_some_and(|u| u.status == UserStatus::Active && u.role == UserRole::Admin))
+    let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
+        return Ok(false);
+    };
+    if user.role == UserRole::Admin {
+        return Ok(true);
+    }
+    let groups = directory.groups(&tenant).await.map_err(unavailable)?;
+    Ok(groups.access(subject, &[]).admin)
 }
 
 fn unavailable(error: Arc<crate::store::StoreError>) -> ApiError {

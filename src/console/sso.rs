@@ -20,7 +20,7 @@ use serde::Deserialize;
 use crate::auth::{AuthError, Credential};
 use crate::clock::Timestamp;
 use crate::state::AppState;
-use crate::store::{Issuer, PendingLogin, SessionOwner, UserRole};
+use crate::store::{Issuer, PendingLogin, SessionOwner};
 
 /// How long a login may stay at the identity provider.
 const LOGIN_TTL: Duration = Duration::from_secs(600);
@@ -289,7 +289,12 @@ async fn finish(
     if !audience_ok {
         return Err(fail("wrong_audience"));
     }
-    if principal.role != UserRole::Admin {
+    // The session checks this on every request, so a login that it would refuse at once is
+    // refused here (a group named only in the ID token's claim does not last a session).
+    let admin = super::session::still_admin(state, tenant, &subject)
+        .await
+        .map_err(|_| fail("database_unavailable"))?;
+    if !admin {
         return Err(fail("not_admin"));
     }
     let owner = SessionOwner::TenantAdmin {

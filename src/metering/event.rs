@@ -138,6 +138,7 @@ mod tests {
                 tenant: Arc::new(tenant),
                 subject: Arc::from("jane"),
                 role: UserRole::Member,
+                group_models: None,
                 credential: Credential::ApiKey {
                     id: Arc::from("k1"),
                 },

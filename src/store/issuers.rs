@@ -74,6 +74,11 @@ pub struct Issuer {
     /// The OIDC client (public, with PKCE) the console signs this issuer's tenant admins in
     /// with; `None`: no console login through this issuer.
     pub console_client_id: Option<String>,
+    /// The claim that lists the groups a token's holder is in (an array of names, or one
+    /// name); `None`: the issuer's tokens carry no groups tollgate reads.
+    pub groups_claim: Option<String>,
+    /// Scopes every token of the issuer must hold (in `scope` or `scp`); empty: none.
+    pub required_scopes: Vec<String>,
 }
 
 /// An issuer as it is shown: where its keys come from, never the secret.
@@ -94,6 +99,8 @@ struct IssuerView {
     leeway_seconds: i64,
     created_at: Timestamp,
     console_client_id: Option<String>,
+    groups_claim: Option<String>,
+    required_scopes: Vec<String>,
 }
 
 impl From<Issuer> for IssuerView {
@@ -117,6 +124,8 @@ impl From<Issuer> for IssuerView {
             leeway_seconds: issuer.leeway_seconds,
             created_at: issuer.created_at,
             console_client_id: issuer.console_client_id,
+            groups_claim: issuer.groups_claim,
+            required_scopes: issuer.required_scopes,
         }
     }
 }
@@ -141,6 +150,8 @@ struct IssuerRow {
     leeway_seconds: i64,
     created_at: Timestamp,
     console_client_id: Option<String>,
+    groups_claim: Option<String>,
+    required_scopes: String,
 }
 
 impl From<IssuerRow> for Issuer {
@@ -169,6 +180,8 @@ impl From<IssuerRow> for Issuer {
             leeway_seconds: row.leeway_seconds,
             created_at: row.created_at,
             console_client_id: row.console_client_id,
+            groups_claim: row.groups_claim,
+            required_scopes: from_json_text(&row.required_scopes),
         }
     }
 }
@@ -177,7 +190,7 @@ macro_rules! columns {
     () => {
         "id, issuer, tenant_id, tenant_claim, audiences, jwks_url, public_key_pem, hs256_secret, \
          algorithms, subject_claim, subject_case, jit_provisioning, leeway_seconds, created_at, \
-         console_client_id"
+         console_client_id, groups_claim, required_scopes"
     };
 }
 
@@ -225,7 +238,7 @@ impl Tx {
         };
         let row: IssuerRow = on_tx!(self, conn => sqlx::query_as(concat!(
             "INSERT INTO issuers (", columns!(), ") \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              RETURNING ", columns!()
         ))
         .bind(&new.id)
@@ -243,6 +256,8 @@ impl Tx {
         .bind(new.leeway_seconds)
         .bind(new.created_at)
         .bind(new.console_client_id.as_deref())
+        .bind(new.groups_claim.as_deref())
+        .bind(json_text(&new.required_scopes))
         .fetch_one(conn)
         .await)
         .map_err(StoreError::conflict_on_unique("issuer"))?;

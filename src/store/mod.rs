@@ -8,6 +8,7 @@ mod api_keys;
 mod audit;
 mod console;
 mod deployment;
+mod groups;
 mod issuers;
 mod quotas;
 mod revocations;
@@ -29,6 +30,7 @@ use sqlx::sqlite::{
 
 pub use api_keys::{ApiKey, NewApiKey};
 pub use console::{ConsoleSession, PendingLogin, SessionOwner};
+pub use groups::{Group, GroupPolicy, GroupRole};
 pub use issuers::{Issuer, KeySource, NewIssuer, SubjectCase};
 pub use quotas::{Limits, QuotaScope};
 pub use revocations::RevokedToken;

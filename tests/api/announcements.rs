@@ -19,8 +19,8 @@ use tollgate::clock::Timestamp;
 use tollgate::config::AuthConfig;
 use tollgate::quota::Quotas;
 use tollgate::store::{
-    ConsoleSession, Issuer, KeySource, Limits, SessionOwner, Store, SubjectAttribute, SubjectCase,
-    TenantPatch, UserPatch, UserStatus,
+    ConsoleSession, GroupPolicy, GroupRole, Issuer, KeySource, Limits, SessionOwner, Store,
+    SubjectAttribute, SubjectCase, TenantPatch, UserPatch, UserStatus,
 };
 
 use crate::support::Backend;
@@ -96,8 +96,19 @@ async fn every_write_announces_its_changes() {
     row!(feed, admin.delete_user(&by, "acme", "jane") => [jane(), key(&k2)]);
     let issuer = row!(feed, admin.create_issuer(&by, &issuer()) => [Change::Issuers]);
     row!(feed, admin.delete_issuer(&by, &issuer.id) => [Change::Issuers]);
+    // Groups: the tenant's groups are cached whole, so any change to a group, its policy or
+    // its members announces them.
+    let groups = || Change::Groups {
+        tenant: "acme".into(),
+    };
+    let admins = GroupPolicy {
+        models: Some(vec!["m".into()]),
+        role: Some(GroupRole::Admin),
+    };
+    row!(feed, admin.save_group(&by, "acme", "admins", &admins) => [groups()]);
+    row!(feed, admin.delete_group(&by, "acme", "admins") => [groups()]);
     // SCIM: tokens and the setting are read per request, so they announce nothing; a
-    // provisioned user and each member whose groups change are announced.
+    // provisioned user is announced, and so are the tenant's groups when members change.
     let sam = || Change::User {
         tenant: "acme".into(),
         subject: "sam".into(),
@@ -109,9 +120,10 @@ async fn every_write_announces_its_changes() {
     let sam_scim =
         row!(feed, admin.scim_save_user(&by, "acme", None, Edit::Replace(user)) => [sam()]);
     let group = serde_json::json!({"displayName": "eng", "members": [{"value": sam_scim.id}]});
-    let eng = row!(feed, admin.scim_save_group(&by, "acme", None, Edit::Replace(group)) => [sam()]);
-    row!(feed, admin.scim_delete_group(&by, "acme", &eng.id) => [sam()]);
-    row!(feed, admin.scim_delete_user(&by, "acme", &sam_scim.id) => [sam()]);
+    let eng =
+        row!(feed, admin.scim_save_group(&by, "acme", None, Edit::Replace(group)) => [groups()]);
+    row!(feed, admin.scim_delete_group(&by, "acme", &eng.id) => [groups()]);
+    row!(feed, admin.scim_delete_user(&by, "acme", &sam_scim.id) => [groups(), sam()]);
     // Sessions are read from SQL on every request: nothing to announce.
     let session = ConsoleSession {
         token_hash: "hash".into(),
@@ -210,6 +222,8 @@ fn issuer() -> Issuer {
         leeway_seconds: 30,
         created_at: Timestamp::now(),
         console_client_id: None,
+        groups_claim: None,
+        required_scopes: Vec::new(),
     }
 }
 

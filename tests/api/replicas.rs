@@ -63,8 +63,12 @@ impl Replica {
     }
 
     async fn status(&self, key: &str) -> u16 {
+        self.status_at("/v1/models", key).await
+    }
+
+    async fn status_at(&self, path: &str, key: &str) -> u16 {
         reqwest::Client::new()
-            .get(format!("{}/v1/models", self.base))
+            .get(format!("{}{path}", self.base))
             .bearer_auth(key)
             .send()
             .await
@@ -75,9 +79,14 @@ impl Replica {
 
     /// How long until `key` gets `status` here; fails after 3 s.
     async fn until(&self, key: &str, status: u16) -> Duration {
+        self.until_at("/v1/models", key, status).await
+    }
+
+    /// How long until `key` gets `status` from `GET path` here; fails after 3 s.
+    async fn until_at(&self, path: &str, key: &str, status: u16) -> Duration {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(3) {
-            if self.status(key).await == status {
+            if self.status_at(path, key).await == status {
                 return started.elapsed();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -890,5 +899,58 @@ async fn two_replicas_fire_each_quota_threshold_once() {
         3,
         "no event sent twice: {:#?}",
         receiver.received()
+    );
+}
+
+/// A group's new model list, saved through one replica, narrows its members' access on the
+/// other within a second (the tenant's groups are cached whole, for 5 s without the feed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_change_reaches_the_other_replica_within_a_second() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend.fresh_database(&dir).await;
+    let a = Replica::start_with(dir.path(), &url, "a", MOCK_MODEL);
+    let b = Replica::start_with(dir.path(), &url, "b", MOCK_MODEL);
+    a.admin(
+        reqwest::Method::POST,
+        "/tenants",
+        json!({"id": "acme", "name": "Acme"}),
+    )
+    .await;
+    let iss = "https://idp.acme.test";
+    a.admin(
+        reqwest::Method::POST,
+        "/issuers",
+        json!({"issuer": iss, "tenant": "acme", "audiences": [crate::identity::AUD],
+               "hs256_secret": crate::identity::HS_SECRET, "groups_claim": "groups"}),
+    )
+    .await;
+    new_key(&a, "jane").await;
+    let token = crate::identity::hs_token(iss, "jane", json!({"groups": ["eng"]}));
+    let model = "/v1/models/m";
+    assert_eq!(b.status_at(model, &token).await, 200, "b has jane warm");
+
+    let within = Duration::from_secs(1);
+    a.admin(
+        reqwest::Method::PUT,
+        "/tenants/acme/groups/eng",
+        json!({"models": ["another-model"]}),
+    )
+    .await;
+    assert!(
+        b.until_at(model, &token, 404).await < within,
+        "the group's list seen by b"
+    );
+    a.admin(
+        reqwest::Method::DELETE,
+        "/tenants/acme/groups/eng",
+        json!({}),
+    )
+    .await;
+    assert!(
+        b.until_at(model, &token, 200).await < within,
+        "the group's deletion seen by b"
     );
 }

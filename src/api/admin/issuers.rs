@@ -20,6 +20,9 @@ use crate::store::{Issuer, KeySource, SubjectCase};
 /// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
 const MIN_HS256_SECRET: usize = 32;
 const MAX_LEEWAY_SECONDS: i64 = 300;
+/// Most scopes an issuer may require, and the longest one: a scope is a short token.
+const MAX_REQUIRED_SCOPES: usize = 32;
+const MAX_SCOPE: usize = 256;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +52,12 @@ pub struct NewIssuerBody {
     /// The console's OIDC client at this issuer (public, PKCE); must be one of `audiences`.
     #[serde(default)]
     console_client_id: Option<String>,
+    /// The claim listing the token holder's groups (e.g. `groups`).
+    #[serde(default)]
+    groups_claim: Option<String>,
+    /// Scopes every token must hold, in `scope` or `scp`.
+    #[serde(default)]
+    required_scopes: Vec<String>,
 }
 
 pub async fn create(
@@ -185,6 +194,10 @@ fn validate(body: NewIssuerBody) -> Result<Issuer, ApiError> {
             ));
         }
     }
+    if let Some(claim) = &body.groups_claim {
+        ids::text("groups_claim", claim, 256)?;
+    }
+    required_scopes(&body.required_scopes)?;
     Ok(Issuer {
         id: uuid::Uuid::now_v7().to_string(),
         issuer: body.issuer,
@@ -199,7 +212,35 @@ fn validate(body: NewIssuerBody) -> Result<Issuer, ApiError> {
         leeway_seconds,
         created_at: Timestamp::now(),
         console_client_id: body.console_client_id,
+        groups_claim: body.groups_claim,
+        required_scopes: body.required_scopes,
     })
+}
+
+/// Each required scope is one scope token as RFC 6749 §3.3 defines it (printable ASCII
+/// without space, `"` or `\`): `scope` lists them separated by spaces, so a scope with a space
+/// could never be held.
+fn required_scopes(scopes: &[String]) -> Result<(), ApiError> {
+    if scopes.len() > MAX_REQUIRED_SCOPES {
+        return Err(ApiError::invalid_field(
+            "required_scopes",
+            format!("`required_scopes` may list at most {MAX_REQUIRED_SCOPES} scopes"),
+        ));
+    }
+    for (i, scope) in scopes.iter().enumerate() {
+        let field = format!("required_scopes[{i}]");
+        let token = |c: char| c.is_ascii_graphic() && c != '"' && c != '\\';
+        if scope.is_empty() || scope.len() > MAX_SCOPE || !scope.chars().all(token) {
+            return Err(ApiError::invalid_field(
+                &field,
+                format!(
+                    "`{field}` must be 1 to {MAX_SCOPE} printable ASCII characters without \
+                     spaces, quotes or backslashes"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn bad(message: impl Into<String>) -> ApiError {

@@ -1,4 +1,4 @@
-//! The admin API under `/admin/v1`: tenants, issuers, users, credentials, allow-lists.
+//! The admin API under `/admin/v1`: tenants, issuers, users, credentials, allow-lists, groups.
 //!
 //! Who may call what is decided here, structurally: platform-only routes and tenant-scoped
 //! routes sit behind different guards, so a handler cannot forget the check.
@@ -6,6 +6,7 @@
 mod audit;
 mod explain;
 mod failures;
+mod groups;
 mod issuers;
 mod keys;
 mod models;
@@ -141,6 +142,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/tenants/{tenant}/webhooks/{id}/deliveries",
             get(webhooks::deliveries),
+        )
+        .route("/tenants/{tenant}/groups", get(groups::list))
+        .route(
+            "/tenants/{tenant}/groups/{group}",
+            put(groups::put).get(groups::get).delete(groups::delete),
         )
         .route_layer(middleware::from_fn(tenant_guard));
 

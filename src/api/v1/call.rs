@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tollgate_providers::{ChatResponse, ChatStream, ProviderError};
 
 use super::sse::{self, Dialect};
-use super::{admit, books, may_use, resolve, served_by, with_rate_headers};
+use super::{admit, books, resolve, served_by, with_rate_headers};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorKind};
 use crate::metering::{Ending, Endpoint, Meter, Prompt};
@@ -101,9 +101,7 @@ impl Call {
         })
         .await?;
         let limits = admitted.limits;
-        let plan = state
-            .routes
-            .plan(resolved, |name| may_use(&principal, name));
+        let plan = state.routes.plan(resolved, |name| principal.may_use(name));
         let mut meter = Meter::start(
             books(state),
             request_id,

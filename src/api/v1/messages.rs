@@ -18,7 +18,7 @@ use tollgate_providers::messages::MessagesRequest;
 
 use super::call::{Call, Caller, json_response};
 use super::sse::Dialect;
-use super::{may_use, output, resolve, strip_steering};
+use super::{output, resolve, strip_steering};
 use crate::api::json::ApiJson;
 use crate::error::ApiError;
 use crate::metering::{Endpoint, Prompt};
@@ -80,7 +80,7 @@ pub async fn count_tokens(
     strip_steering(&mut req.extra);
     let principal = caller.principal();
     let model = resolve(&state, principal, &req.model)?;
-    let plan = state.routes.plan(model, |name| may_use(principal, name));
+    let plan = state.routes.plan(model, |name| principal.may_use(name));
     if let Some(target) = plan.first()
         && let AnyProvider::Anthropic(anthropic) = &target.provider.client
     {

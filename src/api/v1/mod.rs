@@ -41,14 +41,14 @@ pub async fn models(
         .config
         .models
         .iter()
-        .filter(|model| may_use(&principal, &model.name))
+        .filter(|model| principal.may_use(&model.name))
         .map(|model| model_object(&model.name))
         .collect();
     Json(json!({ "object": "list", "data": data }))
 }
 
 /// `GET /v1/models/{id}`: one model, as the list shows it. An unknown model and one the
-/// caller's tenant may not use get the same 404, so nobody learns what exists. The id is the
+/// caller may not use get the same 404, so nobody learns what exists. The id is the
 /// rest of the path (model names may hold a `/`), percent-decoded.
 pub async fn model(
     State(state): State<AppState>,
@@ -60,7 +60,7 @@ pub async fn model(
         .config
         .models
         .iter()
-        .find(|model| model.name == id && may_use(&principal, &model.name))
+        .find(|model| model.name == id && principal.may_use(&model.name))
         .map(|model| Json(model_object(&model.name)))
         .ok_or_else(|| {
             ApiError::new(
@@ -107,17 +107,9 @@ pub(crate) fn strip_steering(extra: &mut Map<String, Value>) {
     }
 }
 
-/// Whether the caller's tenant may use the model called `name`.
-pub(crate) fn may_use(principal: &Principal, name: &str) -> bool {
-    principal
-        .tenant
-        .allowed_models
-        .as_deref()
-        .is_none_or(|list| list.iter().any(|allowed| allowed == name))
-}
-
 /// The model the request names: an unknown name is 404 (a URL is just an unknown name), then
-/// one the tenant may not use is 403, in the contract's order.
+/// one the caller may not use (their tenant's allow-list narrowed by their groups) is 403, in
+/// the contract's order.
 pub(crate) fn resolve<'a>(
     state: &'a AppState,
     principal: &Principal,
@@ -129,10 +121,10 @@ pub(crate) fn resolve<'a>(
             format!("The model `{}` does not exist.", shorten(name)),
         )
     })?;
-    if !may_use(principal, name) {
+    if !principal.may_use(name) {
         return Err(ApiError::new(
             ErrorKind::ModelNotAllowed,
-            format!("Your organisation may not use the model `{}`.", model.name),
+            format!("You may not use the model `{}`.", model.name),
         ));
     }
     Ok(model)

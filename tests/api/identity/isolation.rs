@@ -5,30 +5,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{HS_SECRET, hs_token};
-use crate::support::{Backend, TestApp, json};
-
-async fn app_with_models() -> TestApp {
-    let models = tollgate::Config::from_toml(
-        r#"
-        [[providers]]
-        name = "mock"
-        kind = "mock"
-        [[models]]
-        name = "model-a"
-        targets = [{ provider = "mock", model = "model-a" }]
-        [[models]]
-        name = "model-b"
-        targets = [{ provider = "mock", model = "model-b" }]
-        "#,
-    )
-    .unwrap();
-    TestApp::spawn_with(Backend::Sqlite, |config| {
-        config.providers = models.providers;
-        config.models = models.models;
-    })
-    .await
-}
+use super::{HS_SECRET, app_with_models, hs_token};
+use crate::support::{Backend, json};
 
 fn model_ids(body: &str) -> Vec<String> {
     let body: Value = serde_json::from_str(body).unwrap();
@@ -42,7 +20,7 @@ fn model_ids(body: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn the_same_subject_in_two_tenants_is_two_users() {
-    let app = app_with_models().await;
+    let app = app_with_models(Backend::Sqlite).await;
     app.tenant_with_hs256_issuer("a", "https://a.test", "jane")
         .await;
     app.tenant_with_hs256_issuer("b", "https://b.test", "jane")
@@ -99,7 +77,7 @@ async fn the_same_subject_in_two_tenants_is_two_users() {
 
 #[tokio::test]
 async fn a_tenant_claim_cannot_reach_a_tenant_with_its_own_issuer() {
-    let app = app_with_models().await;
+    let app = app_with_models(Backend::Sqlite).await;
     app.tenant_with_hs256_issuer("private", "https://private.test", "jane")
         .await;
     app.create_tenant("shared").await;
@@ -142,7 +120,7 @@ async fn a_tenant_claim_cannot_reach_a_tenant_with_its_own_issuer() {
 
 #[tokio::test]
 async fn tenant_admins_stay_inside_their_tenant() {
-    let app = app_with_models().await;
+    let app = app_with_models(Backend::Sqlite).await;
     app.tenant_with_hs256_issuer("a", "https://a.test", "boss")
         .await;
     app.put_user("a", "boss", json!({"role": "admin"})).await;

@@ -3,20 +3,45 @@
 mod admin_effects;
 mod failures;
 mod forgeries;
+mod groups;
 pub(crate) mod idp;
 mod isolation;
 mod jwks;
 mod outage;
 mod reasons;
+mod scopes;
 mod tools;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, json};
+use crate::support::{Backend, TestApp, error_code, json};
 
 pub const AUD: &str = "tollgate";
 pub const HS_SECRET: &str = "an-hs256-secret-that-is-long-enough-0123";
+
+/// A gateway on `backend` with two offline models, `model-a` and `model-b`.
+pub async fn app_with_models(backend: Backend) -> TestApp {
+    let models = tollgate::Config::from_toml(
+        r#"
+        [[providers]]
+        name = "mock"
+        kind = "mock"
+        [[models]]
+        name = "model-a"
+        targets = [{ provider = "mock", model = "model-a" }]
+        [[models]]
+        name = "model-b"
+        targets = [{ provider = "mock", model = "model-b" }]
+        "#,
+    )
+    .unwrap();
+    TestApp::spawn_with(backend, |config| {
+        config.providers = models.providers;
+        config.models = models.models;
+    })
+    .await
+}
 
 impl TestApp {
     /// Registers an issuer; `fields` are merged over `{"issuer", "audiences": ["tollgate"]}`.
@@ -51,6 +76,38 @@ impl TestApp {
             assert_eq!(response.headers()["www-authenticate"], "Bearer");
         }
         (status, response.text().await.unwrap())
+    }
+
+    /// One chat completion asking `model`, as `bearer`: the status and the error code (empty
+    /// when answered).
+    pub async fn ask(&self, bearer: &str, model: &str) -> (u16, String) {
+        let response = self
+            .client
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(bearer)
+            .json(&json!({"model": model, "max_tokens": 5,
+                          "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json(response).await;
+        let code = if status == 200 { "" } else { error_code(&body) };
+        (status, code.to_owned())
+    }
+
+    /// `PUT /admin/v1/tenants/{tenant}/groups/{group}` as the platform admin.
+    pub async fn put_group(&self, tenant: &str, group: &str, policy: Value) -> (u16, Value) {
+        json(
+            self.admin(
+                Method::PUT,
+                &format!("/tenants/{tenant}/groups/{}", crate::support::encode(group)),
+            )
+            .json(&policy)
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await
     }
 
     /// `POST /admin/v1/auth/explain`.

@@ -14,20 +14,6 @@ const CACHE_TTL: Duration = Duration::from_secs(1);
 const STALE_IF_ERROR: Duration = Duration::from_secs(3);
 
 impl TestApp {
-    /// One chat completion as `bearer`: the status.
-    async fn ask(&self, bearer: &str) -> u16 {
-        self.client
-            .post(self.url("/v1/chat/completions"))
-            .bearer_auth(bearer)
-            .json(&json!({"model": "m", "max_tokens": 5,
-                          "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
     async fn readyz(&self) -> (u16, Value) {
         json(self.client.get(self.url("/readyz")).send().await.unwrap()).await
     }
@@ -65,22 +51,22 @@ async fn warm_callers_outlive_the_cache_ttl_in_a_database_outage() {
     .await;
     // A `jti`, so the revocation list is read too.
     let jwt = hs_token("https://idp.test", "jane", json!({ "jti": "t-1" }));
-    assert_eq!(app.ask(&warm_key).await, 200);
-    assert_eq!(app.ask(&jwt).await, 200);
+    assert_eq!(app.ask(&warm_key, "m").await.0, 200);
+    assert_eq!(app.ask(&jwt, "m").await.0, 200);
     let served_before = stale_served(&app.metrics().await);
 
     let outage = Outage::begin(&backend, &app.config.database.url).await;
     let started = Instant::now();
     // Well past the cache TTL, the warm callers are still served.
     while started.elapsed() < CACHE_TTL * 2 {
-        assert_eq!(app.ask(&warm_key).await, 200, "warm API key");
-        assert_eq!(app.ask(&jwt).await, 200, "warm JWT");
+        assert_eq!(app.ask(&warm_key, "m").await.0, 200, "warm API key");
+        assert_eq!(app.ask(&jwt, "m").await.0, 200, "warm JWT");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(app.ask(&warm_key).await, 200);
-    assert_eq!(app.ask(&jwt).await, 200);
+    assert_eq!(app.ask(&warm_key, "m").await.0, 200);
+    assert_eq!(app.ask(&jwt, "m").await.0, 200);
     // Never seen: fail closed, and as our failure (503), not the caller's (401).
-    assert_eq!(app.ask(&cold_key).await, 503, "cold API key");
+    assert_eq!(app.ask(&cold_key, "m").await.0, 503, "cold API key");
     let (status, ready) = app.readyz().await;
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["status"], "degraded", "{ready}");
@@ -93,7 +79,7 @@ async fn warm_callers_outlive_the_cache_ttl_in_a_database_outage() {
     // Past the stale window, the last good copies are gone too: 503 for everyone.
     let deadline = CACHE_TTL + STALE_IF_ERROR + Duration::from_secs(2);
     loop {
-        let (key, token) = (app.ask(&warm_key).await, app.ask(&jwt).await);
+        let (key, token) = (app.ask(&warm_key, "m").await.0, app.ask(&jwt, "m").await.0);
         if key == 503 && token == 503 {
             break;
         }
@@ -122,7 +108,7 @@ async fn warm_callers_outlive_the_cache_ttl_in_a_database_outage() {
     // The database back: everyone is served again.
     outage.end().await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.ask(&cold_key).await != 200 || app.ask(&jwt).await != 200 {
+    while app.ask(&cold_key, "m").await.0 != 200 || app.ask(&jwt, "m").await.0 != 200 {
         assert!(Instant::now() < deadline, "not served after the outage");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

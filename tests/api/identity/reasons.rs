@@ -193,9 +193,13 @@ async fn every_reason_code_is_produced_explained_and_hidden_from_the_caller(back
     let body: Value = serde_json::from_str(&bodies[0]).unwrap();
     assert_eq!(body["error"]["code"], "invalid_credentials");
 
-    // Every code of the contract was covered.
+    // Every code of the contract was covered; `insufficient_scope`, the one refusal that is a
+    // 403 and not this 401, has its own test (identity::scopes).
     let covered: Vec<&str> = cases.iter().map(|(reason, _)| *reason).collect();
     for reason in tollgate::auth::Reason::ALL {
+        if reason == tollgate::auth::Reason::InsufficientScope {
+            continue;
+        }
         assert!(covered.contains(&reason.code()), "no case for {reason}");
     }
     // And the operator's metric counts each one.

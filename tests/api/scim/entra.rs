@@ -1,13 +1,14 @@
 //! The requests Microsoft Entra ID's provisioning service sends (its documented examples), in
 //! order, each followed by a data-plane request. Entra capitalises its operations, sends
-//! booleans as strings, and here maps `userName` to the subject, so a rename moves the user.
+//! booleans as strings, and here maps `userName` to the subject, so a rename moves the user. A
+//! group's model list reaches its members, token and API key alike.
 
 use reqwest::Method;
 use serde_json::json;
 
 use super::{GROUP_SCHEMA, USER_SCHEMA};
-use crate::identity::hs_token;
-use crate::support::{Backend, TestApp, json, on_both_backends};
+use crate::identity::{app_with_models, hs_token};
+use crate::support::{Backend, json, on_both_backends};
 
 on_both_backends!(entra_lifecycle_reaches_the_data_plane);
 
@@ -15,7 +16,7 @@ const ISS: &str = "https://login.microsoftonline.test/contoso/v2.0";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 async fn entra_lifecycle_reaches_the_data_plane(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = app_with_models(backend).await;
     app.create_tenant("contoso").await;
     app.register_issuer(
         ISS,
@@ -125,6 +126,12 @@ async fn entra_lifecycle_reaches_the_data_plane(backend: Backend) {
         (200, Some(1)),
         "{found}"
     );
+    // The group carries a model list, set through the admin API on the group Entra pushed.
+    let (status, policy) = app
+        .put_group("contoso", "eng", json!({"models": ["model-b"]}))
+        .await;
+    assert_eq!((status, &policy["scim"]), (200, &json!(true)), "{policy}");
+    assert_eq!(app.ask(&renamed, "model-a").await.0, 200);
     scim.patch(
         "Groups",
         group_id,
@@ -133,6 +140,11 @@ async fn entra_lifecycle_reaches_the_data_plane(backend: Backend) {
     .await;
     let (_, user) = scim.get(&format!("/Users/{id}")).await;
     assert_eq!(user["groups"][0]["value"], group_id);
+    assert_eq!(
+        app.ask(&renamed, "model-a").await,
+        (403, "model_not_allowed".to_owned())
+    );
+    assert_eq!(app.ask(&key, "model-b").await.0, 200, "the API key too");
     scim.patch(
         "Groups",
         group_id,
@@ -141,6 +153,7 @@ async fn entra_lifecycle_reaches_the_data_plane(backend: Backend) {
     .await;
     let (_, user) = scim.get(&format!("/Users/{id}")).await;
     assert!(user.get("groups").is_none(), "{user}");
+    assert_eq!(app.ask(&key, "model-a").await.0, 200, "out of the group");
 
     // Delete: tokens and API keys end.
     scim.delete("Users", id).await;

@@ -1,19 +1,19 @@
 //! The requests Okta's SCIM 2.0 provisioning sends (its developer guide's examples), in order,
 //! each followed by a data-plane request: the user's token works or is refused for the reason
-//! the change implies.
+//! the change implies, and a group's model list reaches its members.
 
 use serde_json::json;
 
 use super::{GROUP_SCHEMA, USER_SCHEMA};
-use crate::identity::hs_token;
-use crate::support::{Backend, TestApp, on_both_backends};
+use crate::identity::{app_with_models, hs_token};
+use crate::support::{Backend, on_both_backends};
 
 on_both_backends!(okta_lifecycle_reaches_the_data_plane);
 
 const ISS: &str = "https://acme.okta.test";
 
 async fn okta_lifecycle_reaches_the_data_plane(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = app_with_models(backend).await;
     app.create_tenant("acme").await;
     app.register_issuer(
         ISS,
@@ -97,7 +97,13 @@ async fn okta_lifecycle_reaches_the_data_plane(backend: Backend) {
     .await;
     assert_eq!(user["email"], "jane.doe@acme.example");
 
-    // Group push: create, add the member, remove them.
+    // Group push: create, add the member, remove them. The group carries a model list (set
+    // through the admin API): while Jane is a member, she may use only what it lists.
+    let (status, policy) = app
+        .put_group("acme", "eng", json!({"models": ["model-a"]}))
+        .await;
+    assert_eq!(status, 201, "{policy}");
+    assert_eq!(app.ask(&token, "model-b").await.0, 200);
     let group = scim
         .create(
             "Groups",
@@ -115,6 +121,11 @@ async fn okta_lifecycle_reaches_the_data_plane(backend: Backend) {
     assert_eq!(with_jane["members"][0]["value"], id);
     let (_, user) = scim.get(&format!("/Users/{id}")).await;
     assert_eq!(user["groups"][0]["display"], "eng");
+    assert_eq!(
+        app.ask(&token, "model-b").await,
+        (403, "model_not_allowed".to_owned())
+    );
+    assert_eq!(app.ask(&token, "model-a").await.0, 200);
     let without = scim
         .patch(
             "Groups",
@@ -123,6 +134,7 @@ async fn okta_lifecycle_reaches_the_data_plane(backend: Backend) {
         )
         .await;
     assert!(without.get("members").is_none(), "{without}");
+    assert_eq!(app.ask(&token, "model-b").await.0, 200, "out of the group");
 
     // Delete: the user is deleted as by an administrator, and gone from SCIM.
     scim.delete("Users", id).await;
