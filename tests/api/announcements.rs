@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
-use tollgate::admin::{Admin, AdminError, Edit, NewKey};
+use tollgate::admin::{Admin, AdminError, Edit, NewKey, WebhookRequest};
 use tollgate::audit::Actor;
 use tollgate::auth::Authenticator;
 use tollgate::changes::{CHANNEL, Change, Changes};
@@ -124,6 +124,15 @@ async fn every_write_announces_its_changes() {
         row!(feed, admin.scim_save_group(&by, "acme", None, Edit::Replace(group)) => [groups()]);
     row!(feed, admin.scim_delete_group(&by, "acme", &eng.id) => [groups()]);
     row!(feed, admin.scim_delete_user(&by, "acme", &sam_scim.id) => [groups(), sam()]);
+    // Webhook endpoints are read by the outbox writers inside their own transactions, never
+    // from a cache: nothing to announce.
+    let request = WebhookRequest {
+        url: "https://hooks.acme.example/tollgate".into(),
+        events: vec!["user.created".into()],
+        thresholds: None,
+    };
+    let hook = row!(feed, admin.create_webhook(&by, "acme", request, false) => []);
+    row!(feed, admin.remove_webhook(&by, "acme", &hook.endpoint.id) => []);
     // Sessions are read from SQL on every request: nothing to announce.
     let session = ConsoleSession {
         token_hash: "hash".into(),

@@ -33,7 +33,7 @@ enum By {
     Jit,
 }
 
-/// Every kind of change there is. Groups administered through the admin API add rows here.
+/// Every kind of change there is.
 #[derive(Debug, Clone, Copy)]
 enum Change {
     CreateTenant,
@@ -67,6 +67,10 @@ enum Change {
     ScimDeleteGroup,
     ScimDeleteUser,
     RevokeScimToken,
+    SaveGroup,
+    DeleteGroup,
+    CreateWebhook,
+    DeleteWebhook,
     JitUser,
     ConsoleSignIn,
     DeleteUser,
@@ -106,6 +110,10 @@ impl Change {
             ScimDeleteGroup => "scim_delete_group",
             ScimDeleteUser => "scim_delete_user",
             RevokeScimToken => "revoke_scim_token",
+            SaveGroup => "save_group",
+            DeleteGroup => "delete_group",
+            CreateWebhook => "create_webhook",
+            DeleteWebhook => "remove_webhook",
             JitUser => "(just-in-time provisioning)",
             ConsoleSignIn => "open_console_session",
             DeleteUser => "delete_user",
@@ -163,6 +171,10 @@ const TABLE: &[(Change, &str, By)] = &[
     (ScimDeleteGroup, "group.deleted", Scim),
     (ScimDeleteUser, "user.deleted", Scim),
     (RevokeScimToken, "scim_token.revoked", TenantAdmin),
+    (SaveGroup, "group.saved", TenantAdmin),
+    (DeleteGroup, "group.deleted", TenantAdmin),
+    (CreateWebhook, "webhook.created", TenantAdmin),
+    (DeleteWebhook, "webhook.deleted", TenantAdmin),
     (JitUser, "user.created", Jit),
     (ConsoleSignIn, "console.signed_in", Platform),
     (DeleteUser, "user.deleted", TenantAdmin),
@@ -181,6 +193,7 @@ struct Ctx<'a> {
     scim_token_id: String,
     scim_user_id: String,
     scim_group_id: String,
+    webhook_id: String,
     secrets: Vec<String>,
 }
 
@@ -202,6 +215,7 @@ async fn every_change_records_exactly_one_event_without_secrets(backend: Backend
         scim_token_id: String::new(),
         scim_user_id: String::new(),
         scim_group_id: String::new(),
+        webhook_id: String::new(),
         secrets: vec![
             ADMIN_TOKEN.to_owned(),
             HS_SECRET.to_owned(),
@@ -515,6 +529,36 @@ impl Ctx<'_> {
                     Some(self.scim_group_id.clone()),
                 )
             }
+            SaveGroup => (
+                self.tenant_admin(Method::PUT, &format!("{tenant}/groups/eng"))
+                    .json(&json!({"models": ["m"], "role": null})),
+                Some("eng".to_owned()),
+            ),
+            DeleteGroup => (
+                self.tenant_admin(Method::DELETE, &format!("{tenant}/groups/eng")),
+                Some("eng".to_owned()),
+            ),
+            CreateWebhook => {
+                // A public address: registering sends nothing, and the endpoint asks only for
+                // threshold events, which nothing here causes.
+                let request = self
+                    .tenant_admin(Method::POST, &format!("{tenant}/webhooks"))
+                    .json(&json!({"url": "https://hooks.acme.example/tollgate",
+                                  "events": ["quota.threshold"]}));
+                let sent = send(request).await;
+                self.secrets
+                    .push(sent.body["secret"].as_str().unwrap().to_owned());
+                self.webhook_id = sent.body["id"].as_str().unwrap().to_owned();
+                let target = Some(self.webhook_id.clone());
+                return self.done(sent, target);
+            }
+            DeleteWebhook => (
+                self.tenant_admin(
+                    Method::DELETE,
+                    &format!("{tenant}/webhooks/{}", self.webhook_id),
+                ),
+                Some(self.webhook_id.clone()),
+            ),
             ScimDeleteGroup => (
                 self.scim(
                     Method::DELETE,

@@ -1,4 +1,5 @@
-//! `user.*` and `key.*` events, whichever door the change came through: the admin API or SCIM.
+//! `user.*` and `key.*` events, whichever door the change came through: the admin API, SCIM or
+//! just-in-time provisioning.
 
 use std::collections::BTreeSet;
 
@@ -37,13 +38,27 @@ async fn user_and_key_changes_reach_the_endpoints_that_asked_for_them(backend: B
     let all_events = json!({"events": ["user.created", "user.suspended", "user.reactivated",
         "user.deleted", "key.created", "key.revoked", "quota.threshold"]});
     register(&app, "acme", &everything, all_events).await;
-    register(&app, "acme", &keys_only, json!({"events": ["key.created", "key.revoked"]})).await;
+    register(
+        &app,
+        "acme",
+        &keys_only,
+        json!({"events": ["key.created", "key.revoked"]}),
+    )
+    .await;
 
     // The admin API.
     let status = |s: &str| json!({"status": s});
     assert_eq!(app.put_user("acme", "bob", json!({})).await.status(), 201);
-    assert_eq!(app.put_user("acme", "bob", status("suspended")).await.status(), 200);
-    assert_eq!(app.put_user("acme", "bob", status("active")).await.status(), 200);
+    assert_eq!(
+        app.put_user("acme", "bob", status("suspended"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.put_user("acme", "bob", status("active")).await.status(),
+        200
+    );
     // An edit that changes no status is not an event.
     let renamed = json!({"display_name": "Bob B."});
     assert_eq!(app.put_user("acme", "bob", renamed).await.status(), 200);
@@ -57,7 +72,10 @@ async fn user_and_key_changes_reach_the_endpoints_that_asked_for_them(backend: B
     assert_eq!(code, 201, "{key}");
     let key_id = key["id"].as_str().unwrap();
     let revoked = app
-        .admin(Method::DELETE, &format!("/tenants/acme/users/bob/keys/{key_id}"))
+        .admin(
+            Method::DELETE,
+            &format!("/tenants/acme/users/bob/keys/{key_id}"),
+        )
         .send()
         .await
         .unwrap();
@@ -85,6 +103,28 @@ async fn user_and_key_changes_reach_the_endpoints_that_asked_for_them(backend: B
         .await;
     assert_eq!(code, 200);
 
+    // Just-in-time provisioning: the first request of a token's subject creates the user.
+    let iss = "https://idp.acme.test";
+    let issuer = app
+        .admin(Method::POST, "/issuers")
+        .json(
+            &json!({"issuer": iss, "tenant": "acme", "audiences": [crate::identity::AUD],
+                      "hs256_secret": crate::identity::HS_SECRET, "jit_provisioning": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issuer.status(), 201);
+    let token = crate::identity::hs_token(iss, "dave", json!({}));
+    let models = app
+        .client
+        .get(app.url("/v1/models"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 200);
+
     let expected: BTreeSet<(String, String)> = [
         ("user.created", "bob"),
         ("user.suspended", "bob"),
@@ -94,6 +134,7 @@ async fn user_and_key_changes_reach_the_endpoints_that_asked_for_them(backend: B
         ("user.deleted", "bob"),
         ("user.created", "carol"),
         ("user.suspended", "carol"),
+        ("user.created", "dave"),
     ]
     .into_iter()
     .map(|(kind, subject)| (kind.to_owned(), subject.to_owned()))
@@ -116,9 +157,10 @@ async fn user_and_key_changes_reach_the_endpoints_that_asked_for_them(backend: B
     }
 
     let keys = keys_only.delivered(2).await;
-    let expected_keys: BTreeSet<(String, String)> = [("key.created", "bob"), ("key.revoked", "bob")]
-        .into_iter()
-        .map(|(kind, subject)| (kind.to_owned(), subject.to_owned()))
-        .collect();
+    let expected_keys: BTreeSet<(String, String)> =
+        [("key.created", "bob"), ("key.revoked", "bob")]
+            .into_iter()
+            .map(|(kind, subject)| (kind.to_owned(), subject.to_owned()))
+            .collect();
     assert_eq!(kinds(&keys), expected_keys);
 }

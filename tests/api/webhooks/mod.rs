@@ -12,6 +12,7 @@ use tollgate::config::Config;
 
 use crate::support::TestApp;
 
+mod lifecycle;
 mod outage;
 mod registration;
 mod thresholds;
