@@ -26,11 +26,12 @@ async fn serve_one(
     (child, base, key)
 }
 
-const ADMIN_TOKEN: &str = "sigterm-test-admin-token-0123456789";
+pub(crate) const ADMIN_TOKEN: &str = "sigterm-test-admin-token-0123456789";
 
 /// `tollgate serve` as its own process on `database`, spill directory `dir/spill`, model `m` on
-/// `upstream`, with `server` TOML lines added to its `[server]` section.
-pub(super) fn serve_on(
+/// `upstream`, with `server` TOML lines added to its `[server]` section (which may go on with
+/// tables of their own).
+pub(crate) fn serve_on(
     dir: &std::path::Path,
     database: &str,
     upstream: &str,

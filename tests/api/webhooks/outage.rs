@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{Behaviour, FAST_WEBHOOKS_TOML, Receiver, deliveries, fast_webhooks, register};
+use crate::metering::lifecycle::{ADMIN_TOKEN, serve_on};
 use crate::support::{Backend, TestApp};
 
 fn subjects(events: &[Value]) -> Vec<String> {
@@ -78,28 +79,10 @@ async fn events_wait_out_a_receiver_outage() {
     }
 }
 
-const ADMIN_TOKEN: &str = "webhook-sigterm-admin-token-0123456789";
-
 /// `tollgate serve` as its own process on `database`, with fast webhooks to loopback.
 fn serve(dir: &std::path::Path, database: &str) -> (Child, String) {
-    let config = dir.join("tollgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{database}\"\n\
-             [metering]\nspill_dir = \"{}\"\n{FAST_WEBHOOKS_TOML}",
-            dir.join("spill").display()
-        ),
-    )
-    .unwrap();
-    let mut command = crate::cli::tollgate(dir);
-    command
-        .arg("--config")
-        .arg(&config)
-        .env("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN);
-    let (child, addr, _, lines) = crate::cli::serve(command);
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"))
+    // No request reaches an upstream here.
+    serve_on(dir, database, "http://127.0.0.1:9", FAST_WEBHOOKS_TOML)
 }
 
 async fn admin(base: &str, method: Method, path: &str, body: Value) -> (u16, Value) {
