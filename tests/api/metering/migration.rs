@@ -1,6 +1,6 @@
 //! Databases written by earlier versions: migrated in place, every row kept and read back.
 
-use tollgate::metering::Ending;
+use tollgate::metering::{Ending, UsageEvent};
 use tollgate::store::Store;
 
 use super::{assert_stored_exactly, event};
@@ -43,11 +43,13 @@ async fn events_of_every_old_status_survive_the_wider_status_check(backend: Back
         event
     })
     .collect();
-    assert_eq!(store.insert_usage_batch(&old).await.unwrap(), 4);
+    for event in &old {
+        insert_as_before(&store, event).await.unwrap();
+    }
     let mut cut = event("old", 4);
     cut.status = Ending::ShutDown;
     assert!(
-        store.insert_usage_batch(&[cut.clone()]).await.is_err(),
+        insert_as_before(&store, &cut).await.is_err(),
         "the old check refuses the new statuses"
     );
     let shape = table_shape(&store).await;
@@ -94,6 +96,83 @@ async fn events_of_every_old_status_survive_the_wider_status_check(backend: Back
         _ => unreachable!("one pool or the other"),
     };
     assert!(refused, "the check still refuses what is not an ending");
+}
+
+/// Stores one event as the versions of [`BEFORE_ENDINGS`] did — the event and its hour of the
+/// rollup, in one transaction — since today's settlement also reads tables they did not have.
+async fn insert_as_before(store: &Store, event: &UsageEvent) -> Result<(), sqlx::Error> {
+    macro_rules! insert {
+        ($pool:expr) => {
+            sqlx::query(
+                "INSERT INTO usage_events (event_id, request_id, at, tenant_id, subject, \
+                 credential_id, model, provider, upstream_model, prompt_tokens, \
+                 completion_tokens, cached_tokens, reasoning_tokens, total_tokens, \
+                 cost_micro_usd, status, http_status, latency_ms, ttft_ms, streamed, estimated) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18, $19, $20, $21)",
+            )
+            .bind(&event.event_id)
+            .bind(&event.request_id)
+            .bind(event.at)
+            .bind(&event.tenant_id)
+            .bind(&event.subject)
+            .bind(&event.credential_id)
+            .bind(&event.model)
+            .bind(&event.provider)
+            .bind(&event.upstream_model)
+            .bind(event.tally.prompt_tokens)
+            .bind(event.tally.completion_tokens)
+            .bind(event.tally.cached_tokens)
+            .bind(event.reasoning_tokens)
+            .bind(event.tally.total_tokens)
+            .bind(event.tally.cost_micro_usd)
+            .bind(event.status.as_str())
+            .bind(event.http_status)
+            .bind(event.latency_ms)
+            .bind(event.ttft_ms)
+            .bind(event.streamed)
+            .bind(event.estimated)
+            .execute(&mut *$pool)
+            .await?;
+            sqlx::query(
+                "INSERT INTO usage_hourly (tenant_id, subject, model, provider, hour_start, \
+                 requests, prompt_tokens, completion_tokens, cached_tokens, total_tokens, \
+                 cost_micro_usd) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (tenant_id, subject, model, provider, hour_start) DO UPDATE SET \
+                 requests = usage_hourly.requests + 1, \
+                 prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens, \
+                 completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens, \
+                 cached_tokens = usage_hourly.cached_tokens + excluded.cached_tokens, \
+                 total_tokens = usage_hourly.total_tokens + excluded.total_tokens, \
+                 cost_micro_usd = usage_hourly.cost_micro_usd + excluded.cost_micro_usd",
+            )
+            .bind(&event.tenant_id)
+            .bind(&event.subject)
+            .bind(&event.model)
+            .bind(&event.provider)
+            .bind(event.hour_start())
+            .bind(event.tally.prompt_tokens)
+            .bind(event.tally.completion_tokens)
+            .bind(event.tally.cached_tokens)
+            .bind(event.tally.total_tokens)
+            .bind(event.tally.cost_micro_usd)
+            .execute(&mut *$pool)
+            .await?;
+        };
+    }
+    match (store.sqlite(), store.postgres()) {
+        (Some(pool), _) => {
+            let mut tx = pool.begin().await?;
+            insert!(tx);
+            tx.commit().await
+        }
+        (_, Some(pool)) => {
+            let mut tx = pool.begin().await?;
+            insert!(tx);
+            tx.commit().await
+        }
+        _ => unreachable!("one pool or the other"),
+    }
 }
 
 /// The columns of `usage_events` (position, name, type, nullability), its keys and its indexes,
