@@ -33,7 +33,7 @@ fn request(c: &mut Criterion) {
         b.iter(|| json::parse::<ChatRequest>(BODY.as_bytes()).unwrap())
     });
     let request: ChatRequest = json::parse(BODY.as_bytes()).unwrap();
-    tokenizer::warm_for(["gpt-4o-mini"]);
+    tokenizer::load_for(["gpt-4o-mini"]);
     c.bench_function("prompt estimate (tiktoken) of that request", |b| {
         b.iter(|| tokenizer::estimate_prompt(&request))
     });

@@ -119,12 +119,6 @@ impl Gateway {
                 .await
                 .map_err(StartError::Auth)?,
         );
-        // The tokenizer's first use costs a few hundred ms: pay it now, not on a request. Only
-        // the vocabularies the configured models use: each holds tens of MB.
-        let names: Vec<String> = config.models.iter().map(|m| m.name.clone()).collect();
-        tokio::task::spawn_blocking(move || {
-            crate::metering::tokenizer::warm_for(names.iter().map(String::as_str));
-        });
         // Replays whatever an earlier run spilled, before new events are written.
         let (usage, usage_writer) = UsageWriter::start(store.clone(), config.metering.clone())?;
         let mut quotas = crate::quota::Quotas::new(

@@ -150,29 +150,47 @@ impl Encoding {
     }
 }
 
-/// Loads both vocabularies. The first use costs a few hundred milliseconds of CPU, so the
-/// gateway calls this in a blocking task at start-up rather than on someone's request.
-pub fn warm() {
-    warm_encodings([Encoding::O200kBase, Encoding::Cl100kBase]);
-}
+/// The vocabularies loaded so far, for requests to wait on. Each costs tens of MB and a few
+/// hundred milliseconds of CPU to build, so none is loaded at start: an idle gateway holds none,
+/// and one that only serves GPT-4o never holds cl100k.
+static LOADED: [tokio::sync::OnceCell<()>; 2] = [
+    tokio::sync::OnceCell::const_new(),
+    tokio::sync::OnceCell::const_new(),
+];
 
-/// Loads the vocabularies these model names use, and no other: every estimate is made for a
-/// configured model name, and each vocabulary costs tens of MB of memory.
-pub fn warm_for<'a>(models: impl IntoIterator<Item = &'a str>) {
-    let mut needed: Vec<Encoding> = Vec::new();
-    for model in models {
-        let encoding = Encoding::for_model(model);
-        if !needed.contains(&encoding) {
-            needed.push(encoding);
-        }
+impl Encoding {
+    /// Returns once this vocabulary is loaded. The first request that needs it loads it on a
+    /// blocking thread (the runtime's workers go on serving) and waits, as do the requests that
+    /// arrive meanwhile; every later one finds it loaded. Counting without waiting first still
+    /// works — it loads the vocabulary on the caller's thread.
+    pub async fn ready(self) {
+        LOADED[usize::from(self == Self::Cl100kBase)]
+            .get_or_init(|| async move {
+                let started = std::time::Instant::now();
+                if tokio::task::spawn_blocking(move || self.bpe())
+                    .await
+                    .is_err()
+                {
+                    // The blocking pool is shutting down: load here rather than fail a request.
+                    self.bpe();
+                }
+                tracing::info!(encoding = ?self, took_ms = started.elapsed().as_millis() as u64,
+                    "tokenizer vocabulary loaded");
+            })
+            .await;
     }
-    warm_encodings(needed);
 }
 
-fn warm_encodings(encodings: impl IntoIterator<Item = Encoding>) {
-    for encoding in encodings {
-        encoding.count("warm");
-        encoding.count_role("user");
+/// Waits until the vocabulary `model` counts with is loaded (see [`Encoding::ready`]).
+pub async fn ready_for(model: &str) {
+    Encoding::for_model(model).ready().await;
+}
+
+/// Loads the vocabularies these model names use on this thread, for tools and benchmarks that
+/// must not measure the first load.
+pub fn load_for<'a>(models: impl IntoIterator<Item = &'a str>) {
+    for model in models {
+        Encoding::for_model(model).bpe();
     }
 }
 

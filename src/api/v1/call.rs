@@ -18,7 +18,7 @@ use super::sse::{self, Dialect};
 use super::{admit, books, resolve, served_by, with_rate_headers};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorKind};
-use crate::metering::{Ending, Endpoint, Meter, Prompt};
+use crate::metering::{Ending, Endpoint, Meter, Prompt, tokenizer};
 use crate::quota::{MinuteLimits, Output};
 use crate::routing::{RouteError, Routes, Target};
 use crate::server::Arrived;
@@ -96,6 +96,8 @@ impl Call {
             arrived,
         } = caller;
         let resolved = resolve(state, &principal, model)?;
+        // Immediate, but for the first request that needs a vocabulary (a few hundred ms).
+        tokenizer::ready_for(model).await;
         let admitted = admit(state, &principal, &resolved.name, output, || {
             prompt.estimate(model)
         })

@@ -21,7 +21,7 @@ use super::sse::Dialect;
 use super::{output, resolve, strip_steering};
 use crate::api::json::ApiJson;
 use crate::error::ApiError;
-use crate::metering::{Endpoint, Prompt};
+use crate::metering::{Endpoint, Prompt, tokenizer};
 use crate::state::AppState;
 
 pub async fn messages(
@@ -94,6 +94,7 @@ pub async fn count_tokens(
             Err(_) => tracing::warn!("count_tokens upstream timed out; estimating"),
         }
     }
+    tokenizer::ready_for(&model.name).await;
     let tokens = Prompt::Messages(Arc::new(req)).estimate(&model.name);
     let body = serde_json::json!({ "input_tokens": tokens }).to_string();
     Ok(json_response(body.into()))
