@@ -54,7 +54,13 @@ async fn kill_9_under_load_loses_no_finished_request(backend: Backend) {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Under load until well past the bar below (on a busy machine that takes longer than on
+    // an idle one), then killed mid-stride.
+    let loaded = Instant::now();
+    while finished.lock().unwrap().len() < 300 && loaded.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let status = std::process::Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
         .status()
