@@ -1,5 +1,6 @@
 //! The per-request and per-chunk costs of metering: admission against quotas (a reservation on
-//! every window of the user and the tenant), settlement, and reading one SSE chunk's text.
+//! every window of the user and the tenant), settlement, and keeping (then, rarely, reading) what a
+//! stream delivered.
 //!
 //! `cargo bench --bench metering`
 
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tollgate::auth::{Credential, Principal};
-use tollgate::metering::{Tally, delivered};
+use tollgate::metering::Tally;
+use tollgate::metering::delivered::Delivered;
 use tollgate::quota::{Amount, Quotas};
 use tollgate::store::{Limits, QuotaScope, Store, Tenant, TenantStatus, UserPatch, UserRole};
 
@@ -87,14 +89,24 @@ fn metering(c: &mut Criterion) {
     );
 
     let chunk = br#"{"id":"chatcmpl-9x","object":"chat.completion.chunk","created":1732939200,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_0ba0d124f1","choices":[{"index":0,"delta":{"content":" quick brown"},"logprobs":null,"finish_reason":null}]}"#;
-    c.bench_function("SSE metering: read one chunk's text", |b| {
-        let mut text = String::with_capacity(1 << 20);
+    let chunk = bytes::Bytes::from_static(chunk);
+    // What every streamed chunk costs: kept by reference, read only if it must be counted.
+    c.bench_function("SSE metering: keep a 20-chunk stream (per stream)", |b| {
         b.iter(|| {
-            if text.len() > (1 << 19) {
-                text.clear();
+            let mut delivered = Delivered::default();
+            for _ in 0..20 {
+                delivered.json(&chunk);
             }
-            delivered::append(&mut text, chunk);
+            delivered
         })
+    });
+    // What a stream without reported usage costs once, at its end.
+    c.bench_function("SSE metering: read a 20-chunk stream's text", |b| {
+        let mut delivered = Delivered::default();
+        for _ in 0..20 {
+            delivered.json(&chunk);
+        }
+        b.iter(|| delivered.text().len())
     });
 }
 

@@ -6,7 +6,78 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use serde::Deserialize;
+
+/// Unread pieces kept up to this size; past it they are read and their text kept instead, so a
+/// long stream holds about its text, not every chunk's JSON.
+const UNREAD_BYTES: usize = 64 * 1024;
+
+/// What a client received. Kept as it was sent (a reference to the same bytes, no copy) and
+/// read only when it must be counted: the upstream almost always reports usage, and then no
+/// chunk is ever parsed a second time.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    unread: Vec<Piece>,
+    unread_bytes: usize,
+    /// The text of pieces read already.
+    text: String,
+}
+
+#[derive(Debug)]
+enum Piece {
+    /// A JSON chunk or answer.
+    Json(Bytes),
+    /// A server-sent event as framed (`event:` and `data:` lines).
+    Event(Bytes),
+}
+
+impl Delivered {
+    pub fn json(&mut self, json: &Bytes) {
+        self.keep(Piece::Json(json.clone()), json.len());
+    }
+
+    pub fn event(&mut self, event: &Bytes) {
+        self.keep(Piece::Event(event.clone()), event.len());
+    }
+
+    fn keep(&mut self, piece: Piece, len: usize) {
+        self.unread.push(piece);
+        self.unread_bytes += len;
+        if self.unread_bytes > UNREAD_BYTES {
+            for piece in self.unread.drain(..) {
+                piece.read_into(&mut self.text);
+            }
+            self.unread_bytes = 0;
+        }
+    }
+
+    /// Whether anything reached the client.
+    pub fn is_empty(&self) -> bool {
+        self.unread.is_empty() && self.text.is_empty()
+    }
+
+    /// The text received, read now if it was not yet.
+    pub fn text(&self) -> Cow<'_, str> {
+        if self.unread.is_empty() {
+            return Cow::Borrowed(&self.text);
+        }
+        let mut text = self.text.clone();
+        for piece in &self.unread {
+            piece.read_into(&mut text);
+        }
+        Cow::Owned(text)
+    }
+}
+
+impl Piece {
+    fn read_into(&self, out: &mut String) {
+        match self {
+            Self::Json(json) => append(out, json),
+            Self::Event(event) => append_event(out, event),
+        }
+    }
+}
 
 #[derive(Deserialize)]
 struct Answer<'a> {
@@ -102,7 +173,7 @@ struct Function<'a> {
 
 /// Appends the completion text of a chunk (`choices[].delta`) or of a whole answer
 /// (`choices[].message`) to `out`. Anything unreadable adds nothing.
-pub fn append(out: &mut String, json: &[u8]) {
+fn append(out: &mut String, json: &[u8]) {
     let Ok(answer) = serde_json::from_slice::<Answer<'_>>(json) else {
         return;
     };
@@ -164,7 +235,7 @@ pub fn append(out: &mut String, json: &[u8]) {
 }
 
 /// The same for one server-sent event as the client received it (`event:` and `data:` lines).
-pub fn append_event(out: &mut String, event: &[u8]) {
+fn append_event(out: &mut String, event: &[u8]) {
     for line in event.split(|byte| *byte == b'\n') {
         if let Some(data) = line.strip_prefix(b"data:") {
             append(out, data.trim_ascii_start());

@@ -159,7 +159,7 @@ mod tests {
             upstream_time: None,
             admitted: None,
             prompt: None,
-            delivered: String::new(),
+            delivered: Default::default(),
         }
     }
 

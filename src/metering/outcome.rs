@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tollgate_providers::completions::{self, CompletionsRequest};
@@ -11,6 +12,7 @@ use tollgate_providers::messages::{self, MessagesRequest};
 use tollgate_providers::responses::{self, ResponsesRequest};
 use tollgate_providers::{ChatRequest, EmbeddingsRequest, Reported, Usage};
 
+use super::delivered::Delivered;
 use super::{PriceBook, Tally, UsageEvent, UsageRecorder, tokenizer};
 use crate::auth::Principal;
 use crate::clock::Timestamp;
@@ -86,9 +88,9 @@ pub struct RequestOutcome {
     pub admitted: Option<Admitted>,
     /// The request, kept for a tokenizer estimate when the upstream reports no usage.
     pub prompt: Option<Prompt>,
-    /// The completion text the client received, for the same estimate (a client that left
-    /// mid-stream is billed for what it got).
-    pub delivered: String,
+    /// What the client received, for the same estimate (a client that left mid-stream is
+    /// billed for what it got).
+    pub delivered: Delivered,
 }
 
 /// What was asked, for counting prompt tokens when nobody else did.
@@ -355,7 +357,7 @@ fn counts(outcome: &RequestOutcome) -> (Usage, bool) {
             .as_ref()
             .map_or(0, |prompt| prompt.estimate(model))
     };
-    let completion = || tokenizer::count_text(model, &outcome.delivered);
+    let completion = || tokenizer::count_text(model, &outcome.delivered.text());
     let usage = match reported {
         Some(usage) if usage.reported == Reported::PromptOnly => Usage {
             completion_tokens: completion(),
@@ -425,7 +427,7 @@ impl Meter {
                 upstream_time: None,
                 admitted: None,
                 prompt: None,
-                delivered: String::new(),
+                delivered: Delivered::default(),
             }),
         }
     }
@@ -477,16 +479,16 @@ impl Meter {
 
     /// Notes the text of one chunk the client received (its deltas' content and tool-call
     /// arguments), or of a whole JSON answer.
-    pub fn delivered(&mut self, json: &[u8]) {
+    pub fn delivered(&mut self, json: &Bytes) {
         if let Some(outcome) = &mut self.outcome {
-            super::delivered::append(&mut outcome.delivered, json);
+            outcome.delivered.json(json);
         }
     }
 
     /// The same for one server-sent event as the client received it.
-    pub fn delivered_event(&mut self, event: &[u8]) {
+    pub fn delivered_event(&mut self, event: &Bytes) {
         if let Some(outcome) = &mut self.outcome {
-            super::delivered::append_event(&mut outcome.delivered, event);
+            outcome.delivered.event(event);
         }
     }
 
