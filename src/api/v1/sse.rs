@@ -4,6 +4,8 @@
 //! retry: the client already has part of the answer).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -12,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 use tokio::sync::watch;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::{Instant, Sleep};
 use tollgate_providers::wire::StreamOptions;
 use tollgate_providers::{ChatStream, ProviderError, StreamEvent};
 
@@ -34,14 +36,23 @@ pub fn response(
     mut meter: Meter,
 ) -> Response {
     meter.status(StatusCode::OK.as_u16());
+    let now = Instant::now();
+    let mut cut = cut;
     let relay = Relay {
         first: stream.first,
         upstream: Some(stream.rest),
         deadline: stream.deadline,
         keep_alive,
+        heard: now,
+        timer: Box::pin(tokio::time::sleep_until(
+            stream.deadline.min(now + keep_alive),
+        )),
         dialect,
         sent: 0,
-        cut,
+        cut: Box::pin(async move {
+            // A dropped sender (the gateway is gone) ends the wait too.
+            let _ = cut.wait_for(|cut| *cut).await;
+        }),
         meter,
     };
     let body = futures_util::stream::unfold(relay, Relay::step);
@@ -86,12 +97,24 @@ struct Relay {
     upstream: Option<ChatStream>,
     deadline: Instant,
     keep_alive: Duration,
+    /// When the upstream last sent something: a keep-alive is due `keep_alive` after it.
+    heard: Instant,
+    /// Wakes the relay for a keep-alive or the deadline. One timer for the whole stream, moved
+    /// only when it fires: an event costs a clock read, not a timer set and cleared.
+    timer: Pin<Box<Sleep>>,
     dialect: Dialect,
     /// Upstream events relayed so far: the Responses error event's `sequence_number`.
     sent: u64,
-    /// True once the gateway's shutdown grace period is over.
-    cut: watch::Receiver<bool>,
+    /// Resolves once the gateway's shutdown grace period is over; made once per stream.
+    cut: Pin<Box<dyn Future<Output = ()> + Send>>,
     meter: Meter,
+}
+
+/// What ended a wait for the upstream.
+enum Woken {
+    Cut,
+    Timer,
+    Upstream(Option<Result<StreamEvent, ProviderError>>),
 }
 
 /// How the upstream stream failed after it was handed to the client.
@@ -111,22 +134,37 @@ impl Relay {
                 Some(first) => first,
                 None => {
                     let upstream = self.upstream.as_mut()?;
-                    let wake = self.deadline.min(Instant::now() + self.keep_alive);
                     // `next()` is cancel-safe: a chunk in progress stays inside the stream.
                     let next = tokio::select! {
                         biased;
-                        _ = self.cut.wait_for(|cut| *cut) => None,
-                        next = timeout_at(wake, upstream.next()) => Some(next),
+                        () = &mut self.cut => Woken::Cut,
+                        () = &mut self.timer => Woken::Timer,
+                        next = upstream.next() => Woken::Upstream(next),
                     };
-                    let Some(next) = next else {
-                        return Some((Ok(self.broken(Broken::ShutDown)), self));
+                    let next = match next {
+                        Woken::Cut => return Some((Ok(self.broken(Broken::ShutDown)), self)),
+                        Woken::Timer => {
+                            let now = Instant::now();
+                            if now >= self.deadline {
+                                return Some((Ok(self.broken(Broken::Deadline)), self));
+                            }
+                            let due = self.heard + self.keep_alive;
+                            if now >= due {
+                                // Silence counts again from this comment.
+                                self.heard = now;
+                                self.rearm(now + self.keep_alive);
+                                return Some((Ok(Bytes::from_static(KEEP_ALIVE)), self));
+                            }
+                            self.rearm(due);
+                            continue;
+                        }
+                        Woken::Upstream(next) => {
+                            self.heard = Instant::now();
+                            next
+                        }
                     };
                     match next {
-                        Err(_) if Instant::now() >= self.deadline => {
-                            return Some((Ok(self.broken(Broken::Deadline)), self));
-                        }
-                        Err(_) => return Some((Ok(Bytes::from_static(KEEP_ALIVE)), self)),
-                        Ok(None) => {
+                        None => {
                             self.upstream = None;
                             self.meter.finish(StatusCode::OK.as_u16(), Ending::Ok);
                             match self.dialect {
@@ -136,10 +174,10 @@ impl Relay {
                                 Dialect::Messages | Dialect::Responses => return None,
                             }
                         }
-                        Ok(Some(Err(error))) => {
+                        Some(Err(error)) => {
                             return Some((Ok(self.broken(Broken::Provider(error))), self));
                         }
-                        Ok(Some(Ok(event))) => event,
+                        Some(Ok(event)) => event,
                     }
                 }
             };
@@ -167,6 +205,11 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// Sets the timer for the next keep-alive, or the deadline if that comes first.
+    fn rearm(&mut self, at: Instant) {
+        self.timer.as_mut().reset(self.deadline.min(at));
     }
 
     /// Ends the stream with an error event and `[DONE]`, so SDKs raise instead of hanging.
