@@ -1,6 +1,7 @@
 //! The release `tollgate` binary as its own process: its configuration, start, provisioning
 //! (tenant, RS256 issuer, user, quota, a signed token), and what it uses (RSS, CPU time).
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::callgrind;
 use crate::knobs::Knobs;
 
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef0123456789";
@@ -68,15 +70,18 @@ price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
         )
         .unwrap();
         let binary = env!("CARGO_BIN_EXE_tollgate");
-        let mut command = match cpus {
-            Some(cpus) => {
-                // taskset execs the gateway: the child's pid is the gateway's.
-                let mut command = Command::new("taskset");
-                command.args(["-c", cpus, binary]);
-                command
-            }
-            None => Command::new(binary),
-        };
+        // The wrappers exec what follows them (valgrind runs its guest in its own process): the
+        // child's pid is the gateway's.
+        let mut argv: Vec<OsString> = Vec::new();
+        if let Some(cpus) = cpus {
+            argv.extend(["taskset".into(), "-c".into(), cpus.into()]);
+        }
+        if knobs.callgrind.is_some() {
+            argv.extend(callgrind::wrapper(dir.path()));
+        }
+        argv.push(binary.into());
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]);
         let log = dir.path().join("gateway.log");
         command
             .args(["serve", "--config"])
@@ -88,7 +93,12 @@ price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
             .stderr(std::fs::File::create(&log).unwrap());
         let child = command.spawn().expect("start the tollgate binary");
         let mut gateway = Self { addr, child, log };
-        gateway.wait_until_ready();
+        // Valgrind translates the binary before it runs it: a startup of seconds becomes minutes.
+        let startup = match knobs.callgrind {
+            Some(_) => Duration::from_secs(300),
+            None => Duration::from_secs(30),
+        };
+        gateway.wait_until_ready(startup);
         gateway
     }
 
@@ -98,8 +108,8 @@ price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
 
     // Blocking sleep is right here: this is the bench's main thread, not a runtime worker.
     #[allow(clippy::disallowed_methods)]
-    fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    fn wait_until_ready(&mut self, startup: Duration) {
+        let deadline = Instant::now() + startup;
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(self.addr).is_ok() {
                 return;
@@ -118,7 +128,7 @@ price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
         }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 

@@ -14,12 +14,23 @@ pub struct Knobs {
     pub gateway_cpus: Option<String>,
     pub busy_poll: Option<String>,
     pub dialects: Vec<Dialect>,
+    /// Requests per counted phase in the callgrind mode; `None` runs the timed bench.
+    pub callgrind: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
 pub enum Mode {
     Json,
     Stream,
+}
+
+impl Mode {
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Stream => "stream",
+        }
+    }
 }
 
 /// Which API the client speaks: OpenAI's chat completions, or Anthropic's Messages (to an
@@ -31,6 +42,16 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    const ALL: [Self; 2] = [Self::Chat, Self::Messages];
+
+    /// Its name in `TOLLGATE_BENCH_DIALECTS`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Messages => "messages",
+        }
+    }
+
     pub fn path(self) -> &'static str {
         match self {
             Self::Chat => "/v1/chat/completions",
@@ -89,13 +110,20 @@ impl Knobs {
             dialects: var("TOLLGATE_BENCH_DIALECTS")
                 .unwrap_or_else(|| "chat,messages".into())
                 .split(',')
-                .map(|d| match d.trim() {
-                    "chat" => Dialect::Chat,
-                    "messages" => Dialect::Messages,
-                    other => panic!("TOLLGATE_BENCH_DIALECTS: chat or messages, not {other}"),
+                .map(|d| {
+                    let d = d.trim();
+                    Dialect::ALL
+                        .into_iter()
+                        .find(|dialect| dialect.key() == d)
+                        .unwrap_or_else(|| {
+                            panic!("TOLLGATE_BENCH_DIALECTS: chat or messages, not {d}")
+                        })
                 })
                 .collect(),
             busy_poll: var("TOLLGATE_BENCH_BUSY_POLL"),
+            callgrind: var("TOLLGATE_BENCH_CALLGRIND")
+                .map(|n| n.parse().expect("TOLLGATE_BENCH_CALLGRIND: a count"))
+                .filter(|&n| n > 0),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The load: requests through the gateway or straight to the upstream, timed.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -11,11 +12,34 @@ use serde_json::{Value, json};
 use crate::knobs::{Dialect, Knobs, Mode};
 
 /// Where requests go, as whom, for which model, in which API.
+#[derive(Clone)]
 pub struct Target {
     pub url: String,
     pub bearer: String,
     pub model: &'static str,
     pub dialect: Dialect,
+}
+
+impl Target {
+    /// Straight to the mock upstream, with its key and its name for the model.
+    pub fn upstream(addr: SocketAddr, dialect: Dialect) -> Self {
+        Self {
+            url: format!("http://{addr}{}", dialect.path()),
+            bearer: "sk-bench".to_owned(),
+            model: dialect.models().1,
+            dialect,
+        }
+    }
+
+    /// Through the gateway, with a user's token and the model name the gateway routes.
+    pub fn gateway(addr: SocketAddr, token: &str, dialect: Dialect) -> Self {
+        Self {
+            url: format!("http://{addr}{}", dialect.path()),
+            bearer: token.to_owned(),
+            model: dialect.models().0,
+            dialect,
+        }
+    }
 }
 
 pub fn request_body(model: &str, dialect: Dialect, stream: bool, extra: Value) -> Bytes {
@@ -58,12 +82,7 @@ pub async fn load(target: &Target, mode: Mode, concurrency: usize, knobs: &Knobs
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (client, body, budget) = (client.clone(), body.clone(), budget.clone());
-            let target = Target {
-                url: target.url.clone(),
-                bearer: target.bearer.clone(),
-                model: target.model,
-                dialect: target.dialect,
-            };
+            let target = target.clone();
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 while Instant::now() < until

@@ -17,8 +17,12 @@
 //! - `TOLLGATE_BENCH_GATEWAY_CPUS`, e.g. `1`: run the gateway under `taskset -c 1`;
 //! - `TOLLGATE_BENCH_BUSY_POLL`, e.g. `150us`: the gateway's `server.busy_poll` (default off,
 //!   as in the gateway's own default).
+//! - `TOLLGATE_BENCH_CALLGRIND`, e.g. `200`: instead of all the above, run the gateway under
+//!   valgrind's callgrind and count instructions and allocations per request over that many
+//!   sequential requests of each dialect and mode (see `callgrind.rs`; `scripts/instructions.sh`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod callgrind;
 mod gateway;
 mod knobs;
 mod load;
@@ -56,6 +60,17 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut gateway = Gateway::start(&dir, upstream, &knobs);
     let token = client_runtime.block_on(gateway.provision());
+    if let Some(requests) = knobs.callgrind {
+        callgrind::run(
+            &mut gateway,
+            &token,
+            dir.path(),
+            &knobs,
+            requests,
+            &client_runtime,
+        );
+        return;
+    }
     // Idle means started, warmed up (the tokenizer loads in the background) and not serving.
     client_runtime.block_on(async { tokio::time::sleep(Duration::from_millis(1500)).await });
     let idle_rss = gateway.rss_mib();
@@ -64,19 +79,8 @@ fn main() {
     for &dialect in &knobs.dialects {
         for mode in [Mode::Json, Mode::Stream] {
             for &concurrency in &knobs.concurrency {
-                let (model, upstream_model) = dialect.models();
-                let direct = Target {
-                    url: format!("http://{upstream}{}", dialect.path()),
-                    bearer: "sk-bench".to_owned(),
-                    model: upstream_model,
-                    dialect,
-                };
-                let through = Target {
-                    url: format!("http://{}{}", gateway.addr, dialect.path()),
-                    bearer: token.clone(),
-                    model,
-                    dialect,
-                };
+                let direct = Target::upstream(upstream, dialect);
+                let through = Target::gateway(gateway.addr, &token, dialect);
                 let direct = client_runtime.block_on(load(&direct, mode, concurrency, &knobs));
                 let sampler = Sampler::start(gateway.pid());
                 let through = client_runtime.block_on(load(&through, mode, concurrency, &knobs));
