@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Instructions and allocations per request, counted by callgrind: a figure that, unlike the
 # overhead bench's timings, does not move with the machine's load. Runs the overhead bench in
-# its callgrind mode; the argument is the number of requests per row (default 1000: with 200,
-# the usage writer's batches and the caches' refreshes, which come with time, not with requests,
-# moved the figures by up to 3 % between runs; with 1000 by about 1 %).
+# its callgrind mode; the argument is the number of requests per row (default 1000: what comes
+# with time rather than with requests, the usage writer's batches and the caches' refreshes, is
+# spread over more requests; with 200 the figures came out 2–9 % higher and moved by up to 2.5 %
+# between runs, with 1000 by at most 1 %).
 #
 #   scripts/instructions.sh        # under a minute once the release build is there
 #   scripts/instructions.sh 200
 #
-# TOLLGATE_BENCH_DIALECTS and TOLLGATE_BENCH_CHUNKS apply as in the bench.
+# TOLLGATE_BENCH_DIALECTS and TOLLGATE_BENCH_CHUNKS apply as in the bench. The gateway runs on
+# one CPU (TOLLGATE_BENCH_GATEWAY_CPUS, default 1), as in the timings' acceptance setting: with
+# one CPU it runs a current-thread scheduler, whose work does not depend on how its threads
+# happened to interleave (with two worker threads a stream row moved by 4 % between runs).
 set -euo pipefail
 
 for tool in valgrind callgrind_control; do
@@ -24,4 +28,5 @@ if ! [[ "$requests" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 cd "$(dirname "$0")/.."
-TOLLGATE_BENCH_CALLGRIND="$requests" cargo bench --bench overhead
+TOLLGATE_BENCH_GATEWAY_CPUS="${TOLLGATE_BENCH_GATEWAY_CPUS:-1}" \
+    TOLLGATE_BENCH_CALLGRIND="$requests" cargo bench --bench overhead
