@@ -14,6 +14,11 @@ pub struct Knobs {
     pub gateway_cpus: Option<String>,
     pub busy_poll: Option<String>,
     pub dialects: Vec<Dialect>,
+    /// CPUs for this process (the load generator and the mock upstream), so that they never
+    /// take the gateway's CPU from it.
+    pub client_cpus: Option<String>,
+    /// Keep the bench's directory (the gateway's config, database, log and callgrind dumps).
+    pub keep: bool,
     /// Requests per counted phase in the callgrind mode; `None` runs the timed bench.
     pub callgrind: Option<usize>,
 }
@@ -107,6 +112,8 @@ impl Knobs {
                 var("TOLLGATE_BENCH_PACE_MS").map_or(5, |n| n.parse().expect("milliseconds")),
             ),
             gateway_cpus: var("TOLLGATE_BENCH_GATEWAY_CPUS"),
+            client_cpus: var("TOLLGATE_BENCH_CLIENT_CPUS"),
+            keep: var("TOLLGATE_BENCH_KEEP").is_some(),
             dialects: var("TOLLGATE_BENCH_DIALECTS")
                 .unwrap_or_else(|| "chat,messages".into())
                 .split(',')

@@ -15,6 +15,10 @@
 //! - `TOLLGATE_BENCH_PACE_MS` between chunks of the paced stream check (default 5; 0 skips);
 //! - `TOLLGATE_BENCH_DIALECTS` (default `chat,messages`): which APIs get rows;
 //! - `TOLLGATE_BENCH_GATEWAY_CPUS`, e.g. `1`: run the gateway under `taskset -c 1`;
+//! - `TOLLGATE_BENCH_CLIENT_CPUS`, e.g. `0`: pin this process (load generator and mock
+//!   upstream, every thread) to those CPUs, so they never run on the gateway's;
+//! - `TOLLGATE_BENCH_KEEP=1`: keep the bench's directory (config, database, log, callgrind dumps)
+//!   and print where it is;
 //! - `TOLLGATE_BENCH_BUSY_POLL`, e.g. `150us`: the gateway's `server.busy_poll` (default off,
 //!   as in the gateway's own default).
 //! - `TOLLGATE_BENCH_CALLGRIND`, e.g. `200`: instead of all the above, run the gateway under
@@ -43,6 +47,15 @@ use upstream::start_upstream;
 
 fn main() {
     let knobs = Knobs::from_env();
+    if let Some(cpus) = &knobs.client_cpus {
+        // Every thread there is now; the runtimes' threads, started below, inherit it.
+        let pinned = std::process::Command::new("taskset")
+            .args(["-a", "-c", "-p", cpus, &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("taskset runs");
+        assert!(pinned.success(), "taskset -acp {cpus} failed");
+    }
     // The upstream gets its own runtime and thread, as a separate server would.
     let upstream_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -69,6 +82,7 @@ fn main() {
             requests,
             &client_runtime,
         );
+        keep(dir, &knobs);
         return;
     }
     // Idle means started, warmed up (the tokenizer loads in the background) and not serving.
@@ -125,4 +139,12 @@ fn main() {
         gateway.status_mib("VmHWM:")
     );
     gateway.stop();
+    keep(dir, &knobs);
+}
+
+/// Keeps the bench's directory when asked (see `TOLLGATE_BENCH_KEEP`).
+fn keep(dir: tempfile::TempDir, knobs: &Knobs) {
+    if knobs.keep {
+        println!("kept the bench's directory: {}", dir.keep().display());
+    }
 }
