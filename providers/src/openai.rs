@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::framing::{self, Flow, SseEvent, SseFraming, Translate};
 use crate::http::{Auth, Upstream, read_json};
-use crate::rename::{rename_model, rename_model_in};
+use crate::rename::{StreamRenamer, rename_model};
 use crate::wire::{ChatMessage, OpenAiUsage, StreamOptions};
 use crate::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
@@ -275,6 +275,7 @@ struct ChoicePeek {
 pub(crate) struct PassThrough {
     /// The name the client asked for, which every chunk reports.
     model: String,
+    renamer: StreamRenamer,
     finished: bool,
 }
 
@@ -282,6 +283,7 @@ impl PassThrough {
     pub(crate) fn new(model: &str) -> Self {
         Self {
             model: model.to_owned(),
+            renamer: StreamRenamer::default(),
             finished: false,
         }
     }
@@ -307,7 +309,7 @@ impl Translate<SseEvent> for PassThrough {
         self.finished |= peek.choices.iter().any(|c| c.finish_reason.is_some());
         let usage_only = peek.choices.is_empty() && peek.usage.is_some();
         let mut data = ev.data;
-        rename_model_in(&mut data, &self.model);
+        self.renamer.rename(&mut data, &self.model);
         out.push(StreamEvent::new(
             data.into(),
             peek.usage.map(Usage::from),

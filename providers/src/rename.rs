@@ -28,11 +28,43 @@ pub(crate) fn rename_model(body: Bytes, name: &str) -> Bytes {
     }
 }
 
-/// [`rename_model`] for a document held as a string (a stream chunk), changed in place.
-pub(crate) fn rename_model_in(doc: &mut String, name: &str) {
-    if let Some((range, value)) = replacement(doc.as_bytes(), name) {
-        // The range lies between two ASCII quotes, so both ends are character boundaries.
-        doc.replace_range(range, &value);
+/// [`rename_model`] for the chunks of one stream, each held as a string and changed in place.
+///
+/// A stream's chunks start alike (`{"id":"chatcmpl-…","object":…,"created":…,"model":"`, the
+/// same bytes every time), so the scan of the first chunk is remembered: a chunk whose bytes up
+/// to the model's value are the remembered ones has its value there — the same bytes parse the
+/// same way — and costs a comparison instead of a scan. Any other chunk is scanned.
+#[derive(Debug, Default)]
+pub(crate) struct StreamRenamer {
+    /// The bytes before the model's value (its opening quote included) in the last chunk
+    /// scanned; empty until a chunk had a top-level model.
+    prefix: Vec<u8>,
+}
+
+impl StreamRenamer {
+    pub(crate) fn rename(&mut self, doc: &mut String, name: &str) {
+        let bytes = doc.as_bytes();
+        let known = (!self.prefix.is_empty() && bytes.starts_with(&self.prefix))
+            .then(|| string_end(bytes, self.prefix.len() - 1))
+            .flatten()
+            .map(|end| self.prefix.len()..end);
+        let range = match known {
+            Some(range) => range,
+            None => {
+                let Some(range) = model_value(bytes) else {
+                    return;
+                };
+                self.prefix = bytes[..range.start].to_vec();
+                range
+            }
+        };
+        let Some(value) = escape(name) else {
+            return;
+        };
+        if bytes[range.clone()] != *value.as_bytes() {
+            // The range lies between two ASCII quotes, so both ends are character boundaries.
+            doc.replace_range(range, &value);
+        }
     }
 }
 
@@ -165,9 +197,13 @@ mod tests {
             expected,
             "{out}"
         );
-        let mut in_place = doc.to_owned();
-        rename_model_in(&mut in_place, name);
-        assert_eq!(in_place, out);
+        // Twice through one renamer: scanned, then found by its prefix.
+        let mut renamer = StreamRenamer::default();
+        for _ in 0..2 {
+            let mut in_place = doc.to_owned();
+            renamer.rename(&mut in_place, name);
+            assert_eq!(in_place, out);
+        }
     }
 
     fn assert_unchanged(doc: &str) {
@@ -176,8 +212,37 @@ mod tests {
         assert_eq!(out, body);
         assert_eq!(out.as_ptr(), body.as_ptr(), "not copied");
         let mut in_place = doc.to_owned();
-        rename_model_in(&mut in_place, "alias");
+        StreamRenamer::default().rename(&mut in_place, "alias");
         assert_eq!(in_place, doc);
+    }
+
+    /// Chunks of one stream that start alike are renamed by the remembered prefix; one that
+    /// does not (another `id`, a nested `"model"` where the last one had the top-level one) is
+    /// scanned again, and only its top-level model changes.
+    #[test]
+    fn a_stream_renamer_finds_the_model_again_only_where_the_bytes_before_it_are_the_same() {
+        let mut renamer = StreamRenamer::default();
+        let mut first =
+            r#"{"id":"c1","model":"up","choices":[{"delta":{"content":"a"}}]}"#.to_owned();
+        renamer.rename(&mut first, "alias");
+        assert_eq!(
+            first,
+            r#"{"id":"c1","model":"alias","choices":[{"delta":{"content":"a"}}]}"#
+        );
+        let mut same =
+            r#"{"id":"c1","model":"up","choices":[{"delta":{"content":"b"}}]}"#.to_owned();
+        renamer.rename(&mut same, "alias");
+        assert_eq!(
+            same,
+            r#"{"id":"c1","model":"alias","choices":[{"delta":{"content":"b"}}]}"#
+        );
+        let mut other = r#"{"id":"c2","x":{"model":"up"},"model":"up"}"#.to_owned();
+        renamer.rename(&mut other, "alias");
+        assert_eq!(other, r#"{"id":"c2","x":{"model":"up"},"model":"alias"}"#);
+        // The remembered prefix is now the second layout's; the first still renames.
+        let mut again = r#"{"id":"c1","model":"up","choices":[]}"#.to_owned();
+        renamer.rename(&mut again, "alias");
+        assert_eq!(again, r#"{"id":"c1","model":"alias","choices":[]}"#);
     }
 
     #[test]
