@@ -54,7 +54,10 @@ impl StreamRenamer {
                 let Some(range) = model_value(bytes) else {
                     return;
                 };
-                self.prefix = bytes[..range.start].to_vec();
+                // Into the same allocation: a stream whose chunks never start alike scans
+                // each, and allocates nothing more for it.
+                self.prefix.clear();
+                self.prefix.extend_from_slice(&bytes[..range.start]);
                 range
             }
         };

@@ -63,9 +63,8 @@ pub fn chat_stream(answer: &Answer) -> Frames {
     };
     let mut tail = vec![chunk(model, json!({}), Some(finish))];
     if let Some(usage) = answer.usage {
-        let doc = json!({"id": "chatcmpl-upstream", "object": "chat.completion.chunk",
-            "created": 1, "model": model, "choices": [], "usage": self::usage(usage)});
-        tail.push(format!("data: {doc}\n\n"));
+        let rest = format!(r#""choices":[],"usage":{}"#, self::usage(usage));
+        tail.push(chunk_with(model, &rest));
     }
     tail.push(DONE.to_owned());
     Frames { head, pieces, tail }
@@ -73,9 +72,17 @@ pub fn chat_stream(answer: &Answer) -> Frames {
 
 /// One `data:` event with a `chat.completion.chunk`.
 pub fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
-    let chunk = json!({"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1,
-        "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-    format!("data: {chunk}\n\n")
+    let choices = json!([{"index": 0, "delta": delta, "finish_reason": finish}]);
+    chunk_with(model, &format!(r#""choices":{choices}"#))
+}
+
+/// A chunk's event with its keys in OpenAI's order — `id`, `object`, `created`, `model`, then
+/// `rest` — as the API writes them (`json!` would sort them, putting `choices` first).
+fn chunk_with(model: &str, rest: &str) -> String {
+    format!(
+        r#"data: {{"id":"chatcmpl-upstream","object":"chat.completion.chunk","created":1,"model":{},{rest}}}"#,
+        Value::from(model)
+    ) + "\n\n"
 }
 
 /// `prompt_tokens`, `completion_tokens`, `total_tokens`, and the cached and reasoning details
