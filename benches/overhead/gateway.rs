@@ -56,7 +56,7 @@ kind = "anthropic"
 base_url = "http://{upstream}"
 api_key_env = "TOLLGATE_BENCH_UPSTREAM_KEY"
 [[models]]
-name = "bench"
+name = "gpt-4o-mini"
 targets = [{{ provider = "upstream", model = "real-model" }}]
 price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
 [[models]]

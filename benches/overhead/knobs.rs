@@ -64,10 +64,12 @@ impl Dialect {
         }
     }
 
-    /// The model the gateway routes, and the upstream's name for it.
+    /// The model the gateway routes, and the upstream's name for it. A GPT-4o-era name and
+    /// another, so the gateway needs both tokenizer vocabularies (`o200k_base` and
+    /// `cl100k_base`), as a real catalogue does.
     pub fn models(self) -> (&'static str, &'static str) {
         match self {
-            Self::Chat => ("bench", "real-model"),
+            Self::Chat => ("gpt-4o-mini", "real-model"),
             Self::Messages => ("bench-claude", "real-claude"),
         }
     }

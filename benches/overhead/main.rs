@@ -85,7 +85,8 @@ fn main() {
         keep(dir, &knobs);
         return;
     }
-    // Idle means started, warmed up (the tokenizer loads in the background) and not serving.
+    // Idle means started and provisioned, before any request: no tokenizer vocabulary loaded yet
+    // (the first request that needs one loads it).
     client_runtime.block_on(async { tokio::time::sleep(Duration::from_millis(1500)).await });
     let idle_rss = gateway.rss_mib();
 
@@ -128,7 +129,7 @@ fn main() {
         let through = client_runtime.block_on(paced(
             &format!("http://{}/v1/chat/completions", gateway.addr),
             &token,
-            "bench",
+            "gpt-4o-mini",
             &knobs,
         ));
         gateway.check_alive();

@@ -93,7 +93,7 @@ pub fn print_table(knobs: &Knobs, rows: &[Row], idle_rss: f64) {
     }
     println!();
     println!(
-        "gateway RSS idle (started, provisioned, warmed up, before any load): {idle_rss:.1} MiB"
+        "gateway RSS idle (started and provisioned, before any request: no tokenizer vocabulary loaded): {idle_rss:.1} MiB"
     );
 }
 

@@ -29,7 +29,12 @@ pub async fn hold_streams(gateway: &Gateway, token: &str, gate: &Gate, n: usize)
         .tcp_nodelay(true)
         .build()
         .unwrap();
-    let body = request_body("bench", Dialect::Chat, true, json!({"bench_hold": true}));
+    let body = request_body(
+        "gpt-4o-mini",
+        Dialect::Chat,
+        true,
+        json!({"bench_hold": true}),
+    );
     let url = format!("http://{}/v1/chat/completions", gateway.addr);
     let started = Instant::now();
     let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
