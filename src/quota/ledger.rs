@@ -150,15 +150,20 @@ impl Reservation {
     }
 }
 
+/// The counters by scope and window. foldhash, not SipHash: every request looks up ten of them
+/// (five limits, user and tenant), and their keys (tenant, subject) are names of existing users
+/// and tenants, not something a caller can choose to collide.
+type Counters = HashMap<Key, Counter, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 pub struct Ledger {
-    counters: Mutex<HashMap<Key, Counter>>,
+    counters: Mutex<Counters>,
 }
 
 impl Ledger {
     /// The counters. Every update is a few integer additions that cannot panic halfway, so a
     /// poisoned lock still guards consistent numbers.
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Counter>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
         self.counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -290,7 +295,7 @@ impl Ledger {
 
 /// The counter for the period containing `now`, reset if its period has passed.
 fn current<'a>(
-    counters: &'a mut HashMap<Key, Counter>,
+    counters: &'a mut Counters,
     scope: &Scope,
     window: Window,
     now: Timestamp,
