@@ -50,14 +50,8 @@ async fn every_metric_the_rules_read_is_exported() {
     // something happened.
     assert_eq!(plane.chat(&ask("m")).await.status(), 200);
     let refused = plane
-        .app
-        .client
-        .post(plane.app.url("/v1/chat/completions"))
-        .bearer_auth("tg-not-a-key")
-        .json(&ask("m"))
-        .send()
-        .await
-        .unwrap();
+        .post_with("tg-not-a-key", "/v1/chat/completions", &ask("m"))
+        .await;
     assert_eq!(refused.status(), 401);
 
     let scrape = plane.app.metrics().await;

@@ -108,10 +108,15 @@ impl DataPlane {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.post_with(&self.key, path, body).await
+    }
+
+    /// [`DataPlane::post`] with another bearer credential (someone else's, or none that works).
+    pub async fn post_with(&self, bearer: &str, path: &str, body: &Value) -> reqwest::Response {
         self.app
             .client
             .post(self.app.url(path))
-            .bearer_auth(&self.key)
+            .bearer_auth(bearer)
             .json(body)
             .send()
             .await

@@ -56,14 +56,8 @@ async fn a_mixed_workload_shows_every_metric_with_bounded_labels() {
     assert_eq!(streamed.last().map(String::as_str), Some("data: [DONE]"));
     // 401
     let refused = plane
-        .app
-        .client
-        .post(plane.app.url("/v1/chat/completions"))
-        .bearer_auth("tg-not-a-key")
-        .json(&ask("m"))
-        .send()
-        .await
-        .unwrap();
+        .post_with("tg-not-a-key", "/v1/chat/completions", &ask("m"))
+        .await;
     assert_eq!(refused.status(), 401);
     // 429: a user allowed no requests at all
     let limited = plane.app.user_key("acme", "observed-limited-user").await;
