@@ -168,3 +168,52 @@ async fn a_gateway_stopped_mid_way_delivers_the_rest_after_a_restart() {
     gateway.kill().unwrap();
     gateway.wait().unwrap();
 }
+
+/// An event the receiver never takes is retried until `webhooks.give_up_after`, then given up:
+/// the log says `failed` with the last error, and the worker stops trying it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_never_taken_is_given_up_after_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut receiver) = Receiver::start(dir.path(), Behaviour::default()) else {
+        return;
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        fast_webhooks(config);
+        config.webhooks.give_up_after = Duration::from_millis(800);
+    })
+    .await;
+    app.create_tenant("acme").await;
+    let endpoint = register(&app, "acme", &receiver, json!({"events": ["user.created"]})).await;
+    receiver.stop();
+    assert_eq!(app.put_user("acme", "gone", json!({})).await.status(), 201);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let given_up = loop {
+        let log = deliveries(&app, "acme", &endpoint).await;
+        if log[0]["status"] == "failed" {
+            break log[0].clone();
+        }
+        assert!(Instant::now() < deadline, "not given up: {log:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let attempts = given_up["attempts"].as_i64().unwrap();
+    assert!(attempts >= 2, "retried before giving up: {given_up}");
+    assert!(!given_up["last_error"].as_str().unwrap().is_empty());
+    assert_eq!(
+        given_up["next_attempt_at"],
+        Value::Null,
+        "nothing more planned"
+    );
+    // Given up means given up: the receiver back, nothing is sent.
+    receiver.restart();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(receiver.received().is_empty());
+    let log = deliveries(&app, "acme", &endpoint).await;
+    assert_eq!(log[0]["attempts"].as_i64(), Some(attempts));
+    assert!(
+        app.metrics().await.lines().any(|line| line
+            .starts_with("tollgate_webhook_deliveries_total{result=\"gave_up\"}")
+            && !line.ends_with(" 0")),
+        "counted as given up"
+    );
+}
