@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Behaviour, FAST_WEBHOOKS_TOML, Receiver, deliveries, fast_webhooks, register};
 use crate::metering::lifecycle::{ADMIN_TOKEN, serve_on};
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, on_both_backends};
 
 fn subjects(events: &[Value]) -> Vec<String> {
     let mut subjects: Vec<String> = events
@@ -20,13 +20,14 @@ fn subjects(events: &[Value]) -> Vec<String> {
     subjects
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_wait_out_a_receiver_outage() {
+on_both_backends!(events_wait_out_a_receiver_outage);
+
+async fn events_wait_out_a_receiver_outage(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let Some(mut receiver) = Receiver::start(dir.path(), Behaviour::default()) else {
         return;
     };
-    let app = TestApp::spawn_with(Backend::Sqlite, fast_webhooks).await;
+    let app = TestApp::spawn_with(backend, fast_webhooks).await;
     app.create_tenant("acme").await;
     let endpoint = register(&app, "acme", &receiver, json!({"events": ["user.created"]})).await;
 
