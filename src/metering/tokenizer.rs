@@ -26,16 +26,16 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    /// The vocabulary for a model name, with or without a `provider/` prefix.
+    /// The vocabulary for a model name, with or without a `provider/` prefix. Compared without
+    /// regard to case and without a lowercased copy: every request asks, twice.
     pub fn for_model(model: &str) -> Self {
-        let name = model
-            .rsplit('/')
-            .next()
-            .unwrap_or(model)
-            .to_ascii_lowercase();
-        let o_series = name.len() >= 2
-            && name.starts_with('o')
-            && name.as_bytes().get(1).is_some_and(u8::is_ascii_digit);
+        let name = model.rsplit('/').next().unwrap_or(model).as_bytes();
+        let starts_with = |prefix: &str| {
+            name.get(..prefix.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+        };
+        let o_series =
+            name.len() >= 2 && name[0].eq_ignore_ascii_case(&b'o') && name[1].is_ascii_digit();
         let o200k = o_series
             || [
                 "gpt-4o",
@@ -45,8 +45,8 @@ impl Encoding {
                 "gpt-5",
                 "gpt-oss",
             ]
-            .iter()
-            .any(|prefix| name.starts_with(prefix));
+            .into_iter()
+            .any(starts_with);
         if o200k {
             Self::O200kBase
         } else {
@@ -276,6 +276,8 @@ mod tests {
             "o3-mini",
             "o1",
             "gpt-5",
+            "Azure/GPT-4O-mini",
+            "O3",
         ] {
             assert_eq!(Encoding::for_model(model), Encoding::O200kBase, "{model}");
         }
