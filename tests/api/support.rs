@@ -280,6 +280,16 @@ impl TestApp {
         );
     }
 
+    /// `GET path` on the data plane with `bearer` as the credential.
+    pub async fn get_as(&self, path: &str, bearer: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn put_user(&self, tenant: &str, subject: &str, body: Value) -> reqwest::Response {
         self.admin(
             reqwest::Method::PUT,

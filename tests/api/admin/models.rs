@@ -49,14 +49,6 @@ async fn every_admin_reads_the_catalogue_with_prices_and_no_provider_details() {
         "{text}"
     );
 
-    let (status, admin_view) = json(
-        app.client
-            .get(app.url("/admin/v1/models"))
-            .bearer_auth(&tenant_admin)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, admin_view) = json(app.get_as("/admin/v1/models", &tenant_admin).await).await;
     assert_eq!((status, admin_view), (200, platform_view));
 }

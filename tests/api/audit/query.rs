@@ -268,12 +268,6 @@ async fn tenant_admins_read_only_their_own_tenant(backend: Backend) {
 
     // A member is no admin.
     let member = app.user_key_of("acme", "dan").await;
-    let response = app
-        .client
-        .get(app.url("/admin/v1/audit"))
-        .bearer_auth(member)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_as("/admin/v1/audit", &member).await;
     assert_eq!(response.status(), 403);
 }

@@ -236,13 +236,7 @@ async fn subject_case_rules_apply(backend: Backend) {
         .await;
     let lookalike = hs_token("https://lower.test", "\u{212A}ate", json!({}));
     app.assert_refused(&lookalike, "unknown_user").await;
-    let admin_call = app
-        .client
-        .get(app.url("/admin/v1/tenants/acme/users"))
-        .bearer_auth(&lookalike)
-        .send()
-        .await
-        .unwrap();
+    let admin_call = app.get_as("/admin/v1/tenants/acme/users", &lookalike).await;
     assert_eq!(admin_call.status(), 401);
     // A different identifier in `sub`, the real one in `email`: explain spots it.
     let oid = hs_token(ISS, "00u1a2b3c4", json!({"email": "jane@example.com"}));

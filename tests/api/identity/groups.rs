@@ -216,12 +216,8 @@ async fn scim_membership_changes_access_on_the_next_request(backend: Backend) {
     let users = |bearer: String| {
         let app = &app;
         async move {
-            app.client
-                .get(app.url("/admin/v1/tenants/acme/users"))
-                .bearer_auth(bearer)
-                .send()
+            app.get_as("/admin/v1/tenants/acme/users", &bearer)
                 .await
-                .unwrap()
                 .status()
         }
     };

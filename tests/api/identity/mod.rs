@@ -64,13 +64,7 @@ impl TestApp {
 
     /// `GET /v1/models` with `bearer`: status and raw body.
     pub async fn call(&self, bearer: &str) -> (u16, String) {
-        let response = self
-            .client
-            .get(self.url("/v1/models"))
-            .bearer_auth(bearer)
-            .send()
-            .await
-            .unwrap();
+        let response = self.get_as("/v1/models", bearer).await;
         let status = response.status().as_u16();
         if status == 401 {
             assert_eq!(response.headers()["www-authenticate"], "Bearer");

@@ -54,13 +54,7 @@ async fn a_token_without_the_required_scopes_is_refused_with_insufficient_scope(
     ];
     for claims in &lacking {
         let token = hs_token(SCOPED, "jane", claims.clone());
-        let response = app
-            .client
-            .get(app.url("/v1/models"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_as("/v1/models", &token).await;
         assert_eq!(response.status(), 403, "{claims}");
         assert_eq!(
             response.headers()["www-authenticate"],

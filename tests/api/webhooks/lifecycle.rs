@@ -120,13 +120,7 @@ async fn user_and_key_changes_reach_the_endpoints_that_asked_for_them(backend: B
         .unwrap();
     assert_eq!(issuer.status(), 201);
     let token = crate::identity::hs_token(iss, "dave", json!({}));
-    let models = app
-        .client
-        .get(app.url("/v1/models"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let models = app.get_as("/v1/models", &token).await;
     assert_eq!(models.status(), 200);
 
     let expected: BTreeSet<(String, String)> = [
