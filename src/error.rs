@@ -11,6 +11,7 @@ use serde::Serialize;
 use tollgate_providers::ProviderError;
 
 use crate::admin::AdminError;
+use crate::reload::ReloadError;
 use crate::routing::RouteError;
 use crate::store::StoreError;
 
@@ -29,6 +30,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     ModelNotFound,
     Conflict,
+    /// A configuration reload found the file invalid; the running configuration stays.
+    InvalidConfig,
     PayloadTooLarge,
     RequestTimeout,
     RateLimited,
@@ -85,6 +88,11 @@ impl ErrorKind {
                 "model_not_found",
             ),
             Conflict => (StatusCode::CONFLICT, "invalid_request_error", "conflict"),
+            InvalidConfig => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                "invalid_config",
+            ),
             PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",
@@ -302,6 +310,21 @@ impl IntoResponse for ApiError {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
+    }
+}
+
+/// Only the platform admin can reload, and the configuration is theirs: the message says which
+/// key is at fault.
+impl From<ReloadError> for ApiError {
+    fn from(error: ReloadError) -> Self {
+        match error {
+            ReloadError::Config(_) | ReloadError::Routes(_) => ApiError::new(
+                ErrorKind::InvalidConfig,
+                format!("The configuration was not reloaded: {error}"),
+            ),
+            ReloadError::NoSource => ApiError::conflict(error.to_string()),
+            ReloadError::Task(_) => ApiError::internal(),
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod ids;
 pub mod listener;
 pub mod metering;
 pub mod quota;
+pub mod reload;
 pub mod routing;
 pub mod scim;
 pub mod server;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tollgate::cli::{ExportArgs, MintArgs, explain, export, mint};
-use tollgate::config::{Config, DEMO_MODEL};
+use tollgate::cli::{ExportArgs, MintArgs, check_config, explain, export, mint, reload};
+use tollgate::config::{Config, DEMO_MODEL, Loaded};
 use tollgate::server::{Gateway, open_store};
 
 /// glibc's allocator spent an eighth of the gateway's CPU under load (arena locks, consolidation
@@ -43,11 +43,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway (applies database migrations first). Stops gracefully on SIGTERM/Ctrl-C.
+    /// Run the gateway (applies database migrations first). Stops gracefully on SIGTERM/Ctrl-C;
+    /// SIGHUP reads the configuration again (see `reload`).
     ///
     /// The admin API (/admin/v1) is enabled when the variable named by [admin] token_env
     /// (default TOLLGATE_ADMIN_TOKEN) holds a token; send it as `Authorization: Bearer …`.
     Serve,
+    /// Check a configuration file (and the environment) as the gateway would at start or on a
+    /// reload, without starting anything; exits non-zero with the key at fault.
+    ///
+    /// Example: tollgate check-config --config tollgate.toml
+    CheckConfig,
+    /// Make the running gateway read its configuration again: providers, models, prices,
+    /// routing and quota settings change for new requests, requests in flight finish on the old
+    /// ones. Sends POST /admin/v1/config/reload with the admin token (as `kill -HUP` does
+    /// without an answer) and prints what changed, or why nothing did.
+    Reload {
+        /// The gateway's address (default: http:// and [server] listen).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Walk one bearer token (JWT or API key) through every authentication step and print each
@@ -109,17 +124,30 @@ fn main() -> ExitCode {
             }
         };
     }
-    let config = match Config::load(cli.config.as_deref()) {
-        Ok(config) => config,
+    let loaded = match Config::load_written(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("error: invalid configuration: {error}");
             return ExitCode::from(2);
         }
     };
+    let config = loaded.config.clone();
     // Flushes the log queue when main returns.
     let _logs = tollgate::telemetry::init_logging(&config.log);
     // reqwest, sqlx and redis all speak TLS through rustls; give them one crypto provider.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    if let Command::CheckConfig = cli.command {
+        return match check_config(&config) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("error: invalid configuration: {message}");
+                ExitCode::from(2)
+            }
+        };
+    }
 
     let runtime = match runtime() {
         Ok(runtime) => runtime,
@@ -130,7 +158,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve => serve(config, cli.config.is_some()).await,
+            Command::Serve => serve(loaded, cli.config).await,
+            Command::Reload { url } => match reload(&config, url.as_deref()).await {
+                Ok(summary) => {
+                    print!("{summary}");
+                    Ok(())
+                }
+                Err(message) => Err(Some(message)),
+            },
             Command::Migrate => migrate(config).await,
             Command::Explain { token, json } => match explain(&config, &token, json).await {
                 Ok(true) => Ok(()),
@@ -138,7 +173,7 @@ fn main() -> ExitCode {
                 Err(message) => Err(Some(message)),
             },
             Command::Export(args) => export(&config, &args).await.map_err(Some),
-            Command::Token { .. } => Ok(()),
+            Command::Token { .. } | Command::CheckConfig => Ok(()),
         }
         .map_err(|message: Option<String>| message)
     });
@@ -153,8 +188,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config, from_file: bool) -> Result<(), Option<String>> {
-    if !from_file && config.models.iter().any(|m| m.name == DEMO_MODEL) {
+async fn serve(loaded: Loaded, path: Option<PathBuf>) -> Result<(), Option<String>> {
+    let config = &loaded.config;
+    if path.is_none() && config.models.iter().any(|m| m.name == DEMO_MODEL) {
         tracing::warn!(
             model = DEMO_MODEL,
             "no config file: serving only the offline demo model `{DEMO_MODEL}` (a mock that \
@@ -164,7 +200,7 @@ async fn serve(config: Config, from_file: bool) -> Result<(), Option<String>> {
         );
     }
     let admin_token = std::env::var(&config.admin.token_env).ok();
-    let gateway = Gateway::start(config, admin_token)
+    let gateway = Gateway::start_from(loaded, path, admin_token)
         .await
         .map_err(|e| Some(e.to_string()))?;
     gateway

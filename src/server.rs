@@ -20,10 +20,11 @@ use tracing::Instrument;
 use crate::api;
 use crate::auth::Authenticator;
 use crate::busy_poll::BusyPoll;
-use crate::config::Config;
+use crate::config::{Config, Loaded};
 use crate::error::ApiError;
 use crate::metering::{UsageRecorder, UsageWriter, WriterError, WriterHandle};
-use crate::routing::{ProviderKeys, Routes, RoutesError, keys_from_env};
+use crate::reload::{Live, ReloadError, Source};
+use crate::routing::{ProviderKeys, read_keys};
 use crate::state::{AdminToken, AppState, Inner};
 use crate::store::{Store, StoreError, redact_url};
 
@@ -53,8 +54,8 @@ pub enum StartError {
     Webhooks(reqwest::Error),
     #[error("cannot start the usage writer: {0}")]
     Metering(#[from] WriterError),
-    #[error("invalid provider configuration: {0}")]
-    Routes(#[from] RoutesError),
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ReloadError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -84,13 +85,15 @@ pub struct Gateway {
     usage: UsageRecorder,
     usage_writer: WriterHandle,
     webhooks: crate::webhooks::WorkerHandle,
+    live: Arc<Live>,
 }
 
 impl Gateway {
-    /// Opens the store, binds the listener and starts serving in the background. Provider API
-    /// keys are read from the variables the config names.
+    /// Opens the store, binds the listener and starts serving in the background, with a
+    /// configuration built in code (a reload has nothing to read: see [`Gateway::start_from`]).
+    /// Provider API keys are read from the variables and files the config names.
     pub async fn start(config: Config, admin_token: Option<String>) -> Result<Self, StartError> {
-        let keys = keys_from_env(&config.providers);
+        let keys = read_keys(&config.providers).map_err(ReloadError::from)?;
         Self::start_with_keys(config, admin_token, keys).await
     }
 
@@ -98,13 +101,36 @@ impl Gateway {
     pub async fn start_with_keys(
         config: Config,
         admin_token: Option<String>,
-        provider_keys: ProviderKeys,
+        keys: ProviderKeys,
+    ) -> Result<Self, StartError> {
+        let loaded = Loaded {
+            config,
+            written: serde_json::Value::Null,
+        };
+        Self::launch(loaded, Source::Code { keys }, admin_token).await
+    }
+
+    /// Like [`Gateway::start`], with a configuration read by [`Config::load_written`] from
+    /// `path` (and the environment), which SIGHUP, `tollgate reload` and the admin API read
+    /// again.
+    pub async fn start_from(
+        loaded: Loaded,
+        path: Option<std::path::PathBuf>,
+        admin_token: Option<String>,
+    ) -> Result<Self, StartError> {
+        Self::launch(loaded, Source::Files { path }, admin_token).await
+    }
+
+    async fn launch(
+        loaded: Loaded,
+        source: Source,
+        admin_token: Option<String>,
     ) -> Result<Self, StartError> {
         // Install the metrics recorder before anything counts, not at the first scrape.
         let _ = crate::telemetry::metrics();
-        let routes = Arc::new(Routes::from_config(&config, &provider_keys)?);
-        drop(provider_keys);
-        let config = Arc::new(config);
+        let live = Arc::new(Live::start(loaded, source)?);
+        // The sections that do not reload, as they are for the gateway's whole life.
+        let config = live.current().config.clone();
         let store = open_store(&config).await?;
         let admin_token = admin_token.as_deref().and_then(AdminToken::new);
         if admin_token.is_none() {
@@ -136,20 +162,17 @@ impl Gateway {
             .rebuild_from_store()
             .await
             .map_err(StartError::Quota)?;
-        let prices = Arc::new(crate::metering::PriceBook::from_config(&config.models));
         let changes = Arc::new(crate::changes::Changes::new(auth.clone(), quotas.clone()));
         // Told to the streams still open when the shutdown grace period is over.
         let (cut, streams_cut) = watch::channel(false);
         let state = AppState::new(Inner {
             store: store.clone(),
-            config: config.clone(),
+            live: live.clone(),
             admin_token,
             auth: auth.clone(),
             quotas,
             admin: crate::admin::Admin::new(store.clone(), changes.clone()),
             usage: usage.clone(),
-            prices,
-            routes,
             streams_cut,
             console: crate::console::Console::new(),
         });
@@ -192,6 +215,7 @@ impl Gateway {
             usage,
             usage_writer,
             webhooks,
+            live,
         })
     }
 
@@ -216,9 +240,22 @@ impl Gateway {
         result
     }
 
-    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully. SIGHUP reloads the
+    /// configuration (an invalid one is logged and changes nothing).
     pub async fn run_until_signal(self) -> std::io::Result<()> {
-        shutdown_signal().await;
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        let mut hangups = hangups();
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                Some(()) = hangups.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    // The outcome is logged and counted by the reload itself.
+                    let _ = self.live.reload().await;
+                }
+            }
+        }
         tracing::info!("shutting down: finishing in-flight requests");
         self.shutdown().await
     }
@@ -254,10 +291,11 @@ async fn refresh_auth(
 
 /// The whole HTTP surface with its middleware.
 pub fn router(state: AppState) -> Router {
-    let max_body = state.config.server.max_body_bytes;
+    let server = state.running().config.server.clone();
+    let max_body = server.max_body_bytes;
     let door = FrontDoor {
-        busy_poll: BusyPoll::start(state.config.server.busy_poll),
-        body_timeout: state.config.server.request_body_timeout,
+        busy_poll: BusyPoll::start(server.busy_poll),
+        body_timeout: server.request_body_timeout,
     };
     let v1 = Router::new()
         .route("/v1/models", get(api::v1::models))
@@ -428,6 +466,26 @@ fn new_request_id() -> HeaderValue {
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let text = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
     HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// SIGHUPs as they arrive; none where there are no signals, or if the handler cannot be set.
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut signal) => {
+            tokio::spawn(async move {
+                while signal.recv().await.is_some() {
+                    // Several SIGHUPs during one reload make one more reload, not a queue.
+                    let _ = tx.try_send(());
+                }
+            });
+        }
+        Err(error) => tracing::warn!(%error, "cannot listen for SIGHUP; reload with the admin API"),
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
 }
 
 async fn shutdown_signal() {

@@ -1,13 +1,13 @@
-//! What every handler can reach: the store, the configuration, the admin token, the routes.
+//! What every handler can reach: the store, the running configuration (routes and prices with
+//! it), the admin token.
 
 use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
-use crate::config::Config;
-use crate::metering::{PriceBook, UsageRecorder};
+use crate::metering::UsageRecorder;
 use crate::quota::Quotas;
-use crate::routing::Routes;
+use crate::reload::{Live, Running};
 use crate::store::Store;
 
 /// Shared state, cheap to clone.
@@ -17,7 +17,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     /// For reads; writes go through [`Inner::admin`].
     pub store: Store,
-    pub config: Arc<Config>,
+    /// The configuration in force, with its routes and prices; replaced by a reload.
+    pub live: Arc<Live>,
     /// The platform admin's token; `None` disables the admin API.
     pub admin_token: Option<AdminToken>,
     pub auth: Arc<Authenticator>,
@@ -26,10 +27,6 @@ pub struct Inner {
     pub admin: crate::admin::Admin,
     /// Where the data plane sends a [`crate::metering::UsageEvent`] when a request ends.
     pub usage: UsageRecorder,
-    /// Model prices, converted to integers once at start.
-    pub prices: Arc<PriceBook>,
-    /// Models and providers, built from the config at start.
-    pub routes: Arc<Routes>,
     /// Turns true when the shutdown grace period is over: streams still open end then, with an
     /// error event and `[DONE]`, so their usage is recorded before the usage writer drains.
     pub streams_cut: tokio::sync::watch::Receiver<bool>,
@@ -40,6 +37,14 @@ pub struct Inner {
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+}
+
+impl Inner {
+    /// The configuration in force now. A request takes it once and keeps it to its end, so a
+    /// reload never changes a request half-way.
+    pub fn running(&self) -> Arc<Running> {
+        self.live.current()
     }
 }
 

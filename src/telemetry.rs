@@ -386,6 +386,10 @@ fn describe() {
         "tollgate_webhook_pending",
         "Webhook deliveries in the shared outbox not yet delivered nor given up (every replica reports the whole outbox)."
     );
+    describe_counter!(
+        "tollgate_config_reloads_total",
+        "Configuration reloads (SIGHUP or the admin API), by result: applied, or invalid (the running configuration kept serving)."
+    );
     describe_gauge!(
         "tollgate_usage_spilled_events",
         "Usage events in the local spill file, waiting to be replayed into the database."
@@ -411,6 +415,9 @@ fn register_zeroes() {
         metrics::counter!("tollgate_webhook_deliveries_total", "result" => result).increment(0);
     }
     metrics::gauge!("tollgate_webhook_pending").increment(0.0);
+    for result in ["applied", "invalid"] {
+        metrics::counter!("tollgate_config_reloads_total", "result" => result).increment(0);
+    }
 }
 
 /// Hit and miss counters of one in-memory cache, resolved once so a lookup costs an atomic add.

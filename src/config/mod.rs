@@ -379,10 +379,23 @@ targets = [{ provider = "demo", model = "demo" }]
 /// The name of the offline model [`DEMO_MODELS`] configures.
 pub const DEMO_MODEL: &str = "demo";
 
+/// A configuration as loaded, with the values as they were written (file and environment, no
+/// defaults), so that a reload can name the keys that changed.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub written: serde_json::Value,
+}
+
 impl Config {
     /// Defaults, then the file at `path` (if any), then `TOLLGATE__…` variables; then checked.
     /// Without a file, the offline [`DEMO_MODELS`] are configured.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_written(path).map(|loaded| loaded.config)
+    }
+
+    /// [`Config::load`], keeping what was written too.
+    pub fn load_written(path: Option<&Path>) -> Result<Loaded, ConfigError> {
         let mut figment = Figment::new();
         if path.is_none() {
             figment = figment.merge(Toml::string(DEMO_MODELS));
@@ -397,13 +410,15 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let figment = figment.merge(Env::prefixed("TOLLGATE__").split("__"));
-        let config: Config = figment.extract().map_err(|error| {
+        let parse_error = |error: figment::Error| {
             let mut messages: Vec<String> = error.into_iter().map(describe).collect();
             messages.dedup();
             ConfigError::Parse(messages.join("; "))
-        })?;
+        };
+        let config: Config = figment.extract().map_err(parse_error)?;
+        let written = figment.extract().map_err(parse_error)?;
         config.validate()?;
-        Ok(config)
+        Ok(Loaded { config, written })
     }
 
     /// Parses and checks a configuration from TOML text (no environment overrides).

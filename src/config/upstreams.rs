@@ -9,7 +9,7 @@ use tollgate_providers::ProviderKind;
 use super::{Config, ConfigError, duration, invalid};
 
 /// One upstream account that models route to.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     pub name: String,
@@ -19,9 +19,14 @@ pub struct ProviderConfig {
     /// Defaults to the vendor's public endpoint; required for `azure`.
     #[serde(default)]
     pub base_url: Option<String>,
-    /// Name of the environment variable holding the provider's API key, read once at start.
+    /// Name of the environment variable holding the provider's API key, read at start and on
+    /// every reload.
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// A file holding the provider's API key (a mounted secret, say), read at start and on every
+    /// reload: rotating the key is writing the file and reloading. Not with `api_key_env`.
+    #[serde(default)]
+    pub api_key_file: Option<std::path::PathBuf>,
     /// Azure OpenAI's `api-version`.
     #[serde(default)]
     pub api_version: Option<String>,
@@ -81,7 +86,7 @@ pub struct PriceConfig {
 }
 
 /// Retries, backoff and circuit breaking, for every model.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoutingConfig {
     /// Upstream calls one request may make in all, over every target and fallback.
@@ -233,6 +238,12 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             && env.trim().is_empty()
         {
             return Err(invalid(key("api_key_env"), "must name a variable"));
+        }
+        if provider.api_key_file.is_some() && provider.api_key_env.is_some() {
+            return Err(invalid(
+                key("api_key_file"),
+                "give the key in one place: api_key_env or api_key_file, not both",
+            ));
         }
         for (field, value) in [
             ("timeout", provider.timeout),

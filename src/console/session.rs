@@ -176,7 +176,8 @@ pub async fn caller(
         return Err(ApiError::invalid_credentials());
     };
     let now = Timestamp::now();
-    let config = &state.config.console;
+    let running = state.running();
+    let config = &running.config.console;
     let idle = now.millis() - session.last_seen_at.millis();
     let age = now.millis() - session.created_at.millis();
     if idle > millis(config.session_idle_timeout) || age > millis(config.session_max_age) {
@@ -261,7 +262,8 @@ pub(super) async fn create(
     request_id: Option<&str>,
 ) -> Result<(String, ConsoleSession), ApiError> {
     let now = Timestamp::now();
-    let config = &state.config.console;
+    let running = state.running();
+    let config = &running.config.console;
     // Expired rows go whenever someone logs in: no background task needed.
     let removed = state
         .store
@@ -302,7 +304,7 @@ pub(super) fn set_cookie(
     response: &mut Response,
     token: &str,
 ) {
-    let max_age = state.config.console.session_max_age.as_secs();
+    let max_age = state.running().config.console.session_max_age.as_secs();
     let secure = if is_https(state, headers) {
         "; Secure"
     } else {
@@ -324,6 +326,7 @@ pub(super) fn is_https(state: &AppState, headers: &HeaderMap) -> bool {
         .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
     forwarded
         || state
+            .running()
             .config
             .console
             .public_url

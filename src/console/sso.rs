@@ -421,7 +421,7 @@ fn claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
 
 /// Where browsers reach the console: `console.public_url`, else the request's scheme and Host.
 fn external_base(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    if let Some(url) = &state.config.console.public_url {
+    if let Some(url) = &state.running().config.console.public_url {
         return Some(url.trim_end_matches('/').to_owned());
     }
     let host = headers.get(http::header::HOST)?.to_str().ok()?;

@@ -260,7 +260,7 @@ impl FromRequestParts<AppState> for Provisioner {
 /// `https://gateway/scim/v2/{tenant}`: from `console.public_url` when set (behind a proxy the
 /// Host header may be an internal name), else from the request's Host.
 fn base_url(state: &AppState, headers: &http::HeaderMap, tenant: &str) -> String {
-    let origin = match &state.config.console.public_url {
+    let origin = match &state.running().config.console.public_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
             let host = headers

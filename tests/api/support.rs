@@ -135,6 +135,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub config: Config,
     gateway: Option<Gateway>,
+    /// For a gateway started from a file: its path and the sections the harness sets.
+    file: Option<(PathBuf, String)>,
     // Keeps the SQLite file (and anything else) alive for the test's duration.
     _dir: TempDir,
 }
@@ -173,8 +175,56 @@ impl TestApp {
             client: reqwest::Client::new(),
             config,
             gateway: Some(gateway),
+            file: None,
             _dir: dir,
         }
+    }
+
+    /// A gateway started from a config file, as `tollgate serve --config FILE` starts one, so
+    /// that a reload reads the file again. `rest` is the TOML after the sections the harness
+    /// writes (listen address, database, spill directory).
+    pub async fn spawn_from_file(backend: Backend, rest: &str) -> Self {
+        init_test_logging();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let header = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\
+             [database]\nurl = \"{}\"\nmax_connections = 4\n\
+             [metering]\nspill_dir = \"{}\"\n",
+            backend.fresh_database(&dir).await,
+            dir.path().join("spill").display()
+        );
+        let path = dir.path().join("tollgate.toml");
+        std::fs::write(&path, format!("{header}{rest}")).expect("config file");
+        let loaded = Config::load_written(Some(&path)).expect("a valid config file");
+        let config = loaded.config.clone();
+        let gateway = Gateway::start_from(loaded, Some(path.clone()), Some(ADMIN_TOKEN.to_owned()))
+            .await
+            .expect("gateway starts");
+        Self {
+            base: format!("http://{}", gateway.addr),
+            client: reqwest::Client::new(),
+            config,
+            gateway: Some(gateway),
+            file: Some((path, header)),
+            _dir: dir,
+        }
+    }
+
+    /// Rewrites the file of [`TestApp::spawn_from_file`] with another `rest` (not reloaded).
+    pub fn write_config(&self, rest: &str) {
+        let (path, header) = self.file.as_ref().expect("a gateway started from a file");
+        std::fs::write(path, format!("{header}{rest}")).expect("config file");
+    }
+
+    /// `POST /admin/v1/config/reload`: its status and body.
+    pub async fn reload(&self) -> (u16, Value) {
+        json(
+            self.admin(reqwest::Method::POST, "/config/reload")
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
     }
 
     /// Stops the gateway and starts a new one on the same database and config.

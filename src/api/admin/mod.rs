@@ -4,6 +4,7 @@
 //! routes sit behind different guards, so a handler cannot forget the check.
 
 mod audit;
+mod config;
 mod explain;
 mod failures;
 mod groups;
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/auth/explain", post(explain::explain))
         .route("/auth/failures", get(failures::all))
         .route("/tenants/{tenant}/quota", put(quotas::put_tenant))
+        .route("/config/reload", post(config::reload))
         .route_layer(middleware::from_fn(platform_guard));
 
     let tenant_scoped = Router::new()

@@ -26,6 +26,7 @@ struct Price {
 
 pub async fn catalogue(State(state): State<AppState>) -> Json<Vec<CatalogueModel>> {
     let models = state
+        .running()
         .config
         .models
         .iter()

@@ -41,7 +41,7 @@ pub async fn create(
         events: body.events,
         thresholds: body.thresholds,
     };
-    let allow_private = state.config.webhooks.allow_private_destinations;
+    let allow_private = state.running().config.webhooks.allow_private_destinations;
     let new = state
         .admin
         .create_webhook(&by, &tenant, request, allow_private)

@@ -20,6 +20,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ErrorKind};
 use crate::metering::{Ending, Endpoint, Meter, Prompt, tokenizer};
 use crate::quota::{MinuteLimits, Output};
+use crate::reload::Running;
 use crate::routing::{RouteError, Routes, Target};
 use crate::server::Arrived;
 use crate::state::AppState;
@@ -71,6 +72,9 @@ impl Caller {
 
 /// A request that was admitted and planned; its meter is running.
 pub struct Call {
+    /// The configuration the request began under, kept to its end (a reload does not change a
+    /// request half-way).
+    running: Arc<Running>,
     /// The targets to try, in order.
     pub plan: Vec<Arc<Target>>,
     /// Records the request's outcome exactly once (when finished, or when dropped).
@@ -95,17 +99,20 @@ impl Call {
             request_id,
             arrived,
         } = caller;
-        let resolved = resolve(state, &principal, model)?;
+        let running = state.running();
+        let resolved = resolve(&running, &principal, model)?;
         // Immediate, but for the first request that needs a vocabulary (a few hundred ms).
         tokenizer::ready_for(model).await;
-        let admitted = admit(state, &principal, &resolved.name, output, || {
+        let admitted = admit(state, &running, &principal, &resolved.name, output, || {
             prompt.estimate(model)
         })
         .await?;
         let limits = admitted.limits;
-        let plan = state.routes.plan(resolved, |name| principal.may_use(name));
+        let plan = running
+            .routes
+            .plan(resolved, |name| principal.may_use(name));
         let mut meter = Meter::start(
-            books(state),
+            books(state, &running),
             request_id,
             principal,
             endpoint,
@@ -115,23 +122,29 @@ impl Call {
         meter.admitted(admitted);
         meter.prompt(prompt);
         Ok(Self {
+            running,
             plan,
             meter,
             limits,
         })
     }
 
+    /// The routes the request began with.
+    pub fn routes(&self) -> &Routes {
+        &self.running.routes
+    }
+
     /// Asks the plan's targets for a whole answer (`call` asks one target: see
     /// [`Routes::call`]) and sends its body as the adapter made it, metered by the usage it
     /// reported or else by its text.
-    pub async fn json<F, Fut>(mut self, routes: &Routes, call: F) -> Result<Response, ApiError>
+    pub async fn json<F, Fut>(mut self, call: F) -> Result<Response, ApiError>
     where
         F: Fn(Arc<Target>) -> Fut,
         Fut: Future<Output = Result<ChatResponse, ProviderError>>,
     {
         let plan = std::mem::take(&mut self.plan);
         self.meter.upstream_started();
-        let served = routes.call(&plan, call).await;
+        let served = self.running.routes.call(&plan, call).await;
         self.meter.upstream_finished();
         let served = served.map_err(|error| failed(&mut self.meter, error))?;
         let meter = &mut self.meter;
@@ -158,10 +171,11 @@ impl Call {
         F: Fn(Arc<Target>) -> Fut,
         Fut: Future<Output = Result<ChatStream, ProviderError>>,
     {
-        let keep_alive = state.config.server.sse_keep_alive;
+        let keep_alive = self.running.config.server.sse_keep_alive;
         let plan = std::mem::take(&mut self.plan);
         self.meter.upstream_started();
-        let served = state
+        let served = self
+            .running
             .routes
             .stream(&plan, keep_alive, call)
             .await

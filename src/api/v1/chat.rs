@@ -49,7 +49,7 @@ pub async fn chat_completions(
         })
         .await
     } else {
-        call.json(&state.routes, |target| async move {
+        call.json(|target| async move {
             target
                 .provider
                 .client

@@ -41,7 +41,7 @@ pub async fn completions(
         })
         .await
     } else {
-        call.json(&state.routes, |target| async move {
+        call.json(|target| async move {
             let client = &target.provider.client;
             client.completions(req, &target.upstream_model).await
         })

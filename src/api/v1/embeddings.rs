@@ -36,8 +36,8 @@ pub async fn embeddings(
     )
     .await?;
     call.meter.upstream_started();
-    let served = state
-        .routes
+    let served = call
+        .routes()
         .call(&call.plan, |target| {
             let req = &*req;
             async move {

@@ -58,7 +58,7 @@ pub async fn messages(
         })
         .await
     } else {
-        call.json(&state.routes, |target| async move {
+        call.json(|target| async move {
             let client = &target.provider.client;
             client
                 .messages(req, &target.upstream_model, forwarded)
@@ -79,8 +79,9 @@ pub async fn count_tokens(
 ) -> Result<Response, ApiError> {
     strip_steering(&mut req.extra);
     let principal = caller.principal();
-    let model = resolve(&state, principal, &req.model)?;
-    let plan = state.routes.plan(model, |name| principal.may_use(name));
+    let running = state.running();
+    let model = resolve(&running, principal, &req.model)?;
+    let plan = running.routes.plan(model, |name| principal.may_use(name));
     if let Some(target) = plan.first()
         && let AnyProvider::Anthropic(anthropic) = &target.provider.client
     {

@@ -15,6 +15,7 @@ use crate::clock::Timestamp;
 use crate::error::{ApiError, ErrorKind};
 use crate::metering::{Books, Meter};
 use crate::quota::{AdmitError, Admitted, Exceeded, MinuteLimits, Output, Window};
+use crate::reload::Running;
 use crate::routing::{Model, Target};
 use crate::state::AppState;
 
@@ -38,6 +39,7 @@ pub async fn models(
     Extension(principal): Extension<Principal>,
 ) -> Json<Value> {
     let data: Vec<Value> = state
+        .running()
         .config
         .models
         .iter()
@@ -57,6 +59,7 @@ pub async fn model(
 ) -> Result<Json<Value>, ApiError> {
     let id = id.map(|Path(id)| id).unwrap_or_default();
     state
+        .running()
         .config
         .models
         .iter()
@@ -111,11 +114,11 @@ pub(crate) fn strip_steering(extra: &mut Map<String, Value>) {
 /// one the caller may not use (their tenant's allow-list narrowed by their groups) is 403, in
 /// the contract's order.
 pub(crate) fn resolve<'a>(
-    state: &'a AppState,
+    running: &'a Running,
     principal: &Principal,
     name: &str,
 ) -> Result<&'a Model, ApiError> {
-    let model = state.routes.model(name).ok_or_else(|| {
+    let model = running.routes.model(name).ok_or_else(|| {
         ApiError::new(
             ErrorKind::ModelNotFound,
             format!("The model `{}` does not exist.", shorten(name)),
@@ -140,11 +143,12 @@ pub(crate) fn served_by(meter: &mut Meter, target: &Target, attempts: u32) {
     );
 }
 
-/// Where this request's numbers go when it ends.
-pub(crate) fn books(state: &AppState) -> Books {
+/// Where this request's numbers go when it ends, at the prices of the configuration it began
+/// under.
+pub(crate) fn books(state: &AppState, running: &Running) -> Books {
     Books {
         usage: state.usage.clone(),
-        prices: state.prices.clone(),
+        prices: running.prices.clone(),
         quotas: state.quotas.clone(),
     }
 }
@@ -156,7 +160,7 @@ pub(crate) fn output(
     caps: &[(&'static str, Option<u64>)],
     n: Option<u64>,
 ) -> Result<Output, ApiError> {
-    Output::parse(caps, n, &state.config.quota)
+    Output::parse(caps, n, &state.running().config.quota)
         .map_err(|error| ApiError::invalid_field(error.field(), error.to_string()))
 }
 
@@ -164,6 +168,7 @@ pub(crate) fn output(
 /// `prompt_tokens` (the tokenizer's count) runs only when a token or cost limit applies.
 pub(crate) async fn admit(
     state: &AppState,
+    running: &Running,
     principal: &Principal,
     model: &str,
     output: Output,
@@ -172,8 +177,8 @@ pub(crate) async fn admit(
     let estimate = || {
         output.reservation(
             prompt_tokens(),
-            state.config.quota.prompt_margin_percent,
-            state.prices.get(model),
+            running.config.quota.prompt_margin_percent,
+            running.prices.get(model),
         )
     };
     match state.quotas.admit(principal, estimate).await {

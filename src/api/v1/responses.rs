@@ -48,7 +48,7 @@ pub async fn responses(
         })
         .await
     } else {
-        call.json(&state.routes, |target| async move {
+        call.json(|target| async move {
             target
                 .provider
                 .client

@@ -38,6 +38,7 @@ pub fn provider(name: &str, base_url: &str) -> ProviderConfig {
         kind: "openai".to_owned(),
         base_url: Some(base_url.to_owned()),
         api_key_env: None,
+        api_key_file: None,
         api_version: None,
         timeout: Duration::from_secs(20),
         connect_timeout: Duration::from_secs(2),

@@ -1,4 +1,5 @@
-//! The work behind the `explain` and `token mint` commands.
+//! The work behind the commands other than `serve`: `explain`, `token mint`, `export`,
+//! `check-config` and `reload`.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,10 @@ use crate::auth::Authenticator;
 use crate::auth::explain::Explanation;
 use crate::config::{Config, duration};
 use crate::server::open_store;
+
+mod config;
+
+pub use config::{check_config, reload};
 
 /// Arguments of `tollgate token mint`.
 #[derive(Debug, clap::Args)]
