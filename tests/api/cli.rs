@@ -334,3 +334,152 @@ fn a_config_file_replaces_the_demo_model() {
     assert_eq!(defaults.models[0].name, "demo");
     assert_eq!(defaults.providers[0].kind, "mock");
 }
+
+/// A config file for a binary: listening on port 0, SQLite in the directory, a mock provider
+/// serving `models`.
+fn config_with_models(listen: &str, models: &[&str]) -> String {
+    let mut text = format!(
+        "[server]\nlisten = \"{listen}\"\n[database]\nurl = \"sqlite://t.db\"\n\
+         [[providers]]\nname = \"p\"\nkind = \"mock\"\n"
+    );
+    for model in models {
+        text.push_str(&format!(
+            "[[models]]\nname = \"{model}\"\ntargets = [{{ provider = \"p\", model = \"{model}\" }}]\n"
+        ));
+    }
+    text
+}
+
+/// The names `GET /admin/v1/models` lists.
+async fn catalogue(addr: &str, token: &str) -> Vec<String> {
+    let models: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{addr}/admin/v1/models"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|model| model["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn sighup_and_tollgate_reload_change_a_running_gateway_and_check_config_agrees() {
+    const TOKEN: &str = "cli-reload-admin-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tollgate.toml");
+    std::fs::write(&file, config_with_models("127.0.0.1:0", &["one"])).unwrap();
+    let mut command = tollgate(dir.path());
+    command
+        .arg("--config")
+        .arg(&file)
+        .env("TOLLGATE_ADMIN_TOKEN", TOKEN);
+    let (mut child, addr, mut log, lines) = serve(command);
+    assert_eq!(catalogue(&addr, TOKEN).await, ["one"]);
+
+    // SIGHUP: the file is read again.
+    std::fs::write(&file, config_with_models("127.0.0.1:0", &["one", "two"])).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        names = catalogue(&addr, TOKEN).await;
+        if names.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(names, ["one", "two"]);
+
+    // `tollgate reload` asks over HTTP and prints what changed, and what waits for a restart.
+    std::fs::write(
+        &file,
+        config_with_models("127.0.0.1:1", &["one", "two", "three"]),
+    )
+    .unwrap();
+    let reload = |file: &std::path::Path| {
+        let mut command = tollgate(dir.path());
+        command
+            .arg("--config")
+            .arg(file)
+            .args(["reload", "--url", &format!("http://{addr}")])
+            .env("TOLLGATE_ADMIN_TOKEN", TOKEN);
+        run(&mut command)
+    };
+    let output = reload(&file);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains("models"), "{stdout}");
+    assert!(
+        stdout.contains("not applied until a restart: server.listen"),
+        "{stdout}"
+    );
+    assert_eq!(catalogue(&addr, TOKEN).await, ["one", "three", "two"]);
+
+    // A broken file: `check-config` and `reload` refuse it naming the key (`reload` before it
+    // asks the gateway), and so does the gateway on SIGHUP; nothing changes.
+    let broken = config_with_models("127.0.0.1:0", &["four"])
+        .replace("provider = \"p\"", "provider = \"q\"");
+    std::fs::write(&file, &broken).unwrap();
+    for command in ["check-config", "reload"] {
+        let output = if command == "reload" {
+            reload(&file)
+        } else {
+            run(tollgate(dir.path()).arg("--config").arg(&file).arg(command))
+        };
+        assert_eq!(output.status.code(), Some(2), "{command}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("invalid configuration: `models[0].targets[0].provider`"),
+            "{command}: {stderr}"
+        );
+    }
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !log.iter().any(|line| line.contains("reload refused")) {
+        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+        log.push(
+            lines
+                .recv_timeout(wait)
+                .expect("the refused reload is logged"),
+        );
+    }
+    assert_eq!(catalogue(&addr, TOKEN).await, ["one", "three", "two"]);
+
+    // A good file passes the check.
+    std::fs::write(&file, config_with_models("127.0.0.1:0", &["one"])).unwrap();
+    let check = run(tollgate(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .arg("check-config"));
+    assert!(check.status.success(), "{check:?}");
+    assert!(String::from_utf8_lossy(&check.stdout).contains("configuration OK"));
+
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+    log.extend(lines.try_iter());
+    let log = log.join("\n");
+    assert!(log.contains("SIGHUP"), "{log}");
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(
+        log.contains("configuration reload refused")
+            && log.contains("models[0].targets[0].provider"),
+        "{log}"
+    );
+    assert!(log.contains("server.listen"), "{log}");
+}
