@@ -6,4 +6,5 @@ pub mod authn;
 pub mod health;
 pub mod json;
 pub mod openapi;
+pub mod query;
 pub mod v1;

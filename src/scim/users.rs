@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
@@ -12,6 +12,7 @@ use super::patch::PatchRequest;
 use super::resource::Base;
 use super::{ListQuery, Provisioner, ScimError, created, parse_body, scim_json};
 use crate::admin::Edit;
+use crate::api::query::ApiQuery;
 use crate::state::AppState;
 use crate::store::ScimUser;
 
@@ -31,7 +32,7 @@ use crate::store::ScimUser;
 pub(super) async fn list(
     State(state): State<AppState>,
     who: Provisioner,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ScimError> {
     query.answer(all(&state, &who).await?)
 }
@@ -71,6 +72,7 @@ pub(super) async fn all(state: &AppState, who: &Provisioner) -> Result<Vec<Value
     params(("tenant" = String, Path, description = "The tenant's id."), ("id" = String, Path, description = "The resource's id."), ListQuery),
     responses(
         (status = 200, description = "The user.", body = crate::api::openapi::ScimResource, content_type = "application/scim+json"),
+        (status = 400, response = crate::api::openapi::ScimErrorResponse),
         (status = 401, response = crate::api::openapi::ScimErrorResponse),
         (status = 404, response = crate::api::openapi::ScimErrorResponse),
     ),
@@ -80,7 +82,7 @@ pub(super) async fn get(
     State(state): State<AppState>,
     who: Provisioner,
     Path((_, id)): Path<(String, String)>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ScimError> {
     let user = state
         .store

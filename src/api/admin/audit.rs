@@ -1,13 +1,13 @@
 //! `GET /admin/v1/audit`: the audit log, filtered, as one JSON page or streamed as JSON Lines.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use http::{HeaderValue, header};
 use serde::{Deserialize, Serialize};
 
+use crate::api::query::ApiQuery;
 use crate::audit::query::{self, Action, ActorFilter, Event, Filter};
 use crate::clock::Timestamp;
 use crate::error::ApiError;
@@ -70,10 +70,8 @@ pub struct AuditPage {
 pub async fn events(
     State(state): State<AppState>,
     Extension(Visible(visible)): Extension<Visible>,
-    query: Result<Query<AuditParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = query
-        .map_err(|rejection| ApiError::invalid_request(format!("Invalid query: {rejection}")))?;
     let jsonl = match params.format.as_deref() {
         None | Some("json") => false,
         Some("jsonl") => true,

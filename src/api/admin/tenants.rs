@@ -1,11 +1,12 @@
 //! `/admin/v1/tenants` and a tenant's model allow-list.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::json::ApiJson;
+use crate::api::query::ApiQuery;
 use crate::audit::Actor;
 use crate::error::ApiError;
 use crate::ids;
@@ -73,7 +74,7 @@ pub struct ListQuery {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Tenant>>, ApiError> {
     Ok(Json(state.store.tenants(query.include_deleted).await?))
 }

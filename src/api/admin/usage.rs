@@ -1,12 +1,12 @@
 //! Usage routes: a tenant's report, and the streamed export across tenants.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
 use serde::Deserialize;
 
+use crate::api::query::ApiQuery;
 use crate::billing::report::{UsageReport, report};
 use crate::billing::{ExportRequest, export_chunks};
 use crate::error::ApiError;
@@ -29,12 +29,6 @@ pub struct UsageParams {
     pub format: Option<String>,
 }
 
-fn params(query: Result<Query<UsageParams>, QueryRejection>) -> Result<UsageParams, ApiError> {
-    query
-        .map(|Query(params)| params)
-        .map_err(|rejection| ApiError::invalid_request(format!("Invalid query: {rejection}")))
-}
-
 #[utoipa::path(
     get,
     path = "/admin/v1/tenants/{tenant}/usage",
@@ -54,9 +48,8 @@ fn params(query: Result<Query<UsageParams>, QueryRejection>) -> Result<UsagePara
 pub async fn tenant_report(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    query: Result<Query<UsageParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<UsageParams>,
 ) -> Result<Json<UsageReport>, ApiError> {
-    let p = params(query)?;
     if state.store.tenant(&tenant).await?.is_none() {
         return Err(ApiError::not_found(format!("Tenant `{tenant}` not found.")));
     }
@@ -91,9 +84,8 @@ pub async fn tenant_report(
 /// `GET /admin/v1/usage/export`: the body streams while the database is read.
 pub async fn export(
     State(state): State<AppState>,
-    query: Result<Query<UsageParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<UsageParams>,
 ) -> Result<Response, ApiError> {
-    let p = params(query)?;
     let request = ExportRequest::parse(
         p.from.as_deref(),
         p.to.as_deref(),

@@ -1,11 +1,12 @@
 //! A tenant's users: upsert, read, list, soft delete, and token revocation.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::json::ApiJson;
+use crate::api::query::ApiQuery;
 use crate::audit::Actor;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
@@ -149,7 +150,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<User>>, ApiError> {
     let status = match query.status.as_deref() {
         None | Some("") => None,

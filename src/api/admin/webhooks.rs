@@ -1,14 +1,14 @@
 //! A tenant's webhook endpoints and their delivery logs.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::admin::WebhookRequest;
 use crate::api::json::ApiJson;
+use crate::api::query::ApiQuery;
 use crate::audit::Actor;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -205,10 +205,8 @@ pub struct Delivery {
 pub async fn deliveries(
     State(state): State<AppState>,
     Path(path): Path<WebhookPath>,
-    query: Result<Query<DeliveriesQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<DeliveriesQuery>,
 ) -> Result<Json<Deliveries>, ApiError> {
-    let Query(query) = query
-        .map_err(|rejection| ApiError::invalid_request(format!("Invalid query: {rejection}")))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid_field(
