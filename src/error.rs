@@ -207,17 +207,26 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
+/// OpenAI's error envelope: every error of the admin API and of the OpenAI-style data plane.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct Envelope<'a> {
     error: Body<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
 struct Body<'a> {
+    /// For the caller to read; never a secret or why an authentication failed.
     message: &'a str,
+    /// OpenAI's error type: `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `not_found_error`, `rate_limit_error`, `insufficient_quota` or `api_error`.
     #[serde(rename = "type")]
     error_type: &'static str,
+    /// The request field at fault, for a 400 that names one.
     param: Option<&'a str>,
+    /// tollgate's code for the error, e.g. `invalid_request`, `invalid_credentials`,
+    /// `model_not_found`, `quota_exceeded`.
     code: &'static str,
 }
 

@@ -57,7 +57,7 @@ pub struct Live {
 }
 
 /// What a reload did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Reloaded {
     /// Keys of the reloadable sections whose values changed (now in force).
     pub applied: Vec<String>,

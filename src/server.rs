@@ -321,6 +321,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::health::healthz))
         .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(api::openapi::serve))
         .merge(v1)
         .merge(anthropic)
         .merge(crate::scim::router(state.clone()));

@@ -10,20 +10,64 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::error::{ApiError, ErrorKind};
 use crate::stale::Health;
 use crate::state::AppState;
 
+/// How this replica is: `ok` (alive), `ready` or `degraded` (serving from its caches).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Status {
+    status: &'static str,
+    /// Degraded: what is unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    down: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'static str>,
+    /// Degraded: how much longer cached state may be served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale_for_at_most_seconds: Option<u64>,
+}
+
+impl Status {
+    fn just(status: &'static str) -> Self {
+        Self {
+            status,
+            down: None,
+            detail: None,
+            stale_for_at_most_seconds: None,
+        }
+    }
+}
+
 /// The process is up.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "meta",
+    responses((status = 200, description = "Alive.", body = Status)),
+    security(())
+)]
+pub async fn healthz() -> Json<Status> {
+    Json(Status::just("ok"))
 }
 
 /// The process can serve: the database answers within two seconds, or cached state is still
 /// within its stale window.
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Ready, or degraded but serving.", body = Status),
+        (status = 503, response = crate::api::openapi::Unavailable),
+    ),
+    security(())
+)]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     let stale = state.auth.directory().stale();
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => stale.answered(),
@@ -37,13 +81,15 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         }
     }
     match stale.health() {
-        Health::Ready => Ok(Json(json!({ "status": "ready" }))),
-        Health::Degraded { left } => Ok(Json(json!({
-            "status": "degraded",
-            "down": ["database"],
-            "detail": "serving cached identity, allow-lists and quota limits; callers not cached get 503",
-            "stale_for_at_most_seconds": left.as_secs(),
-        }))),
+        Health::Ready => Ok(Json(Status::just("ready"))),
+        Health::Degraded { left } => Ok(Json(Status {
+            status: "degraded",
+            down: Some(vec!["database"]),
+            detail: Some(
+                "serving cached identity, allow-lists and quota limits; callers not cached get 503",
+            ),
+            stale_for_at_most_seconds: Some(left.as_secs()),
+        })),
         Health::Down => Err(
             ApiError::new(ErrorKind::Unavailable, "The database is unreachable.")
                 .with_retry_after(1),

@@ -69,7 +69,7 @@ impl ActorFilter {
 }
 
 /// One event as the audit API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub id: String,
     pub at: Timestamp,

@@ -11,7 +11,7 @@ use super::trace::{Recorder, StepReport};
 use crate::store::StoreError;
 
 /// What `explain` reports (the body of `POST /admin/v1/auth/explain`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Explanation {
     pub accepted: bool,
     pub reason: Option<Reason>,

@@ -36,7 +36,7 @@ struct Inner {
 }
 
 /// One refusal, as the operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Refused {
     pub at: Timestamp,
     pub reason: &'static str,
@@ -54,7 +54,7 @@ struct Minute {
 }
 
 /// Refusals of one reason in one minute.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MinuteCount {
     pub minute: Timestamp,
     pub reason: &'static str,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// The steps of authentication, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     Format,
@@ -37,7 +37,7 @@ impl Trace for Silent {
 }
 
 /// One recorded step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StepReport {
     pub step: Step,
     pub ok: bool,

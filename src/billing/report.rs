@@ -10,7 +10,7 @@ use crate::metering::Tally;
 use crate::store::{Dimension, RollupQuery, RollupRow, Store};
 
 /// `GET /admin/v1/tenants/{tenant}/usage`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsageReport {
     pub tenant: String,
     pub from: Timestamp,
@@ -23,7 +23,7 @@ pub struct UsageReport {
 
 /// One row: the columns grouped by, then the sums. Money is exact decimal text in dollars
 /// (`"0.012345"`) and also the integer micro-dollars it came from.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct ReportRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period_start: Option<Timestamp>,

@@ -14,7 +14,18 @@ use super::price::Price;
 ///
 /// Reasoning and cache-write tokens are parts of the completion and the prompt that no sum
 /// keeps: the event stores the first, the request log line shows the second.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    sqlx::FromRow,
+    utoipa::ToSchema,
+)]
 pub struct Tally {
     /// 1 in an event. Event lines spilled before events carried it are one request each.
     #[serde(default = "one")]

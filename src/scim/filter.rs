@@ -306,8 +306,10 @@ impl Parser<'_> {
     fn keyword(&mut self, keyword: &str) -> bool {
         self.skip_spaces();
         let rest = self.rest();
-        let matches = rest.len() >= keyword.len()
-            && rest[..keyword.len()].eq_ignore_ascii_case(keyword)
+        // `get`: the text may hold a multi-byte character where the keyword would end.
+        let matches = rest
+            .get(..keyword.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(keyword))
             && !rest[keyword.len()..]
                 .chars()
                 .next()
@@ -521,6 +523,10 @@ mod tests {
             r#"(userName eq "a""#,
             r#"userName eq "a" junk"#,
             r#"userName eq "a"#,
+            // A multi-byte character where a keyword would end (it panicked).
+            "\u{fc951}",
+            "é",
+            r#"userName eq "a" añd"#,
         ] {
             let fault = Filter::parse(bad).unwrap_err();
             assert_eq!(fault.scim_type, "invalidFilter", "{bad}");

@@ -5,10 +5,10 @@
 
 mod discovery;
 pub mod filter;
-mod groups;
+pub(crate) mod groups;
 pub mod patch;
 pub mod resource;
-mod users;
+pub(crate) mod users;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Request, State};
@@ -280,6 +280,23 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ScimErr
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/scim/v2/{tenant}/.search",
+    operation_id = "scim_search",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    request_body(content(
+        (SearchRequest = "application/scim+json"),
+        (SearchRequest = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "The matching Users and Groups.", body = crate::api::openapi::ScimListResponse, content_type = "application/scim+json"),
+        (status = 400, response = crate::api::openapi::ScimErrorResponse),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 /// `POST …/.search` (RFC 7644 §3.4.3): a list whose query comes as a body, for filters too
 /// long or too private for a URL. At the root it searches Users and Groups alike.
 async fn search(
@@ -308,7 +325,9 @@ async fn search(
     query.answer(resources)
 }
 
-#[derive(Debug, Deserialize)]
+/// A search (RFC 7644 §3.4.3).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ScimSearchRequest)]
 #[serde(rename_all = "camelCase")]
 struct SearchRequest {
     filter: Option<String>,
@@ -319,13 +338,19 @@ struct SearchRequest {
 }
 
 /// The query of a list or a read (RFC 7644 §3.4.2, §3.9).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
+    /// A SCIM filter, e.g. `userName eq "jane@example.com"`.
     filter: Option<String>,
+    /// 1-based; default 1.
     start_index: Option<i64>,
+    /// At most 200 resources a page.
     count: Option<i64>,
+    /// Comma-separated attributes to return.
     attributes: Option<String>,
+    /// Comma-separated attributes to leave out.
     excluded_attributes: Option<String>,
 }
 
@@ -369,6 +394,18 @@ impl ListQuery {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/{tenant}/ServiceProviderConfig",
+    operation_id = "scim_discovery_config",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "What this SCIM endpoint supports.", body = crate::api::openapi::ScimResource, content_type = "application/scim+json"),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 async fn discovery_config(who: Provisioner) -> Response {
     scim_json(
         StatusCode::OK,
@@ -376,12 +413,37 @@ async fn discovery_config(who: Provisioner) -> Response {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/{tenant}/ResourceTypes",
+    operation_id = "scim_discovery_resource_types",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "User and Group.", body = crate::api::openapi::ScimListResponse, content_type = "application/scim+json"),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 async fn discovery_resource_types(who: Provisioner) -> Response {
     let all = discovery::resource_types(&who.base);
     let total = all.len();
     scim_json(StatusCode::OK, &discovery::list(all, total, 1))
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/{tenant}/ResourceTypes/{id}",
+    operation_id = "scim_discovery_resource_type",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("id" = String, Path, description = "The resource's id.")),
+    responses(
+        (status = 200, description = "The resource type.", body = crate::api::openapi::ScimResource, content_type = "application/scim+json"),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+        (status = 404, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 async fn discovery_resource_type(
     who: Provisioner,
     Path((_, id)): Path<(String, String)>,
@@ -389,12 +451,37 @@ async fn discovery_resource_type(
     one_of(discovery::resource_types(&who.base), &id, "resource type")
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/{tenant}/Schemas",
+    operation_id = "scim_discovery_schemas",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The schemas of User and Group.", body = crate::api::openapi::ScimListResponse, content_type = "application/scim+json"),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 async fn discovery_schemas(who: Provisioner) -> Response {
     let all = discovery::schemas(&who.base);
     let total = all.len();
     scim_json(StatusCode::OK, &discovery::list(all, total, 1))
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/{tenant}/Schemas/{id}",
+    operation_id = "scim_discovery_schema",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("id" = String, Path, description = "The resource's id.")),
+    responses(
+        (status = 200, description = "The schema.", body = crate::api::openapi::ScimResource, content_type = "application/scim+json"),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+        (status = 404, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 async fn discovery_schema(
     who: Provisioner,
     Path((_, id)): Path<(String, String)>,

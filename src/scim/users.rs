@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
@@ -12,13 +12,27 @@ use super::patch::PatchRequest;
 use super::resource::Base;
 use super::{ListQuery, Provisioner, ScimError, created, parse_body, scim_json};
 use crate::admin::Edit;
+use crate::api::query::ApiQuery;
 use crate::state::AppState;
 use crate::store::ScimUser;
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/{tenant}/Users",
+    operation_id = "scim_users_list",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id."), ListQuery),
+    responses(
+        (status = 200, description = "The tenant's users, filtered and paged.", body = crate::api::openapi::ScimListResponse, content_type = "application/scim+json"),
+        (status = 400, response = crate::api::openapi::ScimErrorResponse),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     who: Provisioner,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ScimError> {
     query.answer(all(&state, &who).await?)
 }
@@ -50,11 +64,25 @@ pub(super) async fn all(state: &AppState, who: &Provisioner) -> Result<Vec<Value
     Ok(resources)
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/{tenant}/Users/{id}",
+    operation_id = "scim_users_get",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("id" = String, Path, description = "The resource's id."), ListQuery),
+    responses(
+        (status = 200, description = "The user.", body = crate::api::openapi::ScimResource, content_type = "application/scim+json"),
+        (status = 400, response = crate::api::openapi::ScimErrorResponse),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+        (status = 404, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     who: Provisioner,
     Path((_, id)): Path<(String, String)>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ScimError> {
     let user = state
         .store
@@ -65,6 +93,24 @@ pub(super) async fn get(
     Ok(scim_json(StatusCode::OK, &query.project(resource)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/scim/v2/{tenant}/Users",
+    operation_id = "scim_users_create",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    request_body(content(
+        (crate::api::openapi::ScimResource = "application/scim+json"),
+        (crate::api::openapi::ScimResource = "application/json"),
+    )),
+    responses(
+        (status = 201, description = "The user, created.", body = crate::api::openapi::ScimResource, content_type = "application/scim+json"),
+        (status = 400, response = crate::api::openapi::ScimErrorResponse),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+        (status = 409, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     who: Provisioner,
@@ -78,6 +124,25 @@ pub(super) async fn create(
     Ok(created(&render(&state, &who, &user).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/scim/v2/{tenant}/Users/{id}",
+    operation_id = "scim_users_replace",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("id" = String, Path, description = "The resource's id.")),
+    request_body(content(
+        (crate::api::openapi::ScimResource = "application/scim+json"),
+        (crate::api::openapi::ScimResource = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "The user, replaced.", body = crate::api::openapi::ScimResource, content_type = "application/scim+json"),
+        (status = 400, response = crate::api::openapi::ScimErrorResponse),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+        (status = 404, response = crate::api::openapi::ScimErrorResponse),
+        (status = 409, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 pub(super) async fn replace(
     State(state): State<AppState>,
     who: Provisioner,
@@ -88,6 +153,25 @@ pub(super) async fn replace(
     save(&state, &who, &id, Edit::Replace(resource)).await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/scim/v2/{tenant}/Users/{id}",
+    operation_id = "scim_users_patch",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("id" = String, Path, description = "The resource's id.")),
+    request_body(content(
+        (crate::api::openapi::ScimPatch = "application/scim+json"),
+        (crate::api::openapi::ScimPatch = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "The user, changed.", body = crate::api::openapi::ScimResource, content_type = "application/scim+json"),
+        (status = 400, response = crate::api::openapi::ScimErrorResponse),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+        (status = 404, response = crate::api::openapi::ScimErrorResponse),
+        (status = 409, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 pub(super) async fn patch(
     State(state): State<AppState>,
     who: Provisioner,
@@ -98,6 +182,19 @@ pub(super) async fn patch(
     save(&state, &who, &id, Edit::Patch(request.operations)).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/scim/v2/{tenant}/Users/{id}",
+    operation_id = "scim_users_delete",
+    tag = "scim",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("id" = String, Path, description = "The resource's id.")),
+    responses(
+        (status = 204, description = "The user is deleted."),
+        (status = 401, response = crate::api::openapi::ScimErrorResponse),
+        (status = 404, response = crate::api::openapi::ScimErrorResponse),
+    ),
+    security(("scim_token" = []))
+)]
 pub(super) async fn delete(
     State(state): State<AppState>,
     who: Provisioner,

@@ -9,14 +9,14 @@ use super::{Store, StoreError, Tx, from_json_text, json_text, on_pool};
 use crate::clock::Timestamp;
 
 /// The role a group gives its members. A group gives the admin role or none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupRole {
     Admin,
 }
 
 /// What a group gives its members.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GroupPolicy {
     /// The models members may use (within the tenant's own list); `None`: the group does not
     /// narrow anything.
@@ -32,7 +32,7 @@ impl GroupPolicy {
 }
 
 /// A group of a tenant and its policy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Group {
     #[serde(skip)]
     pub id: String,

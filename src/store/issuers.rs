@@ -8,7 +8,7 @@ use super::{Store, StoreError, Tx, from_json_text, json_text, on_pool};
 use crate::clock::Timestamp;
 
 /// How the subject claim is normalised before the user lookup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SubjectCase {
     #[default]
@@ -82,13 +82,15 @@ pub struct Issuer {
 }
 
 /// An issuer as it is shown: where its keys come from, never the secret.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Issuer)]
 struct IssuerView {
     id: String,
     issuer: String,
     tenant: Option<String>,
     tenant_claim: Option<String>,
     audiences: Vec<String>,
+    /// `jwks_url`, `public_key_pem` or `hs256_secret`.
     key_source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     jwks_url: Option<String>,
@@ -101,6 +103,28 @@ struct IssuerView {
     console_client_id: Option<String>,
     groups_claim: Option<String>,
     required_scopes: Vec<String>,
+}
+
+/// In the OpenAPI document an issuer is what it serialises as: its view.
+impl utoipa::PartialSchema for Issuer {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <IssuerView as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Issuer {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <IssuerView as utoipa::ToSchema>::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <IssuerView as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 impl From<Issuer> for IssuerView {

@@ -6,7 +6,7 @@ use super::tx::on_tx;
 use super::{Store, StoreError, Tx, on_pool};
 use crate::clock::Timestamp;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RevokedToken {
     pub tenant_id: String,
     pub jti: String,

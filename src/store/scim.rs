@@ -8,7 +8,7 @@ use super::{Store, StoreError, Tx, on_pool};
 use crate::clock::Timestamp;
 
 /// A bearer token for one tenant's SCIM endpoint. Only its hash is stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ScimToken {
     pub id: String,
     pub tenant_id: String,
@@ -21,7 +21,7 @@ pub struct ScimToken {
 }
 
 /// Which SCIM attribute becomes the subject of a provisioned user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SubjectAttribute {
     /// `externalId`, or `userName` when the identity provider sends no `externalId`.
     #[serde(rename = "externalId")]

@@ -14,7 +14,7 @@ use crate::webhooks::thresholds::{self, Crossing};
 use crate::webhooks::{QUOTA_THRESHOLD, body};
 
 /// A registered endpoint, as the admin API shows it: never its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WebhookEndpoint {
     pub id: String,
     pub tenant_id: String,
@@ -60,7 +60,7 @@ pub struct NewWebhookEndpoint<'a> {
 }
 
 /// One event for one endpoint, as its delivery log shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct WebhookDelivery {
     /// The `webhook-id` every attempt carries.
     pub id: String,

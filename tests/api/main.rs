@@ -13,6 +13,7 @@ mod console;
 mod dataplane;
 mod identity;
 mod metering;
+mod openapi;
 mod reload;
 mod replicas;
 mod scim;

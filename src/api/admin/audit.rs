@@ -1,14 +1,13 @@
 //! `GET /admin/v1/audit`: the audit log, filtered, as one JSON page or streamed as JSON Lines.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use http::{HeaderValue, header};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
+use crate::api::query::ApiQuery;
 use crate::audit::query::{self, Action, ActorFilter, Event, Filter};
 use crate::clock::Timestamp;
 use crate::error::ApiError;
@@ -23,26 +22,56 @@ const MAX_LIMIT: u32 = 10_000;
 #[derive(Debug, Clone)]
 pub struct Visible(pub Option<String>);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
+    /// One tenant's events (a tenant admin only ever sees their own).
     tenant: Option<String>,
+    /// A date (`2026-11-01`) or an RFC 3339 time.
     from: Option<String>,
     to: Option<String>,
+    /// An action (`user.created`), or a prefix ending in `.` or `*`.
     action: Option<String>,
+    /// `platform`, `tenant_admin`, `scim` or `system`, optionally `:` and an id.
     actor: Option<String>,
+    /// Only events after this id: the last id of the previous page.
     after: Option<String>,
+    /// 1 to 10000; default 1000 (JSON only).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u32>,
+    /// `json` (default) or `jsonl` (streamed).
     format: Option<String>,
 }
 
+/// One page of the audit log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    events: Vec<Event>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit",
+    operation_id = "audit_events",
+    tag = "audit",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "The events, oldest first: one JSON page, or JSON Lines with `format=jsonl`.", content(
+            (AuditPage = "application/json"),
+            (Event = "application/x-ndjson"),
+        )),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn events(
     State(state): State<AppState>,
     Extension(Visible(visible)): Extension<Visible>,
-    query: Result<Query<AuditParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = query
-        .map_err(|rejection| ApiError::invalid_request(format!("Invalid query: {rejection}")))?;
     let jsonl = match params.format.as_deref() {
         None | Some("json") => false,
         Some("jsonl") => true,
@@ -66,7 +95,7 @@ pub async fn events(
     }
     filter.limit = filter.limit.or(Some(DEFAULT_LIMIT));
     let events: Vec<Event> = state.store.audit_events(&filter).try_collect().await?;
-    Ok(Json(json!({ "events": events })).into_response())
+    Ok(Json(AuditPage { events }).into_response())
 }
 
 /// The query as a [`Filter`]; each error names the parameter at fault.

@@ -9,6 +9,20 @@ use crate::error::ApiError;
 use crate::reload::Reloaded;
 use crate::state::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/config/reload",
+    operation_id = "config_reload",
+    tag = "config",
+    responses(
+        (status = 200, description = "Read again: the keys now in force and those that wait for a restart.", body = Reloaded),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 409, description = "The gateway's configuration was built in code: there is no file to read again.", body = crate::error::Envelope),
+        (status = 422, description = "`invalid_config`: the file is invalid (the message names the key); nothing changed.", body = crate::error::Envelope),
+    ),
+    security(("platform_token" = []))
+)]
 pub async fn reload(State(state): State<AppState>) -> Result<Json<Reloaded>, ApiError> {
     Ok(Json(state.live.reload().await?))
 }

@@ -23,9 +23,10 @@ pub struct GroupPath {
 }
 
 /// The whole policy: a field left out is `null`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyBody {
+    /// The models members may use, within the tenant's list; `null`: no narrowing.
     #[serde(default)]
     models: Option<Vec<String>>,
     #[serde(default)]
@@ -34,7 +35,7 @@ pub struct PolicyBody {
 
 /// A group as the API shows it: its policy, where it came from, and its SCIM members (a
 /// token's groups claim names members nobody stores).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GroupView {
     #[serde(flatten)]
     group: Group,
@@ -43,6 +44,23 @@ pub struct GroupView {
     members: Option<Vec<String>>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/groups/{group}",
+    operation_id = "groups_put",
+    tag = "groups",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("group" = String, Path, description = "The group's name.")),
+    request_body = PolicyBody,
+    responses(
+        (status = 200, description = "The group, its policy replaced.", body = GroupView),
+        (status = 201, description = "The group, created.", body = GroupView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 /// `PUT …/groups/{group}`: 201 when the group was created, 200 when its policy was replaced.
 pub async fn put(
     State(state): State<AppState>,
@@ -78,6 +96,21 @@ pub async fn put(
     Ok((status, Json(view(group, members))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/groups",
+    operation_id = "groups_list",
+    tag = "groups",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The tenant's groups with their member counts.", body = Vec<GroupView>),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 /// `GET …/groups`: every group of the tenant with its member count.
 pub async fn list(
     State(state): State<AppState>,
@@ -100,6 +133,21 @@ pub async fn list(
     Ok(Json(views))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/groups/{group}",
+    operation_id = "groups_get",
+    tag = "groups",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("group" = String, Path, description = "The group's name.")),
+    responses(
+        (status = 200, description = "The group with its members.", body = GroupView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 /// `GET …/groups/{group}`: the group with its members' subjects.
 pub async fn get(
     State(state): State<AppState>,
@@ -117,6 +165,21 @@ pub async fn get(
     Ok(Json(view(group, members)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}/groups/{group}",
+    operation_id = "groups_delete",
+    tag = "groups",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("group" = String, Path, description = "The group's name.")),
+    responses(
+        (status = 204, description = "The group gives nothing any more."),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 /// `DELETE …/groups/{group}`: the group gives nothing any more (one the identity provider
 /// pushed stays, without a policy, until it deletes it).
 pub async fn delete(

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api::json::ApiJson;
 use crate::audit::Actor;
@@ -24,30 +24,43 @@ const MAX_LEEWAY_SECONDS: i64 = 300;
 const MAX_REQUIRED_SCOPES: usize = 32;
 const MAX_SCOPE: usize = 256;
 
-#[derive(Deserialize)]
+/// An issuer to register: exactly one of `tenant` and `tenant_claim`, and exactly one key
+/// source (`jwks_url`, `public_key_pem`, `hs256_secret`).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewIssuerBody {
+    /// The tokens' `iss`, exactly.
     issuer: String,
+    /// The one tenant the issuer's tokens belong to.
     #[serde(default)]
     tenant: Option<String>,
+    /// The claim that names the tenant, for an issuer shared by tenants.
     #[serde(default)]
     tenant_claim: Option<String>,
+    /// Accepted `aud` values; at least one.
     audiences: Vec<String>,
     #[serde(default)]
     jwks_url: Option<String>,
     #[serde(default)]
     public_key_pem: Option<String>,
+    /// At least 32 bytes; never shown again.
     #[serde(default)]
+    #[schema(write_only)]
     hs256_secret: Option<String>,
+    /// Default: every algorithm the key source can verify.
     #[serde(default)]
     algorithms: Option<Vec<String>>,
+    /// Default `sub`.
     #[serde(default)]
     subject_claim: Option<String>,
     #[serde(default)]
     subject_case: SubjectCase,
+    /// Create an unknown subject as an active member on first sight.
     #[serde(default)]
     jit_provisioning: bool,
+    /// 0 to 300; default 30.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 300)]
     leeway_seconds: Option<i64>,
     /// The console's OIDC client at this issuer (public, PKCE); must be one of `audiences`.
     #[serde(default)]
@@ -60,6 +73,22 @@ pub struct NewIssuerBody {
     required_scopes: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/issuers",
+    operation_id = "issuers_create",
+    tag = "issuers",
+    request_body = NewIssuerBody,
+    responses(
+        (status = 201, description = "The issuer, registered.", body = Issuer),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+    ),
+    security(("platform_token" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     by: Actor,
@@ -69,10 +98,37 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(issuer)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/issuers",
+    operation_id = "issuers_list",
+    tag = "issuers",
+    responses(
+        (status = 200, description = "Every issuer; never a secret.", body = Vec<Issuer>),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+    ),
+    security(("platform_token" = []))
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Issuer>>, ApiError> {
     Ok(Json(state.store.issuers().await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/issuers/{id}",
+    operation_id = "issuers_get",
+    tag = "issuers",
+    params(("id" = String, Path, description = "The issuer's id (not its URL).")),
+    responses(
+        (status = 200, description = "The issuer.", body = Issuer),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []))
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -87,6 +143,21 @@ pub async fn get(
     Ok(Json(issuer))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/issuers/{id}",
+    operation_id = "issuers_delete",
+    tag = "issuers",
+    params(("id" = String, Path, description = "The issuer's id (not its URL).")),
+    responses(
+        (status = 204, description = "The issuer is gone; its tokens are refused from now on."),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     by: Actor,
@@ -258,19 +329,34 @@ fn jwks_url(url: String) -> Result<String, ApiError> {
     Ok(url)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverBody {
+    /// The issuer's URL.
     issuer: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/issuers/discover",
+    operation_id = "issuers_discover",
+    tag = "issuers",
+    request_body = DiscoverBody,
+    responses(
+        (status = 200, description = "What the issuer's OpenID discovery document says.", body = Discovered),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+    ),
+    security(("platform_token" = []))
+)]
 /// `POST /admin/v1/issuers/discover` `{"issuer"}`: what the issuer's OpenID discovery document
 /// says (`issuer`, `jwks_uri`, the authorization and token endpoints), to register it from its
 /// URL. Nothing is stored.
 pub async fn discover(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<DiscoverBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Discovered>, ApiError> {
     let issuer = body.issuer.trim();
     if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
         return Err(ApiError::invalid_field(
@@ -286,10 +372,19 @@ pub async fn discover(
                 format!("The issuer's discovery document could not be used ({reason})."),
             )
         })?;
-    Ok(Json(serde_json::json!({
-        "issuer": found.issuer,
-        "jwks_uri": found.jwks_uri,
-        "authorization_endpoint": found.authorization_endpoint,
-        "token_endpoint": found.token_endpoint,
-    })))
+    Ok(Json(Discovered {
+        issuer: found.issuer.clone(),
+        jwks_uri: found.jwks_uri.clone(),
+        authorization_endpoint: found.authorization_endpoint.clone(),
+        token_endpoint: found.token_endpoint.clone(),
+    }))
+}
+
+/// What an issuer's OpenID discovery document says, to register it from.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Discovered {
+    issuer: String,
+    jwks_uri: Option<String>,
+    authorization_endpoint: String,
+    token_endpoint: String,
 }

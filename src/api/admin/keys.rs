@@ -26,22 +26,42 @@ pub struct KeyPath {
     id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
+    #[schema(min_length = 1, max_length = 256)]
     name: String,
+    /// RFC 3339, in the future; none: the key does not expire.
     #[serde(default)]
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 
 /// The answer to a create: the one time the key itself is shown.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
+    /// The key itself, shown this once; it is stored hashed.
     key: String,
     #[serde(flatten)]
     details: ApiKey,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant}/users/{subject}/keys",
+    operation_id = "keys_create",
+    tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("subject" = String, Path, description = "The user's subject, as the identity provider names it.")),
+    request_body = NewKeyBody,
+    responses(
+        (status = 201, description = "The key, shown this once.", body = CreatedKey),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     by: Actor,
@@ -76,6 +96,21 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/users/{subject}/keys",
+    operation_id = "keys_list",
+    tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("subject" = String, Path, description = "The user's subject, as the identity provider names it.")),
+    responses(
+        (status = 200, description = "The user's keys, without the keys themselves.", body = Vec<ApiKey>),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Path(path): Path<UserPath>,
@@ -86,6 +121,21 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}/users/{subject}/keys/{id}",
+    operation_id = "keys_revoke",
+    tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("subject" = String, Path, description = "The user's subject, as the identity provider names it."), ("id" = String, Path, description = "The key's id.")),
+    responses(
+        (status = 200, description = "The key, revoked.", body = ApiKey),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     by: Actor,

@@ -3,21 +3,21 @@
 //! Who may call what is decided here, structurally: platform-only routes and tenant-scoped
 //! routes sit behind different guards, so a handler cannot forget the check.
 
-mod audit;
-mod config;
-mod explain;
-mod failures;
-mod groups;
-mod issuers;
-mod keys;
-mod models;
-mod quotas;
-mod scim;
+pub(crate) mod audit;
+pub(crate) mod config;
+pub(crate) mod explain;
+pub(crate) mod failures;
+pub(crate) mod groups;
+pub(crate) mod issuers;
+pub(crate) mod keys;
+pub(crate) mod models;
+pub(crate) mod quotas;
+pub(crate) mod scim;
 mod streamed;
-mod tenants;
-mod usage;
-mod users;
-mod webhooks;
+pub(crate) mod tenants;
+pub(crate) mod usage;
+pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;

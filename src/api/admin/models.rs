@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CatalogueModel {
     name: String,
     fallbacks: Vec<String>,
@@ -16,7 +16,7 @@ pub struct CatalogueModel {
     price: Option<Price>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Price {
     input_per_mtok: f64,
     output_per_mtok: f64,
@@ -24,6 +24,18 @@ struct Price {
     cache_write_per_mtok: Option<f64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/models",
+    operation_id = "models_catalogue",
+    tag = "tenants",
+    responses(
+        (status = 200, description = "The configured models with their prices.", body = Vec<CatalogueModel>),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn catalogue(State(state): State<AppState>) -> Json<Vec<CatalogueModel>> {
     let models = state
         .running()

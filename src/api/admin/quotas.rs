@@ -19,18 +19,23 @@ use crate::store::{Limits, QuotaScope};
 const MAX_COST_USD: f64 = 1e9;
 
 /// A quota as the API takes it: money in dollars, `null` or absent for no limit.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaBody {
     #[serde(default)]
+    #[schema(minimum = 0)]
     tokens_per_day: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     tokens_per_month: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1e9)]
     cost_usd_per_month: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     requests_per_minute: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     tokens_per_minute: Option<i64>,
 }
 
@@ -69,8 +74,8 @@ impl QuotaBody {
     }
 }
 
-/// Limits as the API shows them: money in dollars.
-#[derive(Serialize)]
+/// Limits as the API shows them: money in dollars, `null` for no limit.
+#[derive(Serialize, utoipa::ToSchema)]
 struct LimitsView {
     tokens_per_day: Option<i64>,
     tokens_per_month: Option<i64>,
@@ -95,8 +100,54 @@ fn dollars(micro: i64) -> f64 {
     micro as f64 / 1e6
 }
 
+/// A scope's quota as the API shows it: the tenant-wide one, a user's, or the tenant's default
+/// for users without their own.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QuotaView {
+    tenant: String,
+    /// A user's quota: whose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    /// `tenant`, `user` or `default_user`.
+    scope: &'static str,
+    /// A user's quota: `user` (their own limits) or `default_user` (the tenant's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'static str>,
+    limits: LimitsView,
+    /// The tenant's and a user's: each limit with what is used in its current period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Vec<LimitUsage>>,
+    /// The default for users (nobody's usage): each limit's current period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    periods: Option<Vec<Period>>,
+}
+
+/// One limit in its current period: dollars for `cost_usd_per_month`, tokens or requests else.
+#[derive(Serialize, utoipa::ToSchema)]
+struct LimitUsage {
+    limit: &'static str,
+    /// `null`: no limit.
+    #[schema(value_type = Option<f64>)]
+    max: Value,
+    #[schema(value_type = f64)]
+    used: Value,
+    /// Held by requests in flight.
+    #[schema(value_type = f64)]
+    reserved: Value,
+    period_start: Timestamp,
+    resets_at: Timestamp,
+}
+
+/// One limit's current period.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Period {
+    limit: &'static str,
+    period_start: Timestamp,
+    resets_at: Timestamp,
+}
+
 /// Each limit with what the scope used and holds reserved in its current period.
-async fn usage(state: &AppState, scope: &Scope, limits: &Limits) -> Vec<Value> {
+async fn usage(state: &AppState, scope: &Scope, limits: &Limits) -> Vec<LimitUsage> {
     let now = Timestamp::now();
     let mut rows = Vec::with_capacity(LimitKind::ALL.len());
     for kind in LimitKind::ALL {
@@ -115,14 +166,14 @@ async fn usage(state: &AppState, scope: &Scope, limits: &Limits) -> Vec<Value> {
                 json!(kind.of(&counter.reserved)),
             )
         };
-        rows.push(json!({
-            "limit": kind.name(),
-            "max": limit,
-            "used": used,
-            "reserved": reserved,
-            "period_start": window.start(now),
-            "resets_at": window.end(now),
-        }));
+        rows.push(LimitUsage {
+            limit: kind.name(),
+            max: limit,
+            used,
+            reserved,
+            period_start: window.start(now),
+            resets_at: window.end(now),
+        });
     }
     rows
 }
@@ -133,12 +184,28 @@ pub struct UserPath {
     subject: String,
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/quota",
+    operation_id = "quotas_put_tenant",
+    tag = "quotas",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    request_body = QuotaBody,
+    responses(
+        (status = 200, description = "The limits, with what is used and when each period resets.", body = QuotaView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []))
+)]
 pub async fn put_tenant(
     State(state): State<AppState>,
     by: Actor,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<QuotaBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QuotaView>, ApiError> {
     let limits = body.into_limits()?;
     state.admin.set_tenant_quota(&by, &tenant, &limits).await?;
     get_tenant(State(state), Path(tenant)).await
@@ -158,29 +225,63 @@ async fn tenant_wide_limits(
         .unwrap_or_default())
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/quota",
+    operation_id = "quotas_get_tenant",
+    tag = "quotas",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The limits, with what is used and when each period resets.", body = QuotaView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn get_tenant(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QuotaView>, ApiError> {
     let limits = tenant_wide_limits(&state, &tenant, QuotaScope::Tenant).await?;
     let scope = Scope {
         tenant: tenant.as_str().into(),
         subject: None,
     };
-    Ok(Json(json!({
-        "tenant": tenant,
-        "scope": "tenant",
-        "limits": LimitsView::from(&limits),
-        "usage": usage(&state, &scope, &limits).await,
-    })))
+    Ok(Json(QuotaView {
+        usage: Some(usage(&state, &scope, &limits).await),
+        tenant,
+        subject: None,
+        scope: "tenant",
+        source: None,
+        limits: LimitsView::from(&limits),
+        periods: None,
+    }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/users/{subject}/quota",
+    operation_id = "quotas_put_user",
+    tag = "quotas",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("subject" = String, Path, description = "The user's subject, as the identity provider names it.")),
+    request_body = QuotaBody,
+    responses(
+        (status = 200, description = "The limits, with what is used and when each period resets.", body = QuotaView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn put_user(
     State(state): State<AppState>,
     by: Actor,
     Path(path): Path<UserPath>,
     ApiJson(body): ApiJson<QuotaBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QuotaView>, ApiError> {
     ids::subject("subject", &path.subject)?;
     let limits = body.into_limits()?;
     state
@@ -190,10 +291,25 @@ pub async fn put_user(
     get_user(State(state), Path(path)).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/users/{subject}/quota",
+    operation_id = "quotas_get_user",
+    tag = "quotas",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("subject" = String, Path, description = "The user's subject, as the identity provider names it.")),
+    responses(
+        (status = 200, description = "The limits, with what is used and when each period resets.", body = QuotaView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn get_user(
     State(state): State<AppState>,
     Path(path): Path<UserPath>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QuotaView>, ApiError> {
     state.store.live_tenant(&path.tenant).await?;
     state
         .store
@@ -211,22 +327,43 @@ pub async fn get_user(
         tenant,
         subject: Some(subject),
     };
-    Ok(Json(json!({
-        "tenant": path.tenant,
-        "subject": path.subject,
-        "scope": "user",
-        "source": if applicable.user_has_own { "user" } else { "default_user" },
-        "limits": LimitsView::from(&applicable.user),
-        "usage": usage(&state, &scope, &applicable.user).await,
-    })))
+    Ok(Json(QuotaView {
+        usage: Some(usage(&state, &scope, &applicable.user).await),
+        tenant: path.tenant,
+        subject: Some(path.subject),
+        scope: "user",
+        source: Some(if applicable.user_has_own {
+            "user"
+        } else {
+            "default_user"
+        }),
+        limits: LimitsView::from(&applicable.user),
+        periods: None,
+    }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/default-user-quota",
+    operation_id = "quotas_put_default",
+    tag = "quotas",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    request_body = QuotaBody,
+    responses(
+        (status = 200, description = "The limits, with what is used and when each period resets.", body = QuotaView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn put_default(
     State(state): State<AppState>,
     by: Actor,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<QuotaBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QuotaView>, ApiError> {
     let limits = body.into_limits()?;
     state
         .admin
@@ -235,26 +372,42 @@ pub async fn put_default(
     get_default(State(state), Path(tenant)).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/default-user-quota",
+    operation_id = "quotas_get_default",
+    tag = "quotas",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The limits, with what is used and when each period resets.", body = QuotaView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn get_default(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QuotaView>, ApiError> {
     let limits = tenant_wide_limits(&state, &tenant, QuotaScope::DefaultUser).await?;
     let now = Timestamp::now();
-    let windows: Vec<Value> = LimitKind::ALL
+    let periods = LimitKind::ALL
         .iter()
-        .map(|&kind| {
-            json!({
-                "limit": kind.name(),
-                "period_start": kind.window().start(now),
-                "resets_at": kind.window().end(now),
-            })
+        .map(|&kind| Period {
+            limit: kind.name(),
+            period_start: kind.window().start(now),
+            resets_at: kind.window().end(now),
         })
         .collect();
-    Ok(Json(json!({
-        "tenant": tenant,
-        "scope": "default_user",
-        "limits": LimitsView::from(&limits),
-        "periods": windows,
-    })))
+    Ok(Json(QuotaView {
+        tenant,
+        subject: None,
+        scope: "default_user",
+        source: None,
+        limits: LimitsView::from(&limits),
+        usage: None,
+        periods: Some(periods),
+    }))
 }

@@ -1,11 +1,12 @@
 //! A tenant's users: upsert, read, list, soft delete, and token revocation.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::json::ApiJson;
+use crate::api::query::ApiQuery;
 use crate::audit::Actor;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
@@ -21,7 +22,8 @@ pub struct UserPath {
     subject: String,
 }
 
-#[derive(Deserialize)]
+/// What to set; a field left out keeps its value (or its default, for a new user).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpsertBody {
     #[serde(default)]
@@ -30,10 +32,28 @@ pub struct UpsertBody {
     display_name: Option<String>,
     #[serde(default)]
     role: Option<UserRole>,
+    /// `active` or `suspended`; delete a user with DELETE.
     #[serde(default)]
     status: Option<UserStatus>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/users/{subject}",
+    operation_id = "users_upsert",
+    tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("subject" = String, Path, description = "The user's subject, as the identity provider names it.")),
+    request_body = UpsertBody,
+    responses(
+        (status = 200, description = "The user, updated.", body = User),
+        (status = 201, description = "The user, created.", body = User),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 /// `PUT …/users/{subject}`: 201 when created, 200 when updated.
 pub async fn upsert(
     State(state): State<AppState>,
@@ -75,6 +95,21 @@ pub async fn upsert(
     Ok((status, Json(user)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/users/{subject}",
+    operation_id = "users_get",
+    tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("subject" = String, Path, description = "The user's subject, as the identity provider names it.")),
+    responses(
+        (status = 200, description = "The user.", body = User),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(path): Path<UserPath>,
@@ -88,17 +123,34 @@ pub async fn get(
     Ok(Json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only users in this status: `active`, `suspended` or `deleted`.
     #[serde(default)]
     status: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/users",
+    operation_id = "users_list",
+    tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's id."), ListQuery),
+    responses(
+        (status = 200, description = "The tenant's users.", body = Vec<User>),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<User>>, ApiError> {
     let status = match query.status.as_deref() {
         None | Some("") => None,
@@ -110,6 +162,21 @@ pub async fn list(
     Ok(Json(state.store.users(&tenant, status).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}/users/{subject}",
+    operation_id = "users_delete",
+    tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("subject" = String, Path, description = "The user's subject, as the identity provider names it.")),
+    responses(
+        (status = 200, description = "The user, now `deleted`.", body = User),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 /// Soft delete: the user's status becomes `deleted`; the row and usage history stay, and the
 /// user's tokens and API keys end for good (a later restore does not bring them back).
 pub async fn delete(
@@ -125,6 +192,21 @@ pub async fn delete(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant}/users/{subject}/revoke-tokens",
+    operation_id = "users_revoke_tokens",
+    tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's id."), ("subject" = String, Path, description = "The user's subject, as the identity provider names it.")),
+    responses(
+        (status = 200, description = "The user, with `tokens_valid_after` now.", body = User),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 /// Every token issued to the user before now is rejected from now on.
 pub async fn revoke_tokens(
     State(state): State<AppState>,
@@ -138,14 +220,31 @@ pub async fn revoke_tokens(
     Ok(Json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeTokenBody {
     jti: String,
     /// RFC 3339; after this the token has expired anyway and the entry may be dropped.
+    #[schema(format = DateTime)]
     expires_at: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant}/revoked-tokens",
+    operation_id = "users_revoke_token",
+    tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    request_body = RevokeTokenBody,
+    responses(
+        (status = 201, description = "The token is revoked.", body = RevokedToken),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     by: Actor,
@@ -165,6 +264,21 @@ pub async fn revoke_token(
     Ok((StatusCode::CREATED, Json(revoked)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/revoked-tokens",
+    operation_id = "users_revoked_tokens",
+    tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The tokens revoked one by one, until they expire.", body = Vec<RevokedToken>),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("platform_token" = []), ("tenant_admin" = []))
+)]
 pub async fn revoked_tokens(
     State(state): State<AppState>,
     Path(tenant): Path<String>,

@@ -14,6 +14,28 @@ use crate::error::ApiError;
 use crate::metering::{Endpoint, Prompt};
 use crate::state::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    operation_id = "chat_completions",
+    tag = "data plane",
+    request_body = crate::api::openapi::ChatCompletionRequest,
+    responses(
+        (status = 200, description = "The completion, or with `stream: true` its chunks as server-sent events ending with `data: [DONE]`.", content(
+            (crate::api::openapi::UpstreamAnswer = "application/json"),
+            (crate::api::openapi::StreamEvent = "text/event-stream"),
+        )),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 429, response = crate::api::openapi::TooManyRequests),
+        (status = 502, response = crate::api::openapi::UpstreamFailed),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::UpstreamFailed),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn chat_completions(
     State(state): State<AppState>,
     caller: Caller,

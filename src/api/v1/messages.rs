@@ -24,6 +24,28 @@ use crate::error::ApiError;
 use crate::metering::{Endpoint, Prompt, tokenizer};
 use crate::state::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    operation_id = "messages",
+    tag = "data plane",
+    request_body = crate::api::openapi::MessagesRequest,
+    responses(
+        (status = 200, description = "The message, or with `stream: true` its events (`message_start` … `message_stop`).", content(
+            (crate::api::openapi::UpstreamAnswer = "application/json"),
+            (crate::api::openapi::StreamEvent = "text/event-stream"),
+        )),
+        (status = 400, response = crate::api::openapi::AnthropicErrorResponse),
+        (status = 401, response = crate::api::openapi::AnthropicErrorResponse),
+        (status = 403, response = crate::api::openapi::AnthropicErrorResponse),
+        (status = 404, response = crate::api::openapi::AnthropicErrorResponse),
+        (status = 429, response = crate::api::openapi::AnthropicErrorResponse),
+        (status = 502, response = crate::api::openapi::AnthropicErrorResponse),
+        (status = 503, response = crate::api::openapi::AnthropicErrorResponse),
+        (status = 504, response = crate::api::openapi::AnthropicErrorResponse),
+    ),
+    security(("bearer" = []), ("x_api_key" = []))
+)]
 pub async fn messages(
     State(state): State<AppState>,
     caller: Caller,
@@ -68,6 +90,21 @@ pub async fn messages(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/messages/count_tokens",
+    operation_id = "count_tokens",
+    tag = "data plane",
+    request_body = crate::api::openapi::MessagesRequest,
+    responses(
+        (status = 200, description = "The prompt's size in tokens.", body = crate::api::openapi::TokenCount),
+        (status = 400, response = crate::api::openapi::AnthropicErrorResponse),
+        (status = 401, response = crate::api::openapi::AnthropicErrorResponse),
+        (status = 403, response = crate::api::openapi::AnthropicErrorResponse),
+        (status = 404, response = crate::api::openapi::AnthropicErrorResponse),
+    ),
+    security(("bearer" = []), ("x_api_key" = []))
+)]
 /// `POST /v1/messages/count_tokens`: the upstream's own count when the model's first target is
 /// an Anthropic one that answers, else the gateway's tokenizer estimate. Free, like
 /// Anthropic's: no quota is taken and no usage recorded.

@@ -20,11 +20,11 @@ use crate::routing::{Model, Target};
 use crate::state::AppState;
 
 mod call;
-mod chat;
-mod completions;
-mod embeddings;
-mod messages;
-mod responses;
+pub(crate) mod chat;
+pub(crate) mod completions;
+pub(crate) mod embeddings;
+pub(crate) mod messages;
+pub(crate) mod responses;
 mod sse;
 
 pub use chat::chat_completions;
@@ -33,6 +33,17 @@ pub use embeddings::embeddings;
 pub use messages::{count_tokens, envelope as anthropic_envelope, messages};
 pub use responses::responses;
 
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    operation_id = "models",
+    tag = "data plane",
+    responses(
+        (status = 200, description = "The models the caller's tenant may use.", body = crate::api::openapi::ModelList),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/models`: the configured models the caller's tenant may use.
 pub async fn models(
     State(state): State<AppState>,
@@ -49,6 +60,19 @@ pub async fn models(
     Json(json!({ "object": "list", "data": data }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/models/{id}",
+    operation_id = "model",
+    tag = "data plane",
+    params(("id" = String, Path, description = "The model's name (it may hold a `/`).")),
+    responses(
+        (status = 200, description = "The model.", body = crate::api::openapi::ModelObject),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 404, response = crate::api::openapi::NotFound),
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/models/{id}`: one model, as the list shows it. An unknown model and one the
 /// caller may not use get the same 404, so nobody learns what exists. The id is the
 /// rest of the path (model names may hold a `/`), percent-decoded.

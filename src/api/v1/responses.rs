@@ -20,6 +20,28 @@ use crate::error::ApiError;
 use crate::metering::{Endpoint, Prompt};
 use crate::state::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/v1/responses",
+    operation_id = "responses",
+    tag = "data plane",
+    request_body = crate::api::openapi::ResponsesRequest,
+    responses(
+        (status = 200, description = "The response, or with `stream: true` its events (`response.created` … `response.completed`).", content(
+            (crate::api::openapi::UpstreamAnswer = "application/json"),
+            (crate::api::openapi::StreamEvent = "text/event-stream"),
+        )),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 429, response = crate::api::openapi::TooManyRequests),
+        (status = 502, response = crate::api::openapi::UpstreamFailed),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::UpstreamFailed),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn responses(
     State(state): State<AppState>,
     caller: Caller,

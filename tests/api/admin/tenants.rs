@@ -176,6 +176,15 @@ async fn bad_tenant_input_is_refused_and_nothing_is_written(backend: Backend) {
     )
     .await;
     assert_eq!(status, 400);
+    // A query string that does not parse is a 400 in the envelope too, not axum's plain text.
+    for path in [
+        "/tenants?include_deleted=maybe",
+        "/tenants/ok/users?colour=blue",
+    ] {
+        let (status, answer) = json(app.admin(Method::GET, path).send().await.unwrap()).await;
+        assert_eq!(status, 400, "{path}");
+        assert_eq!(error_code(&answer), "invalid_request", "{path}: {answer}");
+    }
 
     let (_, list) = json(
         app.admin(Method::GET, "/tenants?include_deleted=true")

@@ -132,6 +132,14 @@ async fn bad_requests_get_scim_errors_and_change_nothing() {
             400,
             Some("invalidValue"),
         ),
+        (Method::GET, "/Users?count=many".to_owned(), None, 400, None),
+        (
+            Method::GET,
+            format!("/Users/{id}?startIndex=x"),
+            None,
+            400,
+            None,
+        ),
         (Method::GET, "/Users/no-such-id".to_owned(), None, 404, None),
         (
             Method::DELETE,
