@@ -188,7 +188,7 @@ impl LineReader {
 
     async fn next_line(&mut self) -> Result<Option<BytesMut>, ProviderError> {
         loop {
-            if let Some(pos) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
+            if let Some(pos) = memchr::memchr(b'\n', &self.buf[self.scanned..]) {
                 let mut line = self.buf.split_to(self.scanned + pos + 1);
                 self.scanned = 0;
                 line.truncate(line.len() - 1);

@@ -269,6 +269,37 @@ struct ChoicePeek {
     finish_reason: Option<String>,
 }
 
+/// Whether a chunk is one of the many that carry a piece of the answer and nothing the gateway
+/// reads: one JSON object (by its ends) without a `usage` or an `error` key, whose every
+/// `finish_reason` is `null`. Those are forwarded without being parsed — the parse was most of a
+/// chunk's cost in the gateway. Anything else is parsed as before, so a false alarm costs only
+/// the parse it would have had. Upstreams write these keys plainly; one written with escapes
+/// (`"\u0075sage"`, legal JSON that no upstream sends) would go unread, and the answer would be
+/// metered by its text instead: estimated, never lost.
+fn plain_text_chunk(data: &str) -> bool {
+    use std::sync::LazyLock;
+
+    use memchr::memmem::Finder;
+
+    static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+    static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+    static FINISH: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"finish_reason\""));
+    let bytes = data.as_bytes();
+    if !(bytes.starts_with(b"{") && bytes.ends_with(b"}"))
+        || USAGE.find(bytes).is_some()
+        || ERROR.find(bytes).is_some()
+    {
+        return false;
+    }
+    FINISH.find_iter(bytes).all(|at| {
+        let value = &bytes[at + FINISH.needle().len()..];
+        let value = value.trim_ascii_start();
+        value
+            .strip_prefix(b":")
+            .is_some_and(|value| value.trim_ascii_start().starts_with(b"null"))
+    })
+}
+
 /// Forwards each chunk's bytes as they came (the model renamed to the client's), noting usage
 /// and whether the answer finished.
 #[derive(Debug)]
@@ -296,6 +327,12 @@ impl Translate<SseEvent> for PassThrough {
             return Ok(Flow::Done);
         }
         if data.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        if plain_text_chunk(data) {
+            let mut data = ev.data;
+            self.renamer.rename(&mut data, &self.model);
+            out.push(StreamEvent::new(data.into(), None, false));
             return Ok(Flow::Continue);
         }
         let peek: ChunkPeek =
@@ -373,6 +410,46 @@ mod tests {
         assert_eq!(
             serde_json::to_value(to_wire(&req, "m", false)).unwrap(),
             raw
+        );
+    }
+
+    #[test]
+    fn only_chunks_with_nothing_to_read_skip_the_parse() {
+        let plain = [
+            r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":{"content":"hi"},"finish_reason" : null}]}"#,
+            // The words in the text are escaped, so they are not keys.
+            r#"{"choices":[{"delta":{"content":"the \"usage\" and \"error\" keys"}}]}"#,
+            r#"{"choices":[{"delta":{"role":"assistant"}}]}"#,
+        ];
+        for chunk in plain {
+            assert!(plain_text_chunk(chunk), "{chunk}");
+        }
+        let read = [
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":null},{"delta":{},"finish_reason":"length"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#,
+            r#"{"choices":[{"delta":{}}],"usage":null}"#,
+            r#"{"error":{"message":"overloaded"}}"#,
+            "not json at all",
+            r#"{"choices":[{"delta":{"content":"cut"#,
+        ];
+        for chunk in read {
+            assert!(!plain_text_chunk(chunk), "{chunk}");
+        }
+        // Forwarded as they came, with nothing read from them.
+        let mut t = PassThrough::new("c");
+        let mut out = Vec::new();
+        let ev = SseEvent {
+            event: String::new(),
+            data: plain[0].into(),
+        };
+        assert_eq!(t.frame(ev, &mut out).unwrap(), Flow::Continue);
+        assert_eq!(out[0].data, plain[0].as_bytes());
+        assert!(out[0].usage.is_none() && !out[0].usage_only);
+        assert!(
+            t.end(&mut out).is_err(),
+            "a plain chunk does not finish the answer"
         );
     }
 
