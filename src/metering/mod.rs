@@ -15,6 +15,7 @@ pub mod price;
 pub mod spill;
 pub mod tally;
 pub mod tokenizer;
+mod vocabulary;
 pub mod writer;
 
 pub use event::UsageEvent;

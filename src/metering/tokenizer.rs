@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, OnceLock};
 
-use tiktoken_rs::CoreBPE;
 use tollgate_providers::ChatRequest;
+
+use super::vocabulary::Vocabulary;
 
 /// Framing tokens per chat message (`<|start|>role … <|end|>`): OpenAI's cookbook counts 3, and
 /// one more covers the name or tool-call separators most messages carry.
@@ -54,10 +55,12 @@ impl Encoding {
         }
     }
 
-    fn bpe(self) -> &'static CoreBPE {
+    fn vocabulary(self) -> &'static Vocabulary {
+        static O200K_BASE: OnceLock<Vocabulary> = OnceLock::new();
+        static CL100K_BASE: OnceLock<Vocabulary> = OnceLock::new();
         match self {
-            Self::O200kBase => tiktoken_rs::o200k_base_singleton(),
-            Self::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
+            Self::O200kBase => O200K_BASE.get_or_init(Vocabulary::o200k_base),
+            Self::Cl100kBase => CL100K_BASE.get_or_init(Vocabulary::cl100k_base),
         }
     }
 
@@ -74,7 +77,7 @@ impl Encoding {
     }
 
     fn count_now(self, text: &str) -> u64 {
-        u64::try_from(self.bpe().count_ordinary(text)).unwrap_or(u64::MAX)
+        u64::try_from(self.vocabulary().count(text)).unwrap_or(u64::MAX)
     }
 }
 
@@ -150,7 +153,7 @@ impl Encoding {
     }
 }
 
-/// The vocabularies loaded so far, for requests to wait on. Each costs tens of MB and a few
+/// The vocabularies loaded so far, for requests to wait on. Each costs a few MB and a few
 /// hundred milliseconds of CPU to build, so none is loaded at start: an idle gateway holds none,
 /// and one that only serves GPT-4o never holds cl100k.
 static LOADED: [tokio::sync::OnceCell<()>; 2] = [
@@ -167,12 +170,12 @@ impl Encoding {
         LOADED[usize::from(self == Self::Cl100kBase)]
             .get_or_init(|| async move {
                 let started = std::time::Instant::now();
-                if tokio::task::spawn_blocking(move || self.bpe())
+                if tokio::task::spawn_blocking(move || self.vocabulary())
                     .await
                     .is_err()
                 {
                     // The blocking pool is shutting down: load here rather than fail a request.
-                    self.bpe();
+                    self.vocabulary();
                 }
                 tracing::info!(encoding = ?self, took_ms = started.elapsed().as_millis() as u64,
                     "tokenizer vocabulary loaded");
@@ -190,7 +193,7 @@ pub async fn ready_for(model: &str) {
 /// must not measure the first load.
 pub fn load_for<'a>(models: impl IntoIterator<Item = &'a str>) {
     for model in models {
-        Encoding::for_model(model).bpe();
+        Encoding::for_model(model).vocabulary();
     }
 }
 
