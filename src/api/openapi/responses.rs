@@ -3,7 +3,10 @@
 //! `/v1/messages*`. Declaring them is what lets schemathesis check that every 4xx is in its
 //! envelope.
 
-use utoipa::ToResponse;
+use std::collections::BTreeMap;
+
+use utoipa::openapi::{Ref, RefOr, Response};
+use utoipa::{IntoResponses, ToResponse};
 
 use crate::error::Envelope;
 
@@ -65,3 +68,44 @@ pub struct ScimErrorResponse(pub super::ScimError);
 #[derive(ToResponse)]
 #[response(description = "An error in Anthropic's envelope, with the same status as elsewhere.")]
 pub struct AnthropicErrorResponse(pub super::AnthropicError);
+
+/// What a routed data-plane call can be refused with or fail with (400 to 504), so that the
+/// routes list them once: [`RoutedFailures`] in OpenAI's envelope, [`AnthropicRoutedFailures`] in
+/// Anthropic's.
+const ROUTED_FAILURES: [(&str, &str); 8] = [
+    ("400", "BadRequest"),
+    ("401", "Unauthorized"),
+    ("403", "Forbidden"),
+    ("404", "NotFound"),
+    ("429", "TooManyRequests"),
+    ("502", "UpstreamFailed"),
+    ("503", "Unavailable"),
+    ("504", "UpstreamFailed"),
+];
+
+/// [`ROUTED_FAILURES`], each the shared response of that name.
+pub struct RoutedFailures;
+
+impl IntoResponses for RoutedFailures {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        ROUTED_FAILURES
+            .into_iter()
+            .map(|(status, name)| (status.to_owned(), RefOr::Ref(Ref::from_response_name(name))))
+            .collect()
+    }
+}
+
+/// [`ROUTED_FAILURES`]' statuses, each in Anthropic's envelope.
+pub struct AnthropicRoutedFailures;
+
+impl IntoResponses for AnthropicRoutedFailures {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        ROUTED_FAILURES
+            .into_iter()
+            .map(|(status, _)| {
+                let name = "AnthropicErrorResponse";
+                (status.to_owned(), RefOr::Ref(Ref::from_response_name(name)))
+            })
+            .collect()
+    }
+}

@@ -25,14 +25,7 @@ use crate::state::AppState;
             (crate::api::openapi::UpstreamAnswer = "application/json"),
             (crate::api::openapi::StreamEvent = "text/event-stream"),
         )),
-        (status = 400, response = crate::api::openapi::BadRequest),
-        (status = 401, response = crate::api::openapi::Unauthorized),
-        (status = 403, response = crate::api::openapi::Forbidden),
-        (status = 404, response = crate::api::openapi::NotFound),
-        (status = 429, response = crate::api::openapi::TooManyRequests),
-        (status = 502, response = crate::api::openapi::UpstreamFailed),
-        (status = 503, response = crate::api::openapi::Unavailable),
-        (status = 504, response = crate::api::openapi::UpstreamFailed),
+        crate::api::openapi::RoutedFailures,
     ),
     security(("bearer" = []))
 )]

@@ -35,14 +35,7 @@ use crate::state::AppState;
             (crate::api::openapi::UpstreamAnswer = "application/json"),
             (crate::api::openapi::StreamEvent = "text/event-stream"),
         )),
-        (status = 400, response = crate::api::openapi::AnthropicErrorResponse),
-        (status = 401, response = crate::api::openapi::AnthropicErrorResponse),
-        (status = 403, response = crate::api::openapi::AnthropicErrorResponse),
-        (status = 404, response = crate::api::openapi::AnthropicErrorResponse),
-        (status = 429, response = crate::api::openapi::AnthropicErrorResponse),
-        (status = 502, response = crate::api::openapi::AnthropicErrorResponse),
-        (status = 503, response = crate::api::openapi::AnthropicErrorResponse),
-        (status = 504, response = crate::api::openapi::AnthropicErrorResponse),
+        crate::api::openapi::AnthropicRoutedFailures,
     ),
     security(("bearer" = []), ("x_api_key" = []))
 )]
