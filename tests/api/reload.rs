@@ -7,7 +7,7 @@ use tollgate::store::Store;
 use tollgate_testkit::{Answer, Gate, Pace, Reply, Stream, Upstream, Usage, openai};
 
 use crate::dataplane::{ask, ask_stream, events};
-use crate::metering::gateway::stored;
+use crate::metering::gateway::{chat as post, stored};
 use crate::support::{Backend, TestApp, error_code};
 
 /// What the held stream's upstream reports: 10 + 20 tokens.
@@ -35,17 +35,6 @@ targets = [{{ provider = "{target}", model = "real-m" }}]
 price = {{ input_per_mtok = {price}, output_per_mtok = {price} }}
 "#
     )
-}
-
-async fn post(app: &TestApp, key: &str, request_id: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .header("x-request-id", request_id)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
