@@ -112,12 +112,33 @@ impl TextVisitor<'_> {
             if field.name() == "message" {
                 return write_escaped(&mut self.writer, value);
             }
-            write!(self.writer, "{}=", field.name())?;
-            if quote || !is_plain_word(value) {
-                write!(self.writer, "{value:?}")
-            } else {
-                self.writer.write_str(value)
+            self.writer.write_str(field.name())?;
+            self.writer.write_char('=')?;
+            match (quote, is_plain_word(value)) {
+                (false, true) => self.writer.write_str(value),
+                // Debug quoting leaves such a word as it is: skip its char-by-char escaping.
+                (true, true) if value.bytes().all(|b| b.is_ascii_graphic()) => {
+                    self.writer.write_char('"')?;
+                    self.writer.write_str(value)?;
+                    self.writer.write_char('"')
+                }
+                _ => write!(self.writer, "{value:?}"),
             }
+        })();
+    }
+
+    /// A number or a flag: always one plain word, written without a detour through `Debug`.
+    fn word(&mut self, field: &Field, value: impl std::fmt::Display) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = (|| {
+            if !std::mem::take(&mut self.first) {
+                self.writer.write_char(' ')?;
+            }
+            self.writer.write_str(field.name())?;
+            self.writer.write_char('=')?;
+            write!(self.writer, "{value}")
         })();
     }
 }
@@ -125,6 +146,18 @@ impl TextVisitor<'_> {
 impl Visit for TextVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.field(field, value, field.name() != "message");
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.word(field, value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.word(field, value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.word(field, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -163,10 +196,13 @@ impl VisitFmt for TextVisitor<'_> {
 /// One word a log reader cannot misread: no whitespace, quotes, `=`, backslashes or control
 /// characters.
 fn is_plain_word(value: &str) -> bool {
+    let odd = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '=' | '\\');
     !value.is_empty()
-        && !value
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '=' | '\\'))
+        && match value.bytes().all(|b| b.is_ascii()) {
+            // Almost every value: one pass over bytes instead of decoding chars.
+            true => !value.bytes().any(|b| odd(char::from(b))),
+            false => !value.chars().any(odd),
+        }
 }
 
 /// Writes `text` with control characters (newlines, ESC, …) escaped as Rust does.
@@ -448,5 +484,74 @@ impl CacheStats {
 impl std::fmt::Debug for CacheStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CacheStats")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn text_line(log: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .with_level(false)
+            .fmt_fields(TextFields)
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = captured.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        String::from_utf8(bytes).unwrap_or_default()
+    }
+
+    #[test]
+    fn text_fields_quote_what_could_be_misread_and_nothing_else() {
+        let line = text_line(|| {
+            tracing::info!(
+                count = 12_u64,
+                delta = -3_i64,
+                flag = true,
+                plain = "chat",
+                spaced = "two words",
+                quoted = "say \"hi\"",
+                accented = "café",
+                hidden = "a\u{200b}b",
+                shown = %"bare",
+                odd = %"x=y",
+                "the message\nwith a break"
+            );
+        });
+        assert_eq!(
+            line,
+            concat!(
+                r#"the message\nwith a break count=12 delta=-3 flag=true plain="chat" "#,
+                r#"spaced="two words" quoted="say \"hi\"" accented="café" "#,
+                r#"hidden="a\u{200b}b" shown=bare odd="x=y""#,
+                "\n"
+            )
+        );
     }
 }
