@@ -8,7 +8,7 @@ use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
 use axum::response::Response;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 use crate::auth::Principal;
 use crate::clock::Timestamp;
@@ -261,34 +261,31 @@ pub(crate) fn with_rate_headers(mut response: Response, limits: &MinuteLimits) -
     if limits.requests.is_none() && limits.tokens.is_none() {
         return response;
     }
+    // Parsed once: a name given as text is validated again on every insert.
+    static REQUESTS: [HeaderName; 3] = [
+        HeaderName::from_static("x-ratelimit-limit-requests"),
+        HeaderName::from_static("x-ratelimit-remaining-requests"),
+        HeaderName::from_static("x-ratelimit-reset-requests"),
+    ];
+    static TOKENS: [HeaderName; 3] = [
+        HeaderName::from_static("x-ratelimit-limit-tokens"),
+        HeaderName::from_static("x-ratelimit-remaining-tokens"),
+        HeaderName::from_static("x-ratelimit-reset-tokens"),
+    ];
     let headers = response.headers_mut();
+    headers.reserve(6);
     // Digits and an `s`: always a valid header value. Built once for both limits.
     let reset = HeaderValue::try_from(format!("{}s", limits.reset_seconds)).ok();
-    for (standing, [limit, remaining, resets]) in [
-        (
-            limits.requests,
-            [
-                "x-ratelimit-limit-requests",
-                "x-ratelimit-remaining-requests",
-                "x-ratelimit-reset-requests",
-            ],
-        ),
-        (
-            limits.tokens,
-            [
-                "x-ratelimit-limit-tokens",
-                "x-ratelimit-remaining-tokens",
-                "x-ratelimit-reset-tokens",
-            ],
-        ),
-    ] {
+    for (standing, [limit, remaining, resets]) in
+        [(limits.requests, &REQUESTS), (limits.tokens, &TOKENS)]
+    {
         let Some(standing) = standing else { continue };
-        headers.insert(limit, HeaderValue::from(standing.limit));
+        headers.insert(limit.clone(), HeaderValue::from(standing.limit));
         if let Some(left) = standing.remaining {
-            headers.insert(remaining, HeaderValue::from(left));
+            headers.insert(remaining.clone(), HeaderValue::from(left));
         }
         if let Some(reset) = &reset {
-            headers.insert(resets, reset.clone());
+            headers.insert(resets.clone(), reset.clone());
         }
     }
     response
