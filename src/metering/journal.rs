@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::event::UsageEvent;
 use super::spill::{SpillFile, SpillReader};
@@ -100,13 +100,24 @@ pub(super) fn recover(dir: &Path, spill: &SpillFile) -> io::Result<u64> {
     Ok(moved)
 }
 
+/// The writer's queue as the journal fills it. Sending does not wake the writer (a wake-up
+/// for every few events, at a few hundred requests a second, was an `eventfd` write, an
+/// `epoll` return and a task poll per request); the writer takes what is queued on its tick,
+/// and `ready` brings it sooner once a batch's worth is waiting.
+pub(super) struct WriterQueue {
+    pub(super) sender: mpsc::Sender<UsageEvent>,
+    pub(super) ready: Arc<Notify>,
+    /// Queued events that make a batch (at most the queue's capacity).
+    pub(super) batch: usize,
+}
+
 /// Starts the journal thread in `dir`. Events go on to `queue`; `overflow` takes those the
 /// queue has no room for once it is closed (the writer stopped).
 pub(super) fn start(
     dir: &Path,
     capacity: usize,
     fsync_interval: Duration,
-    queue: mpsc::Sender<UsageEvent>,
+    queue: WriterQueue,
     overflow: impl Fn(UsageEvent) + Send + 'static,
     progress: Arc<Progress>,
 ) -> io::Result<(SyncSender<UsageEvent>, JournalHandle)> {
@@ -157,7 +168,7 @@ struct Thread {
     /// Journaled, not yet taken by the writer's queue.
     pending: VecDeque<UsageEvent>,
     capacity: usize,
-    queue: mpsc::Sender<UsageEvent>,
+    queue: WriterQueue,
     progress: Arc<Progress>,
     buffer: Vec<u8>,
 }
@@ -267,12 +278,13 @@ impl Thread {
             .ok_or_else(|| io::Error::other("no journal segment"))
     }
 
-    /// Hands journaled events to the writer's queue, in order, as far as it has room.
-    /// Stopping, it waits a while for room: the writer is still draining then.
+    /// Hands journaled events to the writer's queue, in order, as far as it has room, and
+    /// tells the writer when a batch's worth waits. Stopping, it waits a while for room: the
+    /// writer is still draining then.
     fn forward(&mut self, overflow: &impl Fn(UsageEvent), stopping: bool) {
         let patience = Instant::now() + STOP_PATIENCE;
         while let Some(event) = self.pending.pop_front() {
-            match self.queue.try_send(event) {
+            match self.queue.sender.try_send(event) {
                 Ok(()) => {
                     self.progress.forwarded.fetch_add(1, Ordering::Release);
                 }
@@ -280,11 +292,12 @@ impl Thread {
                     if stopping && Instant::now() < patience =>
                 {
                     self.pending.push_front(event);
+                    self.queue.ready.notify_one();
                     std::thread::park_timeout(Duration::from_millis(5));
                 }
                 Err(mpsc::error::TrySendError::Full(event)) if !stopping => {
                     self.pending.push_front(event);
-                    return;
+                    break;
                 }
                 // The writer has stopped, or is stuck while we stop: the spill path takes
                 // it. Its segment stays for the next start, where its id makes a second copy
@@ -297,6 +310,10 @@ impl Thread {
                     overflow(event);
                 }
             }
+        }
+        let sender = &self.queue.sender;
+        if sender.max_capacity() - sender.capacity() >= self.queue.batch {
+            self.queue.ready.notify_one();
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -72,7 +72,13 @@ impl UsageWriter {
             );
         }
         let spill = Arc::new(spill);
-        let (queue, receiver) = mpsc::channel(settings.queue_capacity);
+        let (sender, receiver) = mpsc::channel(settings.queue_capacity);
+        let ready = Arc::new(Notify::new());
+        let queue = journal::WriterQueue {
+            sender,
+            ready: ready.clone(),
+            batch: settings.batch_size.min(settings.queue_capacity),
+        };
         let overflow = Arc::new(Overflow {
             spill: spill.clone(),
             state: Mutex::new(OverflowState::default()),
@@ -100,6 +106,7 @@ impl UsageWriter {
             overflow: overflow.clone(),
             give_up_at: None,
             receiver,
+            ready,
             outage: None,
             next_probe: Instant::now(),
             settings,
@@ -295,6 +302,8 @@ struct Writer {
     store: Store,
     spill: Arc<SpillFile>,
     receiver: mpsc::Receiver<UsageEvent>,
+    /// A batch's worth is queued (see [`journal::WriterQueue`]).
+    ready: Arc<Notify>,
     settings: MeteringConfig,
     /// When inserts started failing; `None` while they work.
     outage: Option<Instant>,
@@ -321,27 +330,22 @@ impl Writer {
         let mut tick = tokio::time::interval(self.settings.flush_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let room = batch_size - batch.len();
             tokio::select! {
                 biased;
                 _ = stopped.changed() => break,
-                received = self.receiver.recv_many(&mut batch, room) => {
-                    // Zero: every recorder is gone and the queue is empty.
-                    if received == 0 {
-                        break;
-                    }
-                    if batch.len() >= batch_size {
+                () = self.ready.notified() => {
+                    // Whole batches only; a rest waits for the tick or for more.
+                    while self.take_queued(&mut batch, batch_size) {
                         self.write_queued(mem::take(&mut batch)).await;
                     }
                 }
                 _ = tick.tick() => {
-                    if !batch.is_empty() {
-                        self.write_queued(mem::take(&mut batch)).await;
-                    } else if self.overflow.has_held() && Instant::now() >= self.next_probe {
+                    let idle = !self.write_all_queued(&mut batch, batch_size).await;
+                    if idle && self.overflow.has_held() && Instant::now() >= self.next_probe {
                         // Refused by a full spill disk: the database is their way out.
                         let held = self.overflow.take_held(batch_size);
                         self.write(held).await;
-                    } else if self.spill.pending() > 0 && Instant::now() >= self.next_probe {
+                    } else if idle && self.spill.pending() > 0 && Instant::now() >= self.next_probe {
                         // Idle with events in the spill file: without traffic no insert would
                         // ever succeed to trigger the replay.
                         self.replay().await;
@@ -349,6 +353,10 @@ impl Writer {
                 }
             }
             metrics::gauge!("tollgate_usage_queue_depth").set(self.receiver.len() as f64);
+            if self.receiver.is_closed() && self.receiver.is_empty() && batch.is_empty() {
+                // Every recorder is gone and the queue is empty.
+                break;
+            }
         }
         // Drain. Closing makes later `record` calls go to the spill file, so this ends.
         self.receiver.close();
@@ -367,6 +375,33 @@ impl Writer {
             self.write(held).await;
         }
         metrics::gauge!("tollgate_usage_queue_depth").set(0.0);
+    }
+
+    /// Moves queued events into `batch` until it holds `batch_size`; whether it does.
+    fn take_queued(&mut self, batch: &mut Vec<UsageEvent>, batch_size: usize) -> bool {
+        while batch.len() < batch_size {
+            match self.receiver.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Writes everything queued, in batches; whether there was anything.
+    async fn write_all_queued(&mut self, batch: &mut Vec<UsageEvent>, batch_size: usize) -> bool {
+        let mut wrote = false;
+        loop {
+            let full = self.take_queued(batch, batch_size);
+            if batch.is_empty() {
+                return wrote;
+            }
+            self.write_queued(mem::take(batch)).await;
+            wrote = true;
+            if !full {
+                return wrote;
+            }
+        }
     }
 
     /// Writes a batch taken from the queue, and tells the journal how it went.

@@ -18,6 +18,7 @@ on_both_backends!(
     shutdown_drains_the_queue,
     the_gateway_writes_usage_and_drains_on_shutdown,
     totals_since_a_period_start_come_from_the_rollup,
+    whole_batches_are_written_at_once_and_a_rest_on_the_tick,
 );
 
 /// Eight tasks record 2000 events at once: 2000 rows, and the rollup sums to the events.
@@ -165,4 +166,26 @@ async fn totals_since_a_period_start_come_from_the_rollup(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(later, vec![expect("bob", &[&events[3]])]);
+}
+
+/// The writer is not woken for each event: it takes whole batches as soon as they are queued,
+/// and a rest on its tick (here an hour away, so only the shutdown's drain writes it).
+async fn whole_batches_are_written_at_once_and_a_rest_on_the_tick(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = fresh_store(&backend, &dir).await;
+    let mut settings = settings(dir.path());
+    settings.batch_size = 50;
+    settings.flush_interval = Duration::from_secs(3600);
+    let (recorder, writer) = UsageWriter::start(store.clone(), settings).unwrap();
+    // The interval's first tick fires at once: let it pass before anything is queued.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events: Vec<_> = (0..120).map(|i| event("b", i)).collect();
+    for event in &events {
+        recorder.record(event.clone());
+    }
+    wait_for_count(&store, 100, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.usage_count().await.unwrap(), 100, "the rest waits");
+    writer.shutdown().await;
+    assert_stored_exactly(&store, &events).await;
 }
