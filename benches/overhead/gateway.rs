@@ -229,7 +229,8 @@ fn status_kib(pid: u32, field: &str) -> f64 {
 }
 
 /// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
+/// CPU seconds used so far: (user, system).
+fn cpu_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The command name may hold spaces; the fields after it are space-separated.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
@@ -241,7 +242,28 @@ fn cpu_seconds(pid: u32) -> f64 {
             .and_then(|f| f.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (ticks(14) + ticks(15)) / clock_ticks()
+    (ticks(14) / clock_ticks(), ticks(15) / clock_ticks())
+}
+
+/// Context switches of every thread so far, voluntary (a thread blocked: each is a wake-up
+/// later) and not: how often the gateway's threads took turns on the CPU.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let mut switches = 0;
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            if let Some(rest) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                switches += rest.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    switches
 }
 
 fn clock_ticks() -> f64 {
@@ -259,7 +281,8 @@ fn clock_ticks() -> f64 {
 /// Samples the gateway's RSS every 20 ms on its own thread, and its CPU time at both ends.
 pub struct Sampler {
     pid: u32,
-    cpu_before: f64,
+    cpu_before: (f64, f64),
+    switches_before: u64,
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<f64>,
 }
@@ -281,6 +304,7 @@ impl Sampler {
         Self {
             pid,
             cpu_before: cpu_seconds(pid),
+            switches_before: context_switches(pid),
             stop,
             thread,
         }
@@ -289,8 +313,12 @@ impl Sampler {
     pub fn stop(self) -> Usage {
         self.stop.store(true, Ordering::Relaxed);
         let peak = self.thread.join().unwrap();
+        let (user, system) = cpu_seconds(self.pid);
         Usage {
-            cpu: cpu_seconds(self.pid) - self.cpu_before,
+            cpu: user + system - self.cpu_before.0 - self.cpu_before.1,
+            system: system - self.cpu_before.1,
+            // Threads that ended during the run take their counts with them: a lower bound.
+            switches: context_switches(self.pid).saturating_sub(self.switches_before),
             peak_rss: peak / 1024.0,
         }
     }
@@ -301,6 +329,10 @@ impl Sampler {
 pub struct Usage {
     /// CPU seconds (user + system) over the run.
     pub cpu: f64,
+    /// Of which in the kernel.
+    pub system: f64,
+    /// Context switches of the gateway's threads over the run.
+    pub switches: u64,
     /// Highest RSS sampled during the run, in MiB.
     pub peak_rss: f64,
 }

@@ -43,9 +43,9 @@ pub fn print_table(knobs: &Knobs, rows: &[Row], idle_rss: f64) {
     );
     println!();
     println!(
-        "| mode | conc | direct req/s | gateway req/s | ratio | p50 ms direct / gw (+added) | p90 ms direct / gw (+added) | p99 ms direct / gw (+added) | TTFB p50 ms direct / gw (+added) | gw CPU s (µs/req) | gw peak RSS MiB | errors direct / gw |"
+        "| mode | conc | direct req/s | gateway req/s | ratio | p50 ms direct / gw (+added) | p90 ms direct / gw (+added) | p99 ms direct / gw (+added) | TTFB p50 ms direct / gw (+added) | gw CPU s (µs/req, % in kernel) | gw switches / req | gw peak RSS MiB | errors direct / gw |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let (direct, through) = (&row.direct, &row.through);
         let rps = |run: &Run| run.requests as f64 / run.elapsed.as_secs_f64();
@@ -66,7 +66,7 @@ pub fn print_table(knobs: &Knobs, rows: &[Row], idle_rss: f64) {
             "–".to_owned()
         };
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {:.2} ({:.0}) | {:.1} | {} / {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {:.2} ({:.0}, {:.0} %) | {:.2} | {:.1} | {} / {} |",
             row.dialect.name(row.mode),
             row.concurrency,
             rps(direct),
@@ -78,6 +78,8 @@ pub fn print_table(knobs: &Knobs, rows: &[Row], idle_rss: f64) {
             ttfb,
             row.usage.cpu,
             row.usage.cpu * 1e6 / through.requests.max(1) as f64,
+            row.usage.system * 100.0 / row.usage.cpu.max(f64::EPSILON),
+            row.usage.switches as f64 / through.requests.max(1) as f64,
             row.usage.peak_rss,
             direct.errors,
             through.errors,
