@@ -10,6 +10,7 @@
 pub mod delivered;
 pub mod event;
 mod journal;
+mod observed;
 pub mod outcome;
 pub mod price;
 pub mod spill;

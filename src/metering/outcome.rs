@@ -13,13 +13,14 @@ use tollgate_providers::responses::{self, ResponsesRequest};
 use tollgate_providers::{ChatRequest, EmbeddingsRequest, Reported, Usage};
 
 use super::delivered::Delivered;
+use super::observed;
 use super::{PriceBook, Tally, UsageEvent, UsageRecorder, tokenizer};
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::quota::{Admitted, Quotas};
 
 /// Which route served the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Chat,
     ChatStream,
@@ -35,7 +36,7 @@ pub enum Endpoint {
 /// How a request ended: the usage event's `status`, the request log's and the metrics'
 /// `ending`. A small closed set, stored as text. Whatever was counted is billed, however the
 /// request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ending {
     /// The upstream answered and the client got the whole answer.
@@ -269,65 +270,9 @@ pub fn record(books: &Books, mut outcome: RequestOutcome) -> Billed {
         ttft_ms = event.ttft_ms,
         "request"
     );
-    observe(&outcome, &provider, &event);
+    observed::observe(&outcome, &provider, &event);
     books.usage.record(event);
     Billed { tally, estimated }
-}
-
-/// The request's metrics. Labels are configured names only (models, providers) and fixed
-/// words: bounded, never a user. Names are shared (`Arc`), not copied, into the labels.
-fn observe(outcome: &RequestOutcome, provider: &Arc<str>, event: &UsageEvent) {
-    let endpoint = outcome.endpoint.as_str();
-    metrics::counter!(
-        "tollgate_requests_total",
-        "model" => outcome.model.clone(),
-        "provider" => provider.clone(),
-        "endpoint" => endpoint,
-        "ending" => outcome.ending.as_str(),
-        "status" => status_class(outcome.status),
-    )
-    .increment(1);
-    let tally = &event.tally;
-    if tally.total_tokens > 0 {
-        for (kind, count) in [
-            ("prompt", tally.prompt_tokens),
-            ("completion", tally.completion_tokens),
-            ("cached", tally.cached_tokens),
-            ("reasoning", event.reasoning_tokens),
-        ] {
-            if let Ok(count @ 1..) = u64::try_from(count) {
-                metrics::counter!("tollgate_tokens_total", "model" => outcome.model.clone(), "kind" => kind)
-                    .increment(count);
-            }
-        }
-    }
-    metrics::histogram!("tollgate_request_duration_seconds", "endpoint" => endpoint)
-        .record(outcome.latency.as_secs_f64());
-    if let Some(ttft) = outcome.time_to_first_token {
-        metrics::histogram!("tollgate_time_to_first_token_seconds", "model" => outcome.model.clone())
-            .record(ttft.as_secs_f64());
-    }
-    if let Some(from) = outcome.upstream_from {
-        // A stream's upstream time runs from the call to the stream's end.
-        let upstream = outcome
-            .upstream_time
-            .unwrap_or_else(|| outcome.latency.saturating_sub(from));
-        metrics::histogram!("tollgate_upstream_duration_seconds", "provider" => provider.clone())
-            .record(upstream.as_secs_f64());
-        metrics::histogram!("tollgate_gateway_overhead_seconds", "endpoint" => endpoint)
-            .record(outcome.latency.saturating_sub(upstream).as_secs_f64());
-    }
-}
-
-fn status_class(status: u16) -> &'static str {
-    match status {
-        200..=299 => "2xx",
-        400..=498 => "4xx",
-        // The client closed the request (nginx's 499): neither our error nor the upstream's.
-        499 => "client_closed",
-        500..=599 => "5xx",
-        _ => "other",
-    }
 }
 
 /// The token counts of a finished request, and whether the tokenizer made any of them: the
