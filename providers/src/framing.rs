@@ -5,11 +5,14 @@
 //! event of any size; an upstream that never sends a blank line would grow memory without end.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use tokio::time::{Instant, Sleep};
 
 use crate::{ChatStream, ProviderError, StreamEvent, TimeoutPhase};
 
@@ -20,19 +23,66 @@ pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderErr
 
 /// The response body as chunks; a chunk that takes longer than `idle` ends it with a timeout.
 pub(crate) fn body_chunks(resp: reqwest::Response, idle: Duration) -> ByteStream {
-    let body = Box::pin(resp.bytes_stream());
-    Box::pin(futures_util::stream::unfold(
-        Some(body),
-        move |body| async move {
-            let mut body = body?;
-            match tokio::time::timeout(idle, body.next()).await {
-                Err(_) => Some((Err(idle_timeout(idle)), None)),
-                Ok(None) => None,
-                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
-                Ok(Some(Err(err))) => Some((Err(ProviderError::from_read(err)), None)),
+    let body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>> =
+        Box::pin(resp.bytes_stream());
+    Box::pin(IdleLimited {
+        body: Some(body),
+        idle,
+        waiting_since: None,
+        timer: Box::pin(tokio::time::sleep(idle)),
+    })
+}
+
+/// A body each of whose chunks must come within `idle` of the read that waits for it. One
+/// timer for the whole body, moved only when it fires: a chunk costs a clock read, where a
+/// `timeout` around each read set and cleared a timer every time.
+struct IdleLimited {
+    /// `None` once the body ended or failed.
+    body: Option<Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>>,
+    idle: Duration,
+    /// When the read now pending began: the idle clock runs from there (not from the last
+    /// chunk, so a consumer that was slow to ask again is not counted against the upstream).
+    waiting_since: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Stream for IdleLimited {
+    type Item = Result<Bytes, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(body) = this.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match body.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.waiting_since = None;
+                return Poll::Ready(Some(Ok(chunk)));
             }
-        },
-    ))
+            Poll::Ready(Some(Err(err))) => {
+                this.body = None;
+                return Poll::Ready(Some(Err(ProviderError::from_read(err))));
+            }
+            Poll::Ready(None) => {
+                this.body = None;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
+        }
+        let since = *this.waiting_since.get_or_insert_with(Instant::now);
+        let due = since + this.idle;
+        loop {
+            if this.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The timer was set for an earlier read, or this one has waited too long.
+            if Instant::now() >= due {
+                this.body = None;
+                return Poll::Ready(Some(Err(idle_timeout(this.idle))));
+            }
+            this.timer.as_mut().reset(due);
+        }
+    }
 }
 
 fn idle_timeout(after: Duration) -> ProviderError {
@@ -299,6 +349,59 @@ impl Framing for NdjsonFraming {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body of `chunks` chunks, `gap` apart, that then ends or (with `stall`) goes quiet.
+    fn paced(chunks: usize, gap: Duration, stall: bool, idle: Duration) -> IdleLimited {
+        let body = futures_util::stream::unfold(0, move |sent| async move {
+            if sent == chunks {
+                if stall {
+                    std::future::pending::<()>().await;
+                }
+                return None;
+            }
+            tokio::time::sleep(gap).await;
+            Some((Ok(Bytes::from_static(b"chunk")), sent + 1))
+        });
+        IdleLimited {
+            body: Some(Box::pin(body)),
+            idle,
+            waiting_since: None,
+            timer: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_slower_in_all_than_its_idle_limit_but_never_idle_that_long_ends_well() {
+        let idle = Duration::from_millis(300);
+        let chunks: Vec<_> = paced(6, Duration::from_millis(100), false, idle)
+            .collect()
+            .await;
+        assert_eq!(chunks.len(), 6);
+        assert!(chunks.iter().all(Result::is_ok));
+    }
+
+    #[tokio::test]
+    async fn a_consumer_slow_to_ask_again_is_not_counted_against_the_upstream() {
+        let mut body = paced(3, Duration::ZERO, false, Duration::from_millis(100));
+        for _ in 0..3 {
+            assert!(body.next().await.unwrap().is_ok());
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(body.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_that_goes_quiet_ends_with_an_idle_timeout() {
+        let idle = Duration::from_millis(150);
+        let started = Instant::now();
+        let chunks: Vec<_> = paced(2, Duration::from_millis(50), true, idle)
+            .collect()
+            .await;
+        assert_eq!(chunks.len(), 3);
+        let error = chunks[2].as_ref().unwrap_err();
+        assert!(error.is_timeout(), "{error:?}");
+        assert!(started.elapsed() >= Duration::from_millis(250));
+    }
 
     fn body(chunks: &[&str]) -> ByteStream {
         let chunks: Vec<Result<Bytes, ProviderError>> = chunks
