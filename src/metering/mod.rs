@@ -12,6 +12,7 @@ pub mod event;
 mod journal;
 mod observed;
 pub mod outcome;
+mod pieces;
 pub mod price;
 pub mod spill;
 pub mod tally;

@@ -16,9 +16,11 @@ use std::collections::HashMap;
 use fancy_regex::Regex;
 use tiktoken_rs::{CoreBPE, Rank};
 
+use super::pieces::{self, Pattern};
+
 /// `cl100k_base`'s split pattern, as tiktoken defines it (`tiktoken-rs` names only
 /// `o200k_base`'s).
-const CL100K_BASE_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s";
+pub(super) const CL100K_BASE_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s";
 
 /// Token bytes → rank, the bytes in one arena that lives as long as the process (each
 /// vocabulary is built once).
@@ -29,18 +31,32 @@ pub(super) struct Vocabulary {
     /// `None` if the pattern did not compile (it is a constant, so never in a release that
     /// passed its tests): every byte is then counted as a token, an over-estimate.
     split: Option<Regex>,
+    /// The same pattern by hand, for ASCII text.
+    ascii: Pattern,
 }
 
 impl Vocabulary {
     pub(super) fn o200k_base() -> Self {
-        Self::from_tiktoken(tiktoken_rs::o200k_base(), tiktoken_rs::O200K_BASE_PAT_STR)
+        Self::from_tiktoken(
+            tiktoken_rs::o200k_base(),
+            tiktoken_rs::O200K_BASE_PAT_STR,
+            Pattern::O200k,
+        )
     }
 
     pub(super) fn cl100k_base() -> Self {
-        Self::from_tiktoken(tiktoken_rs::cl100k_base(), CL100K_BASE_PATTERN)
+        Self::from_tiktoken(
+            tiktoken_rs::cl100k_base(),
+            CL100K_BASE_PATTERN,
+            Pattern::Cl100k,
+        )
     }
 
-    fn from_tiktoken<E: std::fmt::Display>(bpe: Result<CoreBPE, E>, pattern: &str) -> Self {
+    fn from_tiktoken<E: std::fmt::Display>(
+        bpe: Result<CoreBPE, E>,
+        pattern: &str,
+        ascii: Pattern,
+    ) -> Self {
         let mut arena = Vec::new();
         let mut spans = Vec::new();
         match bpe {
@@ -69,7 +85,11 @@ impl Vocabulary {
                 tracing::error!(%error, "cannot compile a tokenizer's pattern; counting bytes");
             })
             .ok();
-        Self { ranks, split }
+        Self {
+            ranks,
+            split,
+            ascii,
+        }
     }
 
     /// Tokens in `text`, as `encode_ordinary` would make them.
@@ -77,6 +97,13 @@ impl Vocabulary {
         let Some(split) = &self.split else {
             return text.len();
         };
+        if text.is_ascii() {
+            let mut count = 0;
+            pieces::for_each(self.ascii, text.as_bytes(), |piece| {
+                count += self.piece_count(piece);
+            });
+            return count;
+        }
         let mut count = 0;
         for piece in split.find_iter(text) {
             // The regex gave up (its backtracking limit): the rest counts as bytes, too many
@@ -84,14 +111,17 @@ impl Vocabulary {
             let Ok(piece) = piece else {
                 return count + text.len();
             };
-            let piece = piece.as_str().as_bytes();
-            count += if self.ranks.contains_key(piece) {
-                1
-            } else {
-                byte_pair_count(piece, &self.ranks)
-            };
+            count += self.piece_count(piece.as_str().as_bytes());
         }
         count
+    }
+
+    fn piece_count(&self, piece: &[u8]) -> usize {
+        if self.ranks.contains_key(piece) {
+            1
+        } else {
+            byte_pair_count(piece, &self.ranks)
+        }
     }
 }
 
