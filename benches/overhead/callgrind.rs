@@ -18,7 +18,7 @@ use crate::load::{Target, one, request_body};
 
 /// Requests of each kind before counting starts: connections open, the tokenizer loaded, the
 /// caches filled, whatever initialises lazily initialised.
-const WARM_UP: usize = 50;
+const WARM_UP: usize = 200;
 /// Well over the usage writer's flush interval (200 ms) even at valgrind's pace: a phase's
 /// events are written before its dump, and the phase before's before its zeroing.
 const SETTLE: Duration = Duration::from_secs(1);
