@@ -52,6 +52,17 @@ fn run(text: &[u8], at: usize, class: impl Fn(u8) -> bool) -> usize {
     at + text[at..].iter().take_while(|&&b| class(b)).count()
 }
 
+/// ` ?[^\s\p{L}\p{N}]+` from `at`, then a run of `tail` bytes: its end. The space is taken
+/// when symbols follow it.
+fn symbols(text: &[u8], at: usize, tail: impl Fn(u8) -> bool) -> Option<usize> {
+    let from = match text.get(at + 1) {
+        Some(&next) if text[at] == b' ' && symbol(next) => at + 1,
+        _ => at,
+    };
+    let end = run(text, from, symbol);
+    (end > from).then(|| run(text, end, tail))
+}
+
 /// Where whitespace from `at` ends for `\s+(?!\S)`: all of it at the end of the text, else all
 /// but its last character (which belongs to the word after); `None` for a single character
 /// before a word.
@@ -107,16 +118,7 @@ fn o200k(text: &[u8], at: usize) -> usize {
         return run(text, at, |b| b.is_ascii_digit()).min(at + 3);
     }
     //  ?[^\s\p{L}\p{N}]+[\r\n/]*
-    let symbols = |from: usize| {
-        let end = run(text, from, symbol);
-        (end > from).then(|| run(text, end, |b| newline(b) || b == b'/'))
-    };
-    if b == b' '
-        && let Some(end) = symbols(at + 1)
-    {
-        return end;
-    }
-    if let Some(end) = symbols(at) {
+    if let Some(end) = symbols(text, at, |b| newline(b) || b == b'/') {
         return end;
     }
     // What is left is whitespace: \s*[\r\n]+, then \s+(?!\S), then \s+.
@@ -152,16 +154,7 @@ fn cl100k(text: &[u8], at: usize) -> usize {
         return run(text, at, |b| b.is_ascii_digit()).min(at + 3);
     }
     //  ?[^\s\p{L}\p{N}]++[\r\n]*+
-    let symbols = |from: usize| {
-        let end = run(text, from, symbol);
-        (end > from).then(|| run(text, end, newline))
-    };
-    if b == b' '
-        && let Some(end) = symbols(at + 1)
-    {
-        return end;
-    }
-    if let Some(end) = symbols(at) {
+    if let Some(end) = symbols(text, at, newline) {
         return end;
     }
     // Whitespace: \s++$, then \s*[\r\n], then \s+(?!\S), then \s.
