@@ -82,8 +82,11 @@ fn through_last_newline(text: &[u8], at: usize, end: usize) -> Option<usize> {
         .map(|last| at + last + 1)
 }
 
-/// `(?i:'s|'t|'re|'ve|'m|'ll|'d)` at `at`: its length, or 0.
-fn o200k_contraction(text: &[u8], at: usize) -> usize {
+/// An English contraction at `at` (`'s`, `'t`, `'m`, `'d`, `'ll`, `'ve`, `'re`, any case): its
+/// length, or 0. Both patterns know the same seven, `o200k_base` after a word
+/// (`(?i:'s|'t|'re|'ve|'m|'ll|'d)?`), `cl100k_base` as a piece of its own
+/// (`'(?i:[sdmt]|ll|ve|re)`); no two share a first letter, so their order does not matter.
+fn contraction(text: &[u8], at: usize) -> usize {
     if text.get(at) != Some(&b'\'') {
         return 0;
     }
@@ -103,7 +106,7 @@ fn o200k(text: &[u8], at: usize) -> usize {
     let word = |from: usize| {
         let capitals = run(text, from, |b| b.is_ascii_uppercase());
         let end = run(text, capitals, |b| b.is_ascii_lowercase());
-        (end > from).then(|| end + o200k_contraction(text, end))
+        (end > from).then(|| end + contraction(text, end))
     };
     if leader(b)
         && let Some(end) = word(at + 1)
@@ -132,15 +135,9 @@ fn o200k(text: &[u8], at: usize) -> usize {
 fn cl100k(text: &[u8], at: usize) -> usize {
     let b = text[at];
     // '(?i:[sdmt]|ll|ve|re)
-    if b == b'\'' {
-        let next = |i: usize| text.get(at + i).map(u8::to_ascii_lowercase);
-        match (next(1), next(2)) {
-            (Some(b's' | b'd' | b'm' | b't'), _) => return at + 2,
-            (Some(b'l'), Some(b'l')) | (Some(b'v'), Some(b'e')) | (Some(b'r'), Some(b'e')) => {
-                return at + 3;
-            }
-            _ => {}
-        }
+    match contraction(text, at) {
+        0 => {}
+        length => return at + length,
     }
     // [^\r\n\p{L}\p{N}]?+\p{L}++: possessive, so a leader without letters after it fails
     // this alternative rather than trying again without the leader.
