@@ -102,33 +102,32 @@ struct TextVisitor<'w> {
 
 impl TextVisitor<'_> {
     fn field(&mut self, field: &Field, value: &str, quote: bool) {
-        if self.result.is_err() {
-            return;
-        }
-        self.result = (|| {
-            if !std::mem::take(&mut self.first) {
-                self.writer.write_char(' ')?;
-            }
+        self.write(field, |writer| {
             if field.name() == "message" {
-                return write_escaped(&mut self.writer, value);
+                return write_escaped(writer, value);
             }
-            self.writer.write_str(field.name())?;
-            self.writer.write_char('=')?;
             match (quote, is_plain_word(value)) {
-                (false, true) => self.writer.write_str(value),
-                // Debug quoting leaves such a word as it is: skip its char-by-char escaping.
-                (true, true) if value.bytes().all(|b| b.is_ascii_graphic()) => {
-                    self.writer.write_char('"')?;
-                    self.writer.write_str(value)?;
-                    self.writer.write_char('"')
+                (false, true) => writer.write_str(value),
+                // Debug quoting leaves a plain ASCII word as it is: skip its char-by-char
+                // escaping.
+                (true, true) if value.is_ascii() => {
+                    writer.write_char('"')?;
+                    writer.write_str(value)?;
+                    writer.write_char('"')
                 }
-                _ => write!(self.writer, "{value:?}"),
+                _ => write!(writer, "{value:?}"),
             }
-        })();
+        });
     }
 
     /// A number or a flag: always one plain word, written without a detour through `Debug`.
     fn word(&mut self, field: &Field, value: impl std::fmt::Display) {
+        self.write(field, |writer| write!(writer, "{value}"));
+    }
+
+    /// One field, after a space unless it is the first: `name=` (but for the message) and
+    /// what `value` writes.
+    fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> std::fmt::Result) {
         if self.result.is_err() {
             return;
         }
@@ -136,9 +135,11 @@ impl TextVisitor<'_> {
             if !std::mem::take(&mut self.first) {
                 self.writer.write_char(' ')?;
             }
-            self.writer.write_str(field.name())?;
-            self.writer.write_char('=')?;
-            write!(self.writer, "{value}")
+            if field.name() != "message" {
+                self.writer.write_str(field.name())?;
+                self.writer.write_char('=')?;
+            }
+            value(&mut self.writer)
         })();
     }
 }
@@ -198,7 +199,7 @@ impl VisitFmt for TextVisitor<'_> {
 fn is_plain_word(value: &str) -> bool {
     let odd = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '=' | '\\');
     !value.is_empty()
-        && match value.bytes().all(|b| b.is_ascii()) {
+        && match value.is_ascii() {
             // Almost every value: one pass over bytes instead of decoding chars.
             true => !value.bytes().any(|b| odd(char::from(b))),
             false => !value.chars().any(odd),
