@@ -65,8 +65,14 @@ impl StreamRenamer {
             return;
         };
         if bytes[range.clone()] != *value.as_bytes() {
-            // The range lies between two ASCII quotes, so both ends are character boundaries.
-            doc.replace_range(range, &value);
+            // Written afresh at its final size: `replace_range` would grow the string (a
+            // reallocation) and then move its tail. The range lies between two ASCII quotes,
+            // so both ends are character boundaries.
+            let mut renamed = String::with_capacity(doc.len() - range.len() + value.len());
+            renamed.push_str(&doc[..range.start]);
+            renamed.push_str(&value);
+            renamed.push_str(&doc[range.end..]);
+            *doc = renamed;
         }
     }
 }
