@@ -147,6 +147,7 @@ where
         framing,
         translator,
         out: VecDeque::new(),
+        made: Vec::new(),
         finished: false,
     };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
@@ -170,13 +171,15 @@ struct Driver<F, T> {
     framing: F,
     translator: T,
     out: VecDeque<StreamEvent>,
+    /// The translator's output for one line, kept so that its allocation serves every line.
+    made: Vec<StreamEvent>,
     finished: bool,
 }
 
 impl<F: Framing, T: Translate<F::Frame>> Driver<F, T> {
     /// Reads one line and translates whatever frame it completes.
     async fn advance(&mut self) -> Result<(), ProviderError> {
-        let mut made = Vec::new();
+        let mut made = std::mem::take(&mut self.made);
         match self.lines.next_line().await? {
             Some(line) => {
                 // Checked in place: a line is not copied into a `String` of its own.
@@ -198,7 +201,8 @@ impl<F: Framing, T: Translate<F::Frame>> Driver<F, T> {
                 self.translator.end(&mut made)?;
             }
         }
-        self.out.extend(made);
+        self.out.extend(made.drain(..));
+        self.made = made;
         Ok(())
     }
 
