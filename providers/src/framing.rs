@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::ops::Range;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -183,7 +184,7 @@ impl<F: Framing, T: Translate<F::Frame>> Driver<F, T> {
         match self.lines.next_line().await? {
             Some(line) => {
                 // Checked in place: a line is not copied into a `String` of its own.
-                let line = std::str::from_utf8(&line).map_err(|_| {
+                let line = std::str::from_utf8(self.lines.line(line)).map_err(|_| {
                     ProviderError::InvalidResponse("stream is not valid UTF-8".into())
                 })?;
                 if let Some(frame) = self.framing.line(line)? {
@@ -221,11 +222,15 @@ impl<F: Framing, T: Translate<F::Frame>> Driver<F, T> {
 
 // === impl LineReader ===
 
-/// Splits a byte stream into UTF-8 lines without their `\n` / `\r\n`.
+/// Splits a byte stream into UTF-8 lines without their `\n` / `\r\n`. A line is lent out of
+/// the reader's buffer, not split off into a buffer of its own: the framing copies what it
+/// keeps anyway.
 struct LineReader {
     body: ByteStream,
-    buf: BytesMut,
-    /// How much of `buf` is known to hold no `\n`, so a long line is scanned once.
+    buf: Vec<u8>,
+    /// Where the next line starts; what comes before it was lent out already.
+    start: usize,
+    /// How much of `buf` past `start` is known to hold no `\n`, so a long line is scanned once.
     scanned: usize,
     eof: bool,
 }
@@ -234,40 +239,55 @@ impl LineReader {
     fn new(body: ByteStream) -> Self {
         Self {
             body,
-            buf: BytesMut::new(),
+            buf: Vec::new(),
+            start: 0,
             scanned: 0,
             eof: false,
         }
     }
 
-    async fn next_line(&mut self) -> Result<Option<BytesMut>, ProviderError> {
+    /// Where the next line is in [`Self::line`]'s buffer; `None` once the body is over.
+    async fn next_line(&mut self) -> Result<Option<Range<usize>>, ProviderError> {
         loop {
-            if let Some(pos) = memchr::memchr(b'\n', &self.buf[self.scanned..]) {
-                let mut line = self.buf.split_to(self.scanned + pos + 1);
+            let from = self.start + self.scanned;
+            if let Some(pos) = memchr::memchr(b'\n', &self.buf[from..]) {
+                let newline = from + pos;
+                let end = if newline > self.start && self.buf[newline - 1] == b'\r' {
+                    newline - 1
+                } else {
+                    newline
+                };
+                let line = self.start..end;
+                self.start = newline + 1;
                 self.scanned = 0;
-                line.truncate(line.len() - 1);
-                if line.last() == Some(&b'\r') {
-                    line.truncate(line.len() - 1);
-                }
                 return Ok(Some(line));
             }
-            self.scanned = self.buf.len();
-            if self.buf.len() > MAX_FRAME_BYTES {
+            self.scanned = self.buf.len() - self.start;
+            if self.scanned > MAX_FRAME_BYTES {
                 return Err(too_big());
             }
             if self.eof {
-                if self.buf.is_empty() {
+                if self.scanned == 0 {
                     return Ok(None);
                 }
-                let line = self.buf.split();
+                let line = self.start..self.buf.len();
+                self.start = self.buf.len();
                 self.scanned = 0;
                 return Ok(Some(line));
             }
+            // The lines lent out are done with; a partial line moves to the front (once: it
+            // stays there until it is complete).
+            self.buf.drain(..self.start);
+            self.start = 0;
             match self.body.next().await {
                 Some(chunk) => self.buf.extend_from_slice(&chunk?),
                 None => self.eof = true,
             }
         }
+    }
+
+    fn line(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
     }
 }
 
@@ -446,6 +466,19 @@ mod tests {
             })
             .collect()
             .await
+    }
+
+    /// Lines lent out of one buffer: a line split over three chunks after lines already lent
+    /// out, a `\r` whose `\n` comes in the next chunk, blank lines of both kinds, and a last
+    /// line without its newline.
+    #[tokio::test]
+    async fn lines_are_found_across_chunks_without_their_line_ends() {
+        let mut lines = LineReader::new(body(&["one\r\ntw", "o-and-", "a-half\r", "\n\r\n\nlast"]));
+        let mut seen = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push(String::from_utf8(lines.line(line).to_vec()).unwrap());
+        }
+        assert_eq!(seen, ["one", "two-and-a-half", "", "", "last"]);
     }
 
     #[tokio::test]
