@@ -1,6 +1,8 @@
 //! Logs: one format chosen by config, the level by config or `RUST_LOG`, written off the
 //! request path. Metrics: the process's Prometheus recorder and the cache counters.
 
+mod timestamps;
+
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
@@ -61,6 +63,7 @@ pub fn init_logging(config: &LogConfig) -> LogGuard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        .with_timer(timestamps::Timestamps)
         // Colour codes only for a person at a terminal, never in files or pipes.
         .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests start several gateways in one process) is not an error.
