@@ -131,6 +131,12 @@ fn print_table(knobs: &Knobs, requests: usize, rows: &[Row], idle: &Counted) {
     );
     println!("|---|---|---:|---:|---:|---:|---:|");
     let per_request = |n: u64| n as f64 / requests as f64;
+    // The first thread runs the gateway's runtime only when it has one CPU (a current-thread
+    // scheduler); with more, the runtime's workers are threads of their own.
+    let one_cpu = knobs
+        .gateway_cpus
+        .as_deref()
+        .is_some_and(|cpus| cpus.trim().parse::<u32>().is_ok());
     for Row {
         dialect,
         mode,
@@ -142,7 +148,11 @@ fn print_table(knobs: &Knobs, requests: usize, rows: &[Row], idle: &Counted) {
             dialect.key(),
             mode.key(),
             thousands(per_request(counted.instructions).round() as u64),
-            thousands(per_request(counted.runtime_instructions).round() as u64),
+            if one_cpu {
+                thousands(per_request(counted.runtime_instructions).round() as u64)
+            } else {
+                "–".to_owned()
+            },
             per_request(counted.allocations),
             per_request(counted.reallocations),
             per_request(counted.c_heap),
@@ -153,7 +163,7 @@ fn print_table(knobs: &Knobs, requests: usize, rows: &[Row], idle: &Counted) {
         rows.iter().map(|row| row.counted.seconds).sum::<f64>() / rows.len().max(1) as f64;
     println!();
     println!(
-        "Every thread of the gateway process is counted: the request path and what runs beside it (the usage writer, the log, timers). The runtime's thread (the gateway runs a current-thread scheduler on one CPU) is also shown alone: it leaves out SQLite's worker threads, the journal's and the log's, and moves far less between runs. Allocations are calls to jemalloc's {}; reallocations ({}) are counted apart; C heap calls are calls to glibc's {} (SQLite's). The idle gateway runs {} instructions/s; a row took {seconds:.1} s under valgrind, so its timers alone account for about {} instructions of each request's figure.",
+        "Every thread of the gateway process is counted: the request path and what runs beside it (the usage writer, the log, timers). With the gateway on one CPU, the runtime's thread (a current-thread scheduler) is also shown alone: it leaves out SQLite's worker threads, the journal's and the log's, and moves far less between runs. Allocations are calls to jemalloc's {}; reallocations ({}) are counted apart; C heap calls are calls to glibc's {} (SQLite's). The idle gateway runs {} instructions/s; a row took {seconds:.1} s under valgrind, so its timers alone account for about {} instructions of each request's figure.",
         ALLOCATE.join(", "),
         REALLOCATE.join(", "),
         C_HEAP.join(", "),

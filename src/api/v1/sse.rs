@@ -223,7 +223,6 @@ impl Relay {
                 if timer.deadline() <= now {
                     return Poll::Ready(Woken::Timer);
                 }
-                // `poll_next` is cancel-safe: a chunk in progress stays inside the stream.
                 if let Poll::Ready(next) = upstream.poll_next_unpin(cx) {
                     return Poll::Ready(Woken::Upstream(next, now));
                 }
