@@ -226,14 +226,33 @@ where
 
     /// The cached answer for `key`, or `load`'s. If `load` fails with a database error, the
     /// last good answer (if still kept) instead.
-    pub async fn get<Q>(
-        &self,
-        key: &Q,
-        load: impl Future<Output = Result<V, StoreError>>,
-    ) -> Result<V, Arc<StoreError>>
+    ///
+    /// `load` is a closure rather than a future, and a miss is boxed: the loader's query and
+    /// moka's initialiser take a few KB of future state, which would otherwise be part of every
+    /// caller's future (and of the authentication middleware's, moved into its box on every
+    /// request) though a warm cache never runs them.
+    pub async fn get<Q, F, Fut>(&self, key: &Q, load: F) -> Result<V, Arc<StoreError>>
     where
         K: Borrow<Q>,
         Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, StoreError>>,
+    {
+        if let Some(value) = self.fresh.get(key).await {
+            self.stats.record(true);
+            return Ok(value);
+        }
+        Box::pin(self.load(key, load)).await
+    }
+
+    /// A miss: `load`'s answer (unless another request is loading the same key: then theirs),
+    /// or the last good answer while the database fails.
+    async fn load<Q, F, Fut>(&self, key: &Q, load: F) -> Result<V, Arc<StoreError>>
+    where
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, StoreError>>,
     {
         let mut missed = false;
         let found = self
@@ -243,7 +262,7 @@ where
                 if let Some(error) = self.stale.backing_off() {
                     return Err(error);
                 }
-                match load.await {
+                match load().await {
                     Ok(value) => {
                         self.stale.answered();
                         if let Some(last_good) = &self.last_good
@@ -344,23 +363,26 @@ mod tests {
         let stale = Arc::new(StaleIfError::new(WINDOW, TTL));
         let cache = cache(&stale);
         assert_eq!(
-            cache.get("a", async { Ok(Some(1)) }).await.unwrap(),
+            cache.get("a", || async { Ok(Some(1)) }).await.unwrap(),
             Some(1)
         );
-        assert_eq!(cache.get("gone", async { Ok(None) }).await.unwrap(), None);
+        assert_eq!(
+            cache.get("gone", || async { Ok(None) }).await.unwrap(),
+            None
+        );
         tokio::time::sleep(TTL * 2).await;
 
         assert_eq!(
-            cache.get("a", async { Err(down()) }).await.unwrap(),
+            cache.get("a", || async { Err(down()) }).await.unwrap(),
             Some(1)
         );
         assert!(matches!(stale.health(), Health::Degraded { .. }));
         // Not cached, or "no such row" (an answer, not kept): fail closed.
-        assert!(cache.get("b", async { Err(down()) }).await.is_err());
-        assert!(cache.get("gone", async { Err(down()) }).await.is_err());
+        assert!(cache.get("b", || async { Err(down()) }).await.is_err());
+        assert!(cache.get("gone", || async { Err(down()) }).await.is_err());
 
         tokio::time::sleep(WINDOW).await;
-        assert!(cache.get("a", async { Err(down()) }).await.is_err());
+        assert!(cache.get("a", || async { Err(down()) }).await.is_err());
         // Health counts from the outage's start, when the oldest copy may have been fresh.
         tokio::time::sleep(TTL).await;
         assert_eq!(stale.health(), Health::Down);
@@ -368,19 +390,45 @@ mod tests {
         // The next miss after the back-off finds the database back.
         tokio::time::sleep(RETRY_INTERVAL).await;
         assert_eq!(
-            cache.get("a", async { Ok(Some(2)) }).await.unwrap(),
+            cache.get("a", || async { Ok(Some(2)) }).await.unwrap(),
             Some(2)
         );
         assert_eq!(stale.health(), Health::Ready);
     }
 
     #[tokio::test]
+    async fn a_warm_answer_carries_none_of_the_loader_s_state() {
+        let stale = Arc::new(StaleIfError::new(WINDOW, TTL));
+        let cache = cache(&stale);
+        cache.get("a", || async { Ok(Some(1)) }).await.unwrap();
+        let loads = AtomicUsize::new(0);
+        // A loader whose future holds 16 KB across an await, as a query's can hold a few.
+        let heavy = || async {
+            let scratch = [1_u8; 16 * 1024];
+            tokio::task::yield_now().await;
+            loads.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(u32::from(std::hint::black_box(scratch)[0])))
+        };
+        let get = cache.get("a", heavy);
+        // Every caller's future (the authentication middleware's among them, moved into a box
+        // on every request) would otherwise grow by the loader's size.
+        assert!(
+            std::mem::size_of_val(&get) < 4096,
+            "{} bytes",
+            std::mem::size_of_val(&get)
+        );
+        assert_eq!(get.await.unwrap(), Some(1));
+        assert_eq!(cache.get("b", heavy).await.unwrap(), Some(1));
+        assert_eq!(loads.load(Ordering::Relaxed), 1, "only the miss loaded");
+    }
+
+    #[tokio::test]
     async fn other_errors_are_not_outages() {
         let stale = Arc::new(StaleIfError::new(WINDOW, TTL));
         let cache = cache(&stale);
-        cache.get("a", async { Ok(Some(1)) }).await.unwrap();
+        cache.get("a", || async { Ok(Some(1)) }).await.unwrap();
         tokio::time::sleep(TTL * 2).await;
-        let other = cache.get("a", async { Err(StoreError::NotFound("row")) });
+        let other = cache.get("a", || async { Err(StoreError::NotFound("row")) });
         assert!(matches!(*other.await.unwrap_err(), StoreError::NotFound(_)));
         assert_eq!(stale.health(), Health::Ready);
     }
@@ -395,12 +443,12 @@ mod tests {
             Err(down())
         };
         for key in ["a", "b", "c"] {
-            assert!(cache.get(key, failing()).await.is_err());
+            assert!(cache.get(key, failing).await.is_err());
         }
         assert_eq!(asked.load(Ordering::Relaxed), 1);
         tokio::time::sleep(RETRY_INTERVAL).await;
         for key in ["a", "b", "c"] {
-            assert!(cache.get(key, failing()).await.is_err());
+            assert!(cache.get(key, failing).await.is_err());
         }
         assert_eq!(asked.load(Ordering::Relaxed), 2);
     }
@@ -409,22 +457,22 @@ mod tests {
     async fn a_forgotten_entry_does_not_come_back_in_an_outage() {
         let stale = Arc::new(StaleIfError::new(WINDOW, TTL));
         let cache = cache(&stale);
-        cache.get("a", async { Ok(Some(1)) }).await.unwrap();
+        cache.get("a", || async { Ok(Some(1)) }).await.unwrap();
         cache.invalidate("a").await;
-        assert!(cache.get("a", async { Err(down()) }).await.is_err());
+        assert!(cache.get("a", || async { Err(down()) }).await.is_err());
     }
 
     #[tokio::test]
     async fn zero_turns_it_off() {
         let stale = Arc::new(StaleIfError::new(Duration::ZERO, TTL));
         let cache = cache(&stale);
-        cache.get("a", async { Ok(Some(1)) }).await.unwrap();
+        cache.get("a", || async { Ok(Some(1)) }).await.unwrap();
         tokio::time::sleep(TTL * 2).await;
-        assert!(cache.get("a", async { Err(down()) }).await.is_err());
+        assert!(cache.get("a", || async { Err(down()) }).await.is_err());
         assert_eq!(stale.health(), Health::Down);
         // No back-off either: every miss asks, as before.
         assert_eq!(
-            cache.get("a", async { Ok(Some(2)) }).await.unwrap(),
+            cache.get("a", || async { Ok(Some(2)) }).await.unwrap(),
             Some(2)
         );
     }

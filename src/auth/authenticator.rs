@@ -206,8 +206,10 @@ impl Authenticator {
         let verified = match cached {
             Some(verified) => verified,
             None => {
+                // Boxed, as every path the warm cache skips: the signature check's state (a
+                // JWKS fetch among it) would otherwise be moved with every request's future.
                 let verified = Arc::new(
-                    self.verify(credential, trace)
+                    Box::pin(self.verify(credential, trace))
                         .await
                         .map_err(|r| AuthError::Rejected(Box::new(r)))?,
                 );
@@ -654,8 +656,7 @@ impl Authenticator {
         let user = match directory.user(&key).await.map_err(AuthError::Unavailable)? {
             Some(user) => user,
             None if jit => {
-                let user = directory
-                    .provision_user(&key, request_id)
+                let user = Box::pin(directory.provision_user(&key, request_id))
                     .await
                     .map_err(|e| AuthError::Unavailable(Arc::new(e)))?;
                 tracing::info!(tenant = %tenant_id, subject = %subject, status = user.status.as_str(),

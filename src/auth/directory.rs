@@ -208,13 +208,15 @@ impl Directory {
 
     pub async fn tenant(&self, id: &Arc<str>) -> Result<Option<Arc<Tenant>>, Arc<StoreError>> {
         self.tenants
-            .get(id, async { Ok(self.store.tenant(id).await?.map(Arc::new)) })
+            .get(id, || async {
+                Ok(self.store.tenant(id).await?.map(Arc::new))
+            })
             .await
     }
 
     pub async fn user(&self, key: &UserKey) -> Result<Option<Arc<User>>, Arc<StoreError>> {
         self.users
-            .get(key, async {
+            .get(key, || async {
                 Ok(self.store.user(&key.0, &key.1).await?.map(Arc::new))
             })
             .await
@@ -245,7 +247,7 @@ impl Directory {
     /// Whether `jti` is on the tenant's revocation list.
     pub async fn is_revoked(&self, key: &UserKey) -> Result<bool, Arc<StoreError>> {
         self.revoked
-            .get(key, async {
+            .get(key, || async {
                 Ok(self.store.revoked_token(&key.0, &key.1).await?.is_some())
             })
             .await
@@ -253,7 +255,7 @@ impl Directory {
 
     pub async fn api_key(&self, hash: &str) -> Result<Option<Arc<ApiKey>>, Arc<StoreError>> {
         self.api_keys
-            .get(hash, async {
+            .get(hash, || async {
                 Ok(self.store.api_key_by_hash(hash).await?.map(Arc::new))
             })
             .await
@@ -262,7 +264,7 @@ impl Directory {
     /// The tenant's groups that give anything, and who is in them over SCIM.
     pub async fn groups(&self, tenant: &Arc<str>) -> Result<Arc<TenantGroups>, Arc<StoreError>> {
         self.groups
-            .get(tenant, async {
+            .get(tenant, || async {
                 let groups = self.store.groups(tenant).await?;
                 let members = self.store.group_members(tenant, None).await?;
                 Ok(Arc::new(TenantGroups::new(groups, members)))

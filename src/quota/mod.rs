@@ -199,7 +199,7 @@ impl Quotas {
     ) -> Result<Applicable, Arc<StoreError>> {
         let (tenant_limits, default_user) = self
             .tenant_limits
-            .get(tenant, async {
+            .get(tenant, || async {
                 let own = self.store.quota(tenant, QuotaScope::Tenant, "").await?;
                 let default = self
                     .store
@@ -211,7 +211,7 @@ impl Quotas {
         let key = (tenant.clone(), subject.clone());
         let own = self
             .user_limits
-            .get(&key, self.store.quota(tenant, QuotaScope::User, subject))
+            .get(&key, || self.store.quota(tenant, QuotaScope::User, subject))
             .await?;
         Ok(Applicable {
             tenant: tenant_limits,
