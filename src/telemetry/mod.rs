@@ -105,32 +105,38 @@ struct TextVisitor<'w> {
 
 impl TextVisitor<'_> {
     fn field(&mut self, field: &Field, value: &str, quote: bool) {
-        self.write(field, |writer| {
-            if field.name() == "message" {
-                return write_escaped(writer, value);
+        let name = field.name();
+        if name == "message" {
+            return self.write(None, |writer| write_escaped(writer, value));
+        }
+        // One pass over the bytes settles almost every value: an ASCII word is written as it is,
+        // bare or between quotes (Debug's escaping leaves it unchanged).
+        let ascii_word = is_ascii_word(value);
+        self.write(Some(name), |writer| match quote {
+            false if ascii_word || is_plain_word(value) => writer.write_str(value),
+            true if ascii_word => {
+                writer.write_char('"')?;
+                writer.write_str(value)?;
+                writer.write_char('"')
             }
-            match (quote, is_plain_word(value)) {
-                (false, true) => writer.write_str(value),
-                // Debug quoting leaves a plain ASCII word as it is: skip its char-by-char
-                // escaping.
-                (true, true) if value.is_ascii() => {
-                    writer.write_char('"')?;
-                    writer.write_str(value)?;
-                    writer.write_char('"')
-                }
-                _ => write!(writer, "{value:?}"),
-            }
+            _ => write!(writer, "{value:?}"),
         });
     }
 
-    /// A number or a flag: always one plain word, written without a detour through `Debug`.
-    fn word(&mut self, field: &Field, value: impl std::fmt::Display) {
-        self.write(field, |writer| write!(writer, "{value}"));
+    /// A number: always one plain word, its digits written without `core::fmt`'s machinery.
+    fn number(&mut self, field: &Field, value: impl itoa::Integer) {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(value);
+        self.write(Some(field.name()), |writer| writer.write_str(digits));
     }
 
-    /// One field, after a space unless it is the first: `name=` (but for the message) and
+    /// One field, after a space unless it is the first: `name=` (none for the message) and
     /// what `value` writes.
-    fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> std::fmt::Result) {
+    fn write(
+        &mut self,
+        name: Option<&str>,
+        value: impl FnOnce(&mut Writer<'_>) -> std::fmt::Result,
+    ) {
         if self.result.is_err() {
             return;
         }
@@ -138,8 +144,8 @@ impl TextVisitor<'_> {
             if !std::mem::take(&mut self.first) {
                 self.writer.write_char(' ')?;
             }
-            if field.name() != "message" {
-                self.writer.write_str(field.name())?;
+            if let Some(name) = name {
+                self.writer.write_str(name)?;
                 self.writer.write_char('=')?;
             }
             value(&mut self.writer)
@@ -153,15 +159,16 @@ impl Visit for TextVisitor<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.word(field, value);
+        self.number(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.word(field, value);
+        self.number(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.word(field, value);
+        let value = if value { "true" } else { "false" };
+        self.write(Some(field.name()), |writer| writer.write_str(value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -197,16 +204,20 @@ impl VisitFmt for TextVisitor<'_> {
     }
 }
 
+/// [`is_plain_word`] for ASCII, in one pass over the bytes: printable, not a space, and none of
+/// `"`, `=`, `\`.
+fn is_ascii_word(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'!'..=b'~') && !matches!(b, b'"' | b'=' | b'\\'))
+}
+
 /// One word a log reader cannot misread: no whitespace, quotes, `=`, backslashes or control
 /// characters.
 fn is_plain_word(value: &str) -> bool {
     let odd = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '=' | '\\');
-    !value.is_empty()
-        && match value.is_ascii() {
-            // Almost every value: one pass over bytes instead of decoding chars.
-            true => !value.bytes().any(|b| odd(char::from(b))),
-            false => !value.chars().any(odd),
-        }
+    !value.is_empty() && !value.chars().any(odd)
 }
 
 /// Writes `text` with control characters (newlines, ESC, …) escaped as Rust does.
@@ -529,6 +540,22 @@ mod tests {
         tracing::subscriber::with_default(subscriber, log);
         let bytes = captured.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         String::from_utf8(bytes).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_ascii_shortcut_finds_exactly_the_plain_ascii_words() {
+        for byte in 0..=127_u8 {
+            let one = char::from(byte).to_string();
+            let inside = format!("a{one}b");
+            for text in [one, inside] {
+                assert_eq!(is_ascii_word(&text), is_plain_word(&text), "{text:?}");
+            }
+        }
+        assert!(!is_ascii_word(""));
+        assert!(
+            !is_ascii_word("café"),
+            "not ASCII: the general check decides"
+        );
     }
 
     #[test]
