@@ -39,8 +39,15 @@ fn idp_dir() -> PathBuf {
         .collect()
 }
 
-/// Why the provider cannot run here, if it cannot (`npm ci` is tried once first).
+/// Why the provider cannot run here, if it cannot (`npm ci` is tried once first). Answered
+/// once per test process: the tests that need the provider run in parallel, and two `npm ci`
+/// at once in one directory leave it half installed while one of them starts the provider.
 pub(super) fn idp_missing() -> Option<String> {
+    static MISSING: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    MISSING.get_or_init(install_idp).clone()
+}
+
+fn install_idp() -> Option<String> {
     let node = Command::new("node").arg("--version").output();
     if !node.is_ok_and(|out| out.status.success()) {
         return Some("node is not installed".into());
