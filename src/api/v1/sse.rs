@@ -6,13 +6,13 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use http::{HeaderValue, StatusCode, header};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
@@ -58,8 +58,7 @@ pub fn response(
         }),
         meter,
     };
-    let body = futures_util::stream::unfold(relay, Relay::step);
-    let mut response = Response::new(Body::from_stream(body));
+    let mut response = Response::new(Body::from_stream(relay));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -133,25 +132,38 @@ enum Broken {
 
 // === impl Relay ===
 
+/// The relay is the body's stream itself, polled in place: an event moves no state around.
+impl Stream for Relay {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_step(cx).map(|next| next.map(Ok))
+    }
+}
+
 impl Relay {
-    async fn step(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+    /// The next bytes for the client; `None` once the stream has ended.
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
             let event = match self.first.take() {
                 Some(first) => first,
                 None => {
-                    let next = match self.wait().await? {
-                        Woken::Cut => return Some((Ok(self.broken(Broken::ShutDown)), self)),
+                    let Some(woken) = ready!(self.poll_wait(cx)) else {
+                        return Poll::Ready(None);
+                    };
+                    let next = match woken {
+                        Woken::Cut => return Poll::Ready(Some(self.broken(Broken::ShutDown))),
                         Woken::Timer => {
                             let now = Instant::now();
                             if now >= self.deadline {
-                                return Some((Ok(self.broken(Broken::Deadline)), self));
+                                return Poll::Ready(Some(self.broken(Broken::Deadline)));
                             }
                             let due = self.heard + self.keep_alive;
                             if now >= due {
                                 // Silence counts again from this comment.
                                 self.heard = now;
                                 self.rearm(now + self.keep_alive);
-                                return Some((Ok(Bytes::from_static(KEEP_ALIVE)), self));
+                                return Poll::Ready(Some(Bytes::from_static(KEEP_ALIVE)));
                             }
                             self.rearm(due);
                             continue;
@@ -165,15 +177,13 @@ impl Relay {
                         None => {
                             self.upstream = None;
                             self.meter.finish(StatusCode::OK.as_u16(), Ending::Ok);
-                            match self.dialect {
-                                Dialect::Chat { .. } => {
-                                    return Some((Ok(Bytes::from_static(DONE)), self));
-                                }
-                                Dialect::Messages | Dialect::Responses => return None,
-                            }
+                            return Poll::Ready(match self.dialect {
+                                Dialect::Chat { .. } => Some(Bytes::from_static(DONE)),
+                                Dialect::Messages | Dialect::Responses => None,
+                            });
                         }
                         Some(Err(error)) => {
-                            return Some((Ok(self.broken(Broken::Provider(error))), self));
+                            return Poll::Ready(Some(self.broken(Broken::Provider(error))));
                         }
                         Some(Ok(event)) => event,
                     }
@@ -188,18 +198,18 @@ impl Relay {
                     if !include_usage {
                         continue;
                     }
-                    return Some((Ok(frame(&event.data)), self));
+                    return Poll::Ready(Some(frame(&event.data)));
                 }
                 Dialect::Chat { .. } => {
                     self.meter.first_token();
                     self.meter.delivered(&event.data);
-                    return Some((Ok(frame(&event.data)), self));
+                    return Poll::Ready(Some(frame(&event.data)));
                 }
                 Dialect::Messages | Dialect::Responses => {
                     self.meter.first_token();
                     self.meter.delivered_event(&event.data);
                     self.sent += 1;
-                    return Some((Ok(event.data), self));
+                    return Poll::Ready(Some(event.data));
                 }
             }
         }
@@ -211,31 +221,27 @@ impl Relay {
     /// both polls for each event of a busy stream. The reads come first because an upstream
     /// that is never idle (comments without end) uses up the task's budget, after which a
     /// future polled behind it only ever says `Pending`. `None` once the stream is over.
-    async fn wait(&mut self) -> Option<Woken> {
-        let upstream = self.upstream.as_mut()?;
-        let (cut_now, cut, timer) = (&self.cut_now, &mut self.cut, &mut self.timer);
-        Some(
-            std::future::poll_fn(|cx| {
-                if *cut_now.borrow() {
-                    return Poll::Ready(Woken::Cut);
-                }
-                let now = Instant::now();
-                if timer.deadline() <= now {
-                    return Poll::Ready(Woken::Timer);
-                }
-                if let Poll::Ready(next) = upstream.poll_next_unpin(cx) {
-                    return Poll::Ready(Woken::Upstream(next, now));
-                }
-                if cut.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Woken::Cut);
-                }
-                if timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Woken::Timer);
-                }
-                Poll::Pending
-            })
-            .await,
-        )
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<Woken>> {
+        let Some(upstream) = self.upstream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if *self.cut_now.borrow() {
+            return Poll::Ready(Some(Woken::Cut));
+        }
+        let now = Instant::now();
+        if self.timer.deadline() <= now {
+            return Poll::Ready(Some(Woken::Timer));
+        }
+        if let Poll::Ready(next) = upstream.poll_next_unpin(cx) {
+            return Poll::Ready(Some(Woken::Upstream(next, now)));
+        }
+        if self.cut.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Woken::Cut));
+        }
+        if self.timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Woken::Timer));
+        }
+        Poll::Pending
     }
 
     /// Sets the timer for the next keep-alive, or the deadline if that comes first.
