@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -140,33 +140,20 @@ pub(crate) trait Translate<F>: Send {
 /// Dropping the returned stream drops the body, which closes the upstream connection.
 pub(crate) fn translate<F, T>(body: ByteStream, framing: F, translator: T) -> ChatStream
 where
-    F: Framing + 'static,
-    T: Translate<F::Frame> + 'static,
+    F: Framing + Unpin + 'static,
+    T: Translate<F::Frame> + Unpin + 'static,
 {
-    let state = Driver {
+    Box::pin(Driver {
         lines: LineReader::new(body),
         framing,
         translator,
         out: VecDeque::new(),
         made: Vec::new(),
         finished: false,
-    };
-    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(event) = st.out.pop_front() {
-                return Some((Ok(event), st));
-            }
-            if st.finished {
-                return None;
-            }
-            if let Err(err) = st.advance().await {
-                st.finished = true;
-                return Some((Err(err), st));
-            }
-        }
-    }))
+    })
 }
 
+/// The stream [`translate`] returns, polled in place: a chunk moves no state around.
 struct Driver<F, T> {
     lines: LineReader,
     framing: F,
@@ -177,11 +164,36 @@ struct Driver<F, T> {
     finished: bool,
 }
 
+impl<F, T> Stream for Driver<F, T>
+where
+    F: Framing + Unpin,
+    T: Translate<F::Frame> + Unpin,
+{
+    type Item = Result<StreamEvent, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let driver = self.get_mut();
+        loop {
+            if let Some(event) = driver.out.pop_front() {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            if driver.finished {
+                return Poll::Ready(None);
+            }
+            if let Err(err) = ready!(driver.poll_advance(cx)) {
+                driver.finished = true;
+                return Poll::Ready(Some(Err(err)));
+            }
+        }
+    }
+}
+
 impl<F: Framing, T: Translate<F::Frame>> Driver<F, T> {
     /// Reads one line and translates whatever frame it completes.
-    async fn advance(&mut self) -> Result<(), ProviderError> {
+    fn poll_advance(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProviderError>> {
+        let line = ready!(self.lines.poll_next_line(cx))?;
         let mut made = std::mem::take(&mut self.made);
-        match self.lines.next_line().await? {
+        match line {
             Some(line) => {
                 // Checked in place: a line is not copied into a `String` of its own.
                 let line = std::str::from_utf8(self.lines.line(line)).map_err(|_| {
@@ -197,14 +209,14 @@ impl<F: Framing, T: Translate<F::Frame>> Driver<F, T> {
                     && self.apply(frame, &mut made)? == Flow::Done
                 {
                     self.out.extend(made);
-                    return Ok(());
+                    return Poll::Ready(Ok(()));
                 }
                 self.translator.end(&mut made)?;
             }
         }
         self.out.extend(made.drain(..));
         self.made = made;
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
     fn apply(
@@ -247,7 +259,10 @@ impl LineReader {
     }
 
     /// Where the next line is in [`Self::line`]'s buffer; `None` once the body is over.
-    async fn next_line(&mut self) -> Result<Option<Range<usize>>, ProviderError> {
+    fn poll_next_line(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Range<usize>>, ProviderError>> {
         loop {
             let from = self.start + self.scanned;
             if let Some(pos) = memchr::memchr(b'\n', &self.buf[from..]) {
@@ -260,26 +275,26 @@ impl LineReader {
                 let line = self.start..end;
                 self.start = newline + 1;
                 self.scanned = 0;
-                return Ok(Some(line));
+                return Poll::Ready(Ok(Some(line)));
             }
             self.scanned = self.buf.len() - self.start;
             if self.scanned > MAX_FRAME_BYTES {
-                return Err(too_big());
+                return Poll::Ready(Err(too_big()));
             }
             if self.eof {
                 if self.scanned == 0 {
-                    return Ok(None);
+                    return Poll::Ready(Ok(None));
                 }
                 let line = self.start..self.buf.len();
                 self.start = self.buf.len();
                 self.scanned = 0;
-                return Ok(Some(line));
+                return Poll::Ready(Ok(Some(line)));
             }
             // The lines lent out are done with; a partial line moves to the front (once: it
-            // stays there until it is complete).
+            // stays there until it is complete). Done again after a `Pending`, it is a no-op.
             self.buf.drain(..self.start);
             self.start = 0;
-            match self.body.next().await {
+            match ready!(self.body.poll_next_unpin(cx)) {
                 Some(chunk) => self.buf.extend_from_slice(&chunk?),
                 None => self.eof = true,
             }
@@ -475,7 +490,9 @@ mod tests {
     async fn lines_are_found_across_chunks_without_their_line_ends() {
         let mut lines = LineReader::new(body(&["one\r\ntw", "o-and-", "a-half\r", "\n\r\n\nlast"]));
         let mut seen = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
+        loop {
+            let next = std::future::poll_fn(|cx| lines.poll_next_line(cx)).await;
+            let Some(line) = next.unwrap() else { break };
             seen.push(String::from_utf8(lines.line(line).to_vec()).unwrap());
         }
         assert_eq!(seen, ["one", "two-and-a-half", "", "", "last"]);
