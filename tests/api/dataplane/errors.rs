@@ -1,8 +1,9 @@
 //! What the caller gets for bad requests and bad upstreams, and what never leaves the gateway.
 
+use bytes::Bytes;
 use reqwest::Method;
 use serde_json::json;
-use tollgate_testkit::{Step, Upstream};
+use tollgate_testkit::{Reply, Step, Upstream};
 
 use super::{DataPlane, PROVIDER_KEY, ask, model, provider};
 use crate::support::{error_code, json};
@@ -255,6 +256,38 @@ async fn the_provider_key_never_reaches_a_response() {
     )
     .await;
     assert!(!models.to_string().contains(PROVIDER_KEY));
+}
+
+/// reqwest drops `Authorization` when a redirect leaves the origin, but not the other providers'
+/// key headers (`x-api-key`, `api-key`, `x-goog-api-key`): a redirect is not followed at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_redirect_is_not_followed_and_takes_the_key_nowhere() {
+    let elsewhere = Upstream::healthy().await;
+    let redirecting = Upstream::replying(Reply::Json {
+        status: 307,
+        headers: vec![("location", format!("{}/v1/messages", elsewhere.root_url()))],
+        body: Bytes::new(),
+    })
+    .await;
+    let mut native = provider("anthropic", &redirecting.root_url());
+    native.kind = "anthropic".into();
+    let plane = DataPlane::start(
+        vec![native],
+        vec![model("claude", &[("anthropic", "claude-real")], &[])],
+        |_| {},
+    )
+    .await;
+    let body = json!({"model": "claude", "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let (status, answer) = json(plane.post("/v1/messages", &body).await).await;
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["error"]["type"], "api_error", "{answer}");
+    assert_eq!(redirecting.recorded()[0].headers["x-api-key"], PROVIDER_KEY);
+    assert_eq!(
+        elsewhere.hits(),
+        0,
+        "the redirect's target was never called"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
