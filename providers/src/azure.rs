@@ -1,7 +1,8 @@
 //! Azure OpenAI: OpenAI's body, a deployment in the path, `api-version` in the query and the key
 //! in an `api-key` header.
 
-use crate::http::Upstream;
+use crate::client::HttpClient;
+use crate::http::{Credential, Upstream};
 use crate::openai::{self, Endpoint};
 use crate::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
@@ -17,9 +18,9 @@ pub struct Azure {
 }
 
 impl Azure {
-    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
+    pub fn new(settings: ProviderSettings, client: HttpClient) -> Self {
         Self {
-            upstream: Upstream::new(settings, client),
+            upstream: Upstream::new(settings, client, Credential::Header("api-key")),
         }
     }
 
@@ -46,7 +47,6 @@ impl Azure {
         Endpoint {
             upstream: &self.upstream,
             url: self.url(deployment, operation),
-            auth: self.upstream.key_header("api-key", ""),
         }
     }
 
@@ -56,19 +56,14 @@ impl Azure {
         Endpoint {
             upstream: &self.upstream,
             url: self.upstream.url(&format!("/openai/v1{path}")),
-            auth: self.upstream.key_header("api-key", ""),
         }
     }
 }
 
 impl Provider for Azure {
     async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
-        let Endpoint {
-            upstream,
-            url,
-            auth,
-        } = self.endpoint(model, "chat/completions");
-        openai::chat(upstream, &url, auth, req, model).await
+        let Endpoint { upstream, url } = self.endpoint(model, "chat/completions");
+        openai::chat(upstream, &url, req, model).await
     }
 
     async fn chat_stream(
@@ -76,12 +71,8 @@ impl Provider for Azure {
         req: &ChatRequest,
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
-        let Endpoint {
-            upstream,
-            url,
-            auth,
-        } = self.endpoint(model, "chat/completions");
-        openai::chat_stream(upstream, &url, auth, req, model).await
+        let Endpoint { upstream, url } = self.endpoint(model, "chat/completions");
+        openai::chat_stream(upstream, &url, req, model).await
     }
 
     async fn embeddings(
@@ -89,11 +80,7 @@ impl Provider for Azure {
         req: &EmbeddingsRequest,
         model: &str,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        let Endpoint {
-            upstream,
-            url,
-            auth,
-        } = self.endpoint(model, "embeddings");
-        openai::embeddings(upstream, &url, auth, req, model).await
+        let Endpoint { upstream, url } = self.endpoint(model, "embeddings");
+        openai::embeddings(upstream, &url, req, model).await
     }
 }

@@ -131,21 +131,21 @@ impl ProviderError {
         }
     }
 
-    /// A reqwest error before response headers arrived. The URL is dropped from the message.
-    pub(crate) fn from_send(err: reqwest::Error, first_byte: Duration) -> Self {
-        if err.is_timeout() {
+    /// The client's error before response headers arrived: a connect that timed out counts as
+    /// the first byte's timeout (the upstream never answered); anything else is a connect error.
+    pub(crate) fn from_send(err: hyper_util::client::legacy::Error, first_byte: Duration) -> Self {
+        if timed_out(&err) {
             return Self::Timeout {
                 phase: TimeoutPhase::FirstByte,
                 after: first_byte,
             };
         }
-        let err = err.without_url();
         Self::Connect(error_chain(&err))
     }
 
-    /// A reqwest error while reading a body.
-    pub(crate) fn from_read(err: reqwest::Error) -> Self {
-        Self::Transport(error_chain(&err.without_url()))
+    /// A failure while reading a body.
+    pub(crate) fn from_read(err: impl std::error::Error) -> Self {
+        Self::Transport(error_chain(&err))
     }
 
     pub(crate) fn decode(what: &str, err: serde_json::Error) -> Self {
@@ -162,7 +162,21 @@ impl TimeoutPhase {
     }
 }
 
-/// reqwest's top-level message is often just "error sending request"; the cause says why.
+/// Whether an I/O timeout is among `err`'s causes.
+fn timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// The client's top-level message is often just "client error (Connect)"; the causes say why.
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
@@ -183,7 +197,7 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
 }
 
 /// `retry-after-ms` (OpenAI, Azure) wins over `Retry-After` in seconds; HTTP dates are ignored.
-pub(crate) fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn parse_retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let header = |name: &str| {
         headers
             .get(name)
@@ -200,7 +214,7 @@ pub(crate) fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::{HeaderMap, HeaderValue};
+    use http::header::{HeaderMap, HeaderValue};
 
     #[test]
     fn retry_policy_follows_status() {

@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use hyper::body::{Body, Incoming};
 use tokio::time::{Instant, Sleep};
 
+use crate::client::Response;
 use crate::{ChatStream, ProviderError, StreamEvent, TimeoutPhase};
 
 /// The largest SSE event or NDJSON line we hold in memory.
@@ -23,11 +25,9 @@ pub(crate) const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderError>> + Send>>;
 
 /// The response body as chunks; a chunk that takes longer than `idle` ends it with a timeout.
-pub(crate) fn body_chunks(resp: reqwest::Response, idle: Duration) -> ByteStream {
-    let body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>> =
-        Box::pin(resp.bytes_stream());
+pub(crate) fn body_chunks(resp: Response, idle: Duration) -> ByteStream {
     Box::pin(IdleLimited {
-        body: Some(body),
+        body: Some(resp.into_body()),
         idle,
         waiting_since: None,
         timer: Box::pin(tokio::time::sleep(idle)),
@@ -37,9 +37,9 @@ pub(crate) fn body_chunks(resp: reqwest::Response, idle: Duration) -> ByteStream
 /// A body each of whose chunks must come within `idle` of the read that waits for it. One
 /// timer for the whole body, moved only when it fires: a chunk costs a clock read, where a
 /// `timeout` around each read set and cleared a timer every time.
-struct IdleLimited {
+struct IdleLimited<B = Incoming> {
     /// `None` once the body ended or failed.
-    body: Option<Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>>,
+    body: Option<B>,
     idle: Duration,
     /// When the read now pending began: the idle clock runs from there (not from the last
     /// chunk, so a consumer that was slow to ask again is not counted against the upstream).
@@ -47,7 +47,11 @@ struct IdleLimited {
     timer: Pin<Box<Sleep>>,
 }
 
-impl Stream for IdleLimited {
+impl<B> Stream for IdleLimited<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::error::Error,
+{
     type Item = Result<Bytes, ProviderError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -55,20 +59,26 @@ impl Stream for IdleLimited {
         let Some(body) = this.body.as_mut() else {
             return Poll::Ready(None);
         };
-        match body.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.waiting_since = None;
-                return Poll::Ready(Some(Ok(chunk)));
+        loop {
+            match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(chunk) => {
+                        this.waiting_since = None;
+                        return Poll::Ready(Some(Ok(chunk)));
+                    }
+                    // Trailers: nothing of the stream's, read on.
+                    Err(_) => continue,
+                },
+                Poll::Ready(Some(Err(err))) => {
+                    this.body = None;
+                    return Poll::Ready(Some(Err(ProviderError::from_read(err))));
+                }
+                Poll::Ready(None) => {
+                    this.body = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => break,
             }
-            Poll::Ready(Some(Err(err))) => {
-                this.body = None;
-                return Poll::Ready(Some(Err(ProviderError::from_read(err))));
-            }
-            Poll::Ready(None) => {
-                this.body = None;
-                return Poll::Ready(None);
-            }
-            Poll::Pending => {}
         }
         let since = *this.waiting_since.get_or_insert_with(Instant::now);
         let due = since + this.idle;
@@ -387,10 +397,18 @@ impl Framing for NdjsonFraming {
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
     use super::*;
 
     /// A body of `chunks` chunks, `gap` apart, that then ends or (with `stall`) goes quiet.
-    fn paced(chunks: usize, gap: Duration, stall: bool, idle: Duration) -> IdleLimited {
+    fn paced(
+        chunks: usize,
+        gap: Duration,
+        stall: bool,
+        idle: Duration,
+    ) -> IdleLimited<impl Body<Data = Bytes, Error = std::io::Error> + Unpin> {
         let body = futures_util::stream::unfold(0, move |sent| async move {
             if sent == chunks {
                 if stall {
@@ -399,10 +417,11 @@ mod tests {
                 return None;
             }
             tokio::time::sleep(gap).await;
-            Some((Ok(Bytes::from_static(b"chunk")), sent + 1))
+            let chunk = Frame::data(Bytes::from_static(b"chunk"));
+            Some((Ok::<_, std::io::Error>(chunk), sent + 1))
         });
         IdleLimited {
-            body: Some(Box::pin(body)),
+            body: Some(StreamBody::new(Box::pin(body))),
             idle,
             waiting_since: None,
             timer: Box::pin(tokio::time::sleep(idle)),

@@ -19,6 +19,7 @@ use futures_util::Stream;
 
 pub mod anthropic;
 pub mod azure;
+mod client;
 pub mod completions;
 mod error;
 mod framing;
@@ -36,6 +37,7 @@ mod settings;
 mod shape;
 pub mod wire;
 
+pub use client::{HttpClient, Proxy};
 pub use error::{ProviderError, TimeoutPhase};
 pub use framing::{Flow, named_event};
 pub use registry::AnyProvider;

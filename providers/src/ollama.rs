@@ -9,8 +9,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::client::HttpClient;
 use crate::framing::{self, Flow, NdjsonFraming, Translate};
-use crate::http::{Upstream, read_body, read_json};
+use crate::http::{Credential, Upstream, read_body, read_json};
 use crate::shape::{self, Chunks, Encoding, parse_data_url};
 use crate::wire::ChatMessage;
 use crate::{
@@ -24,9 +25,9 @@ pub struct Ollama {
 }
 
 impl Ollama {
-    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
+    pub fn new(settings: ProviderSettings, client: HttpClient) -> Self {
         Self {
-            upstream: Upstream::new(settings, client),
+            upstream: Upstream::new(settings, client, Credential::Bearer),
         }
     }
 }
@@ -35,10 +36,7 @@ impl Provider for Ollama {
     async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         let url = self.upstream.url("/api/chat");
         let body = to_wire(req, model, false)?;
-        let resp = self
-            .upstream
-            .post_json(&url, self.upstream.bearer(), &[], &body)
-            .await?;
+        let resp = self.upstream.post_json(&url, &[], &body).await?;
         let (body, usage) = from_wire(&read_body(resp).await?, &req.model)?;
         Ok(ChatResponse {
             body,
@@ -53,10 +51,7 @@ impl Provider for Ollama {
     ) -> Result<ChatStream, ProviderError> {
         let url = self.upstream.url("/api/chat");
         let body = to_wire(req, model, true)?;
-        let resp = self
-            .upstream
-            .post_json(&url, self.upstream.bearer(), &[], &body)
-            .await?;
+        let resp = self.upstream.post_json(&url, &[], &body).await?;
         let body = framing::body_chunks(resp, self.upstream.settings().idle_timeout);
         Ok(framing::translate(
             body,
@@ -75,10 +70,7 @@ impl Provider for Ollama {
             body["dimensions"] = d.clone();
         }
         let url = self.upstream.url("/api/embed");
-        let resp = self
-            .upstream
-            .post_json(&url, self.upstream.bearer(), &[], &body)
-            .await?;
+        let resp = self.upstream.post_json(&url, &[], &body).await?;
         let (_, wire) = read_json::<WireEmbed>(resp, "Ollama embeddings").await?;
         let usage = prompt_usage(wire.prompt_eval_count, None, 0);
         Ok(EmbeddingsResponse {

@@ -8,8 +8,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::client::HttpClient;
 use crate::framing::{self, Flow, SseEvent, SseFraming, Translate};
-use crate::http::{Auth, Upstream, read_json};
+use crate::http::{Credential, IntoUri, Upstream, read_json};
 use crate::rename::{StreamRenamer, rename_model};
 use crate::wire::{ChatMessage, OpenAiUsage, StreamOptions};
 use crate::{
@@ -22,8 +23,8 @@ use crate::{
 pub struct OpenAi {
     upstream: Upstream,
     /// Parsed once; `None` if the base URL does not parse (each call then reports it).
-    chat_url: Option<reqwest::Url>,
-    embeddings_url: Option<reqwest::Url>,
+    chat_url: Option<http::Uri>,
+    embeddings_url: Option<http::Uri>,
 }
 
 /// One of OpenAI's operations on an OpenAI-style upstream (OpenAI, Azure, a compatible
@@ -31,12 +32,11 @@ pub struct OpenAi {
 pub(crate) struct Endpoint<'a> {
     pub(crate) upstream: &'a Upstream,
     pub(crate) url: String,
-    pub(crate) auth: Auth,
 }
 
 impl OpenAi {
-    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
-        let upstream = Upstream::new(settings, client);
+    pub fn new(settings: ProviderSettings, client: HttpClient) -> Self {
+        let upstream = Upstream::new(settings, client, Credential::Bearer);
         Self {
             chat_url: upstream.parsed_url("/chat/completions"),
             embeddings_url: upstream.parsed_url("/embeddings"),
@@ -53,20 +53,18 @@ impl OpenAi {
         Endpoint {
             upstream: &self.upstream,
             url: self.upstream.url(path),
-            auth: self.upstream.bearer(),
         }
     }
 }
 
 impl Provider for OpenAi {
     async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
-        let auth = self.upstream.bearer();
         match &self.chat_url {
-            Some(url) => chat(&self.upstream, url.clone(), auth, req, model).await,
-            // Unparseable: reqwest says why, on the call.
+            Some(url) => chat(&self.upstream, url, req, model).await,
+            // Unparseable: the call says why.
             None => {
                 let url = self.upstream.url("/chat/completions");
-                chat(&self.upstream, url, auth, req, model).await
+                chat(&self.upstream, url, req, model).await
             }
         }
     }
@@ -76,12 +74,11 @@ impl Provider for OpenAi {
         req: &ChatRequest,
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
-        let auth = self.upstream.bearer();
         match &self.chat_url {
-            Some(url) => chat_stream(&self.upstream, url.clone(), auth, req, model).await,
+            Some(url) => chat_stream(&self.upstream, url, req, model).await,
             None => {
                 let url = self.upstream.url("/chat/completions");
-                chat_stream(&self.upstream, url, auth, req, model).await
+                chat_stream(&self.upstream, url, req, model).await
             }
         }
     }
@@ -91,12 +88,11 @@ impl Provider for OpenAi {
         req: &EmbeddingsRequest,
         model: &str,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        let auth = self.upstream.bearer();
         match &self.embeddings_url {
-            Some(url) => embeddings(&self.upstream, url.clone(), auth, req, model).await,
+            Some(url) => embeddings(&self.upstream, url, req, model).await,
             None => {
                 let url = self.upstream.url("/embeddings");
-                embeddings(&self.upstream, url, auth, req, model).await
+                embeddings(&self.upstream, url, req, model).await
             }
         }
     }
@@ -106,36 +102,33 @@ impl Provider for OpenAi {
 
 pub(crate) async fn chat(
     upstream: &Upstream,
-    url: impl reqwest::IntoUrl,
-    auth: Auth,
+    url: impl IntoUri,
     req: &ChatRequest,
     model: &str,
 ) -> Result<ChatResponse, ProviderError> {
     let wire = to_wire(req, model, false);
-    answer(upstream, url, auth, &wire, &req.model, "chat completion").await
+    answer(upstream, url, &wire, &req.model, "chat completion").await
 }
 
 pub(crate) async fn chat_stream(
     upstream: &Upstream,
-    url: impl reqwest::IntoUrl,
-    auth: Auth,
+    url: impl IntoUri,
     req: &ChatRequest,
     model: &str,
 ) -> Result<ChatStream, ProviderError> {
-    chunks(upstream, url, auth, &to_wire(req, model, true), &req.model).await
+    chunks(upstream, url, &to_wire(req, model, true), &req.model).await
 }
 
 /// POSTs an OpenAI-style request (chat or legacy completions) and returns its whole answer as
 /// sent, with the usage it reports.
 pub(crate) async fn answer(
     upstream: &Upstream,
-    url: impl reqwest::IntoUrl,
-    auth: Auth,
+    url: impl IntoUri,
     wire: &impl Serialize,
     alias: &str,
     what: &str,
 ) -> Result<ChatResponse, ProviderError> {
-    let resp = upstream.post_json(url, auth, &[], wire).await?;
+    let resp = upstream.post_json(url, &[], wire).await?;
     let (body, peek) = read_json::<CompletionPeek>(resp, what).await?;
     Ok(ChatResponse {
         body: rename_model(body, alias),
@@ -146,12 +139,11 @@ pub(crate) async fn answer(
 /// POSTs an OpenAI-style streaming request and passes its chunks through.
 pub(crate) async fn chunks(
     upstream: &Upstream,
-    url: impl reqwest::IntoUrl,
-    auth: Auth,
+    url: impl IntoUri,
     wire: &impl Serialize,
     alias: &str,
 ) -> Result<ChatStream, ProviderError> {
-    let resp = upstream.post_json(url, auth, &[], wire).await?;
+    let resp = upstream.post_json(url, &[], wire).await?;
     let body = framing::body_chunks(resp, upstream.settings().idle_timeout);
     Ok(framing::translate(
         body,
@@ -162,8 +154,7 @@ pub(crate) async fn chunks(
 
 pub(crate) async fn embeddings(
     upstream: &Upstream,
-    url: impl reqwest::IntoUrl,
-    auth: Auth,
+    url: impl IntoUri,
     req: &EmbeddingsRequest,
     model: &str,
 ) -> Result<EmbeddingsResponse, ProviderError> {
@@ -172,7 +163,7 @@ pub(crate) async fn embeddings(
         input: &req.input,
         extra: &req.extra,
     };
-    let resp = upstream.post_json(url, auth, &[], &wire).await?;
+    let resp = upstream.post_json(url, &[], &wire).await?;
     let (body, peek) = read_json::<CompletionPeek>(resp, "embeddings").await?;
     Ok(EmbeddingsResponse {
         body: rename_model(body, &req.model),

@@ -3,6 +3,7 @@
 
 use crate::anthropic::Anthropic;
 use crate::azure::Azure;
+use crate::client::HttpClient;
 use crate::gemini::Gemini;
 use crate::mock::Mock;
 use crate::ollama::Ollama;
@@ -24,23 +25,33 @@ pub enum AnyProvider {
 }
 
 impl AnyProvider {
-    /// Builds the adapter `settings.kind` names. The client is shared: its connect timeout,
-    /// pool and TLS settings are the caller's.
-    pub fn from_settings(
-        settings: ProviderSettings,
-        client: reqwest::Client,
-    ) -> Result<Self, ProviderError> {
-        if settings.kind != ProviderKind::Mock {
-            let url = reqwest::Url::parse(&settings.base_url).map_err(|e| {
-                ProviderError::Config(format!("provider {}: base_url: {e}", settings.name))
-            })?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(ProviderError::Config(format!(
-                    "provider {}: base_url must be http or https",
-                    settings.name
-                )));
-            }
+    /// Builds the adapter `settings.kind` names, with a connection pool of its own.
+    pub fn from_settings(settings: ProviderSettings) -> Result<Self, ProviderError> {
+        if settings.kind == ProviderKind::Mock {
+            return Ok(Self::Mock(Mock::new()));
         }
+        let config = |message: String| {
+            ProviderError::Config(format!("provider {}: base_url: {message}", settings.name))
+        };
+        let url: http::Uri = settings
+            .base()
+            .parse()
+            .map_err(|e| config(format!("{e}")))?;
+        if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
+            return Err(config("must be an http:// or https:// URL".into()));
+        }
+        // A line break or other control character in a key (a secret file read with its
+        // newline): refused here, at start, rather than on every request.
+        if let Some(key) = &settings.api_key
+            && http::HeaderValue::from_str(key).is_err()
+        {
+            return Err(ProviderError::Config(format!(
+                "provider {}: the API key holds characters an HTTP header cannot carry",
+                settings.name
+            )));
+        }
+        let client = HttpClient::new(settings.base(), settings.connect_timeout, &settings.proxy)
+            .map_err(|e| config(e.to_string()))?;
         Ok(match settings.kind {
             ProviderKind::OpenAi => Self::OpenAi(OpenAi::new(settings, client)),
             ProviderKind::Azure => Self::Azure(Azure::new(settings, client)),
@@ -107,15 +118,25 @@ mod tests {
     fn builds_the_adapter_the_kind_names() {
         for kind in ProviderKind::ALL {
             let settings = ProviderSettings::new("p", kind, "http://127.0.0.1:1");
-            let p = AnyProvider::from_settings(settings, reqwest::Client::new()).unwrap();
+            let p = AnyProvider::from_settings(settings).unwrap();
             assert_eq!(p.kind(), kind);
         }
     }
 
     #[test]
+    fn rejects_a_key_no_header_can_carry_and_never_shows_it() {
+        let mut settings =
+            ProviderSettings::new("p", ProviderKind::Anthropic, "http://127.0.0.1:1");
+        settings.api_key = Some("sk-ant-secret\n".into());
+        let err = AnyProvider::from_settings(settings).unwrap_err();
+        assert_eq!(err.code(), "config");
+        assert!(!err.to_string().contains("sk-ant-secret"), "{err}");
+    }
+
+    #[test]
     fn rejects_a_base_url_that_is_not_http() {
         let settings = ProviderSettings::new("p", ProviderKind::OpenAi, "ftp://x");
-        let err = AnyProvider::from_settings(settings, reqwest::Client::new()).unwrap_err();
+        let err = AnyProvider::from_settings(settings).unwrap_err();
         assert_eq!(err.code(), "config");
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ProviderError;
+use crate::client::Proxy;
 
 /// Which wire format an upstream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -33,6 +34,10 @@ pub struct ProviderSettings {
     pub api_key: Option<String>,
     /// Azure's `api-version` query parameter.
     pub api_version: Option<String>,
+    /// Deadline for the TCP connection.
+    pub connect_timeout: Duration,
+    /// Where connections go: by default as the environment's `*_PROXY` variables say.
+    pub proxy: Proxy,
     /// Deadline for the response headers.
     pub first_byte_timeout: Duration,
     /// Deadline between two stream chunks.
@@ -91,7 +96,8 @@ impl FromStr for ProviderKind {
 // === impl ProviderSettings ===
 
 impl ProviderSettings {
-    /// Settings with the default timeouts (60 s to first byte, 60 s between chunks); the
+    /// Settings with the default timeouts (10 s to connect, 60 s to first byte, 60 s between
+    /// chunks), proxies from the environment; the
     /// Responses API is taken to be served by OpenAI and Azure upstreams.
     pub fn new(name: impl Into<String>, kind: ProviderKind, base_url: impl Into<String>) -> Self {
         Self {
@@ -100,6 +106,8 @@ impl ProviderSettings {
             base_url: base_url.into(),
             api_key: None,
             api_version: None,
+            connect_timeout: Duration::from_secs(10),
+            proxy: Proxy::FromEnv,
             first_byte_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             responses_api: matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure),

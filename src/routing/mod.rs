@@ -231,17 +231,8 @@ fn build_upstream(
     if let Some(responses_api) = provider.responses_api {
         settings.responses_api = responses_api;
     }
-    let client = reqwest::Client::builder()
-        .connect_timeout(provider.connect_timeout)
-        // Small SSE chunks must not wait for Nagle's algorithm on the way in either.
-        .tcp_nodelay(true)
-        // An upstream's redirect is an upstream error, not followed: reqwest drops
-        // `Authorization` when a redirect leaves the origin, but not `x-api-key`, `api-key` or
-        // `x-goog-api-key`, which would go to wherever the redirect points.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| fail(format!("cannot build an HTTP client: {e}")))?;
-    let client = AnyProvider::from_settings(settings, client).map_err(|e| fail(e.to_string()))?;
+    settings.connect_timeout = provider.connect_timeout;
+    let client = AnyProvider::from_settings(settings).map_err(|e| fail(e.to_string()))?;
     Ok(Upstream {
         name: provider.name.as_str().into(),
         client,

@@ -13,8 +13,9 @@ pub use native::Forwarded;
 pub use request::{DEFAULT_MAX_TOKENS, to_wire};
 pub use response::{StreamState, finish_reason, from_wire, from_wire_event};
 
+use crate::client::{HttpClient, Response};
 use crate::framing::{self, SseFraming};
-use crate::http::{Upstream, read_body};
+use crate::http::{Credential, Upstream, read_body};
 use crate::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
     ProviderError, ProviderSettings,
@@ -28,19 +29,19 @@ pub struct Anthropic {
     upstream: Upstream,
     /// `/v1/messages`, parsed once; `None` if the base URL does not parse (each call then
     /// reports it).
-    messages_url: Option<reqwest::Url>,
+    messages_url: Option<http::Uri>,
 }
 
 impl Anthropic {
-    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
-        let upstream = Upstream::new(settings, client);
+    pub fn new(settings: ProviderSettings, client: HttpClient) -> Self {
+        let upstream = Upstream::new(settings, client, Credential::Header("x-api-key"));
         Self {
             messages_url: upstream.parsed_url(MESSAGES),
             upstream,
         }
     }
 
-    async fn post(&self, body: &serde_json::Value) -> Result<reqwest::Response, ProviderError> {
+    async fn post(&self, body: &serde_json::Value) -> Result<Response, ProviderError> {
         self.post_to(MESSAGES, body, &[("anthropic-version", API_VERSION)])
             .await
     }
@@ -51,17 +52,12 @@ impl Anthropic {
         path: &str,
         body: &impl serde::Serialize,
         headers: &[(&'static str, &str)],
-    ) -> Result<reqwest::Response, ProviderError> {
-        let auth = self.upstream.key_header("x-api-key", "");
+    ) -> Result<Response, ProviderError> {
         match &self.messages_url {
-            Some(url) if path == MESSAGES => {
-                self.upstream
-                    .post_json(url.clone(), auth, headers, body)
-                    .await
-            }
+            Some(url) if path == MESSAGES => self.upstream.post_json(url, headers, body).await,
             _ => {
                 let url = self.upstream.url(path);
-                self.upstream.post_json(url, auth, headers, body).await
+                self.upstream.post_json(url, headers, body).await
             }
         }
     }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::response::{WireError, WireUsage};
 use super::{API_VERSION, Anthropic};
+use crate::client::Response;
 use crate::framing::{self, Flow, SseEvent, SseFraming, Translate, named_event};
 use crate::http::read_body;
 use crate::messages::{MessageParam, MessagesRequest};
@@ -104,7 +105,7 @@ impl Anthropic {
         model: &str,
         stream: bool,
         forwarded: &Forwarded,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<Response, ProviderError> {
         let wire = Wire {
             model,
             messages: &req.messages,

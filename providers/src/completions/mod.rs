@@ -67,14 +67,9 @@ impl AnyProvider {
         req: &CompletionsRequest,
         model: &str,
     ) -> Result<ChatResponse, ProviderError> {
-        if let Some(Endpoint {
-            upstream,
-            url,
-            auth,
-        }) = self.completions_endpoint(model)
-        {
+        if let Some(Endpoint { upstream, url }) = self.completions_endpoint(model) {
             let wire = wire(req, model, false);
-            return openai::answer(upstream, url, auth, &wire, &req.model, "completion").await;
+            return openai::answer(upstream, url, &wire, &req.model, "completion").await;
         }
         let answer = self.chat(&to_chat(req)?, model).await?;
         Ok(ChatResponse {
@@ -90,13 +85,8 @@ impl AnyProvider {
         req: &CompletionsRequest,
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
-        if let Some(Endpoint {
-            upstream,
-            url,
-            auth,
-        }) = self.completions_endpoint(model)
-        {
-            return openai::chunks(upstream, url, auth, &wire(req, model, true), &req.model).await;
+        if let Some(Endpoint { upstream, url }) = self.completions_endpoint(model) {
+            return openai::chunks(upstream, url, &wire(req, model, true), &req.model).await;
         }
         let chunks = self.chat_stream(&to_chat(req)?, model).await?;
         Ok(to_events(chunks, req.model.clone()))

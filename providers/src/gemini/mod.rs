@@ -14,8 +14,9 @@ pub use response::{StreamState, finish_reason, from_wire, from_wire_event};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::client::{HttpClient, Response};
 use crate::framing::{self, SseFraming};
-use crate::http::{Upstream, read_body, read_json};
+use crate::http::{Credential, Upstream, read_body, read_json};
 use crate::shape::{self, Encoding};
 use crate::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
@@ -28,9 +29,9 @@ pub struct Gemini {
 }
 
 impl Gemini {
-    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
+    pub fn new(settings: ProviderSettings, client: HttpClient) -> Self {
         Self {
-            upstream: Upstream::new(settings, client),
+            upstream: Upstream::new(settings, client, Credential::Header("x-goog-api-key")),
         }
     }
 
@@ -40,9 +41,8 @@ impl Gemini {
             .url(&format!("/v1beta/{}:{method}", model_path(model)))
     }
 
-    async fn post(&self, url: &str, body: &Value) -> Result<reqwest::Response, ProviderError> {
-        let auth = self.upstream.key_header("x-goog-api-key", "");
-        self.upstream.post_json(url, auth, &[], body).await
+    async fn post(&self, url: &str, body: &Value) -> Result<Response, ProviderError> {
+        self.upstream.post_json(url, &[], body).await
     }
 }
 

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::ResponsesRequest;
 use super::answer::WireUsage;
+use crate::client::Response;
 use crate::framing::{self, Flow, SseEvent, SseFraming, Translate, named_event};
 use crate::http::read_body;
 use crate::openai::Endpoint;
@@ -73,7 +74,7 @@ async fn send(
     req: &ResponsesRequest,
     model: &str,
     stream: Option<bool>,
-) -> Result<reqwest::Response, ProviderError> {
+) -> Result<Response, ProviderError> {
     let wire = Wire {
         model,
         input: &req.input,
@@ -81,12 +82,8 @@ async fn send(
         stream,
         extra: &req.extra,
     };
-    let Endpoint {
-        upstream,
-        url,
-        auth,
-    } = endpoint;
-    upstream.post_json(url, auth.clone(), &[], &wire).await
+    let Endpoint { upstream, url } = endpoint;
+    upstream.post_json(url, &[], &wire).await
 }
 
 /// What a whole answer reports; the rest is never parsed.

@@ -33,7 +33,7 @@ pub fn provider(
     settings.first_byte_timeout = Duration::from_secs(5);
     settings.idle_timeout = Duration::from_secs(5);
     tweak(&mut settings);
-    AnyProvider::from_settings(settings, reqwest::Client::new()).unwrap()
+    AnyProvider::from_settings(settings).unwrap()
 }
 
 pub fn request(tools: bool) -> ChatRequest {
@@ -186,6 +186,15 @@ pub async fn chat_text(kind: ProviderKind) {
         .await
         .unwrap();
     assert_sent_upstream(kind, &upstream.request(), Op::Chat);
+    // Built once for a plain-HTTP upstream: one `Host`, with the port.
+    let hosts: Vec<_> = upstream
+        .request()
+        .headers
+        .get_all("host")
+        .iter()
+        .cloned()
+        .collect();
+    assert_eq!(hosts, [upstream.addr().to_string()]);
     let doc: Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(doc["object"], "chat.completion");
     assert_eq!(doc["model"], CLIENT_MODEL);

@@ -7,6 +7,7 @@
 mod cases;
 mod fixtures;
 mod mock_provider;
+mod proxy;
 
 macro_rules! conformance_suite {
     ($($module:ident => $kind:expr),* $(,)?) => {$(
