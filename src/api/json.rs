@@ -40,6 +40,12 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "The request body is empty; send JSON.",
         ));
     }
+    // A well-formed body (nearly every one) is read once, without tracking where the reader is;
+    // only a body that fails is read again to name the path of its problem. Deserialising is
+    // deterministic, so the second reading fails where the first did.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();

@@ -44,9 +44,11 @@ pub enum Credential {
 impl Credential {
     /// A stable identifier for usage records: `jwt:<issuer id>` or `key:<key id>`.
     pub fn id(&self) -> String {
-        match self {
-            Self::Jwt { issuer_id } => format!("jwt:{issuer_id}"),
-            Self::ApiKey { id } => format!("key:{id}"),
-        }
+        // Concatenated rather than `format!`ed: this runs for every request's usage event.
+        let (kind, id) = match self {
+            Self::Jwt { issuer_id } => ("jwt:", &**issuer_id),
+            Self::ApiKey { id } => ("key:", &**id),
+        };
+        [kind, id].concat()
     }
 }

@@ -67,11 +67,11 @@ impl UsageEvent {
         let served = outcome.served_model.as_deref().unwrap_or(&outcome.model);
         let name = |name: &Option<Arc<str>>| name.as_deref().unwrap_or_default().to_owned();
         Self {
-            event_id: uuid::Uuid::now_v7().to_string(),
-            request_id: outcome.request_id.to_string(),
+            event_id: event_id(),
+            request_id: String::from(&*outcome.request_id),
             at: outcome.at,
             tenant_id: principal.tenant_id().to_owned(),
-            subject: principal.subject.to_string(),
+            subject: String::from(&*principal.subject),
             credential_id: principal.credential.id(),
             model: served.to_owned(),
             provider: name(&outcome.provider),
@@ -91,6 +91,15 @@ impl UsageEvent {
     pub fn hour_start(&self) -> Timestamp {
         Timestamp(self.at.0 - self.at.0.rem_euclid(3_600_000))
     }
+}
+
+/// A new event's id, a UUIDv7, written without the formatting machinery (once per request).
+fn event_id() -> String {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::now_v7()
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -119,6 +128,17 @@ mod tests {
     use crate::config::{ModelConfig, PriceConfig};
     use crate::metering::Endpoint;
     use crate::store::{Tenant, TenantStatus, UserRole};
+
+    #[test]
+    fn event_ids_are_lower_case_hyphenated_uuid_v7s_in_order() {
+        let (first, second) = (event_id(), event_id());
+        for id in [&first, &second] {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 7);
+            assert_eq!(*id, parsed.hyphenated().to_string());
+        }
+        assert!(first < second, "{first} then {second}");
+    }
 
     /// A stream `gpt-4o-mini` asked for and its fallback `gpt-4o-mini-b` served.
     fn outcome() -> RequestOutcome {
