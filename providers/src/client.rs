@@ -44,10 +44,9 @@ pub struct HttpClient {
 }
 
 /// Where an [`HttpClient`]'s connections go.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub enum Proxy {
-    /// Straight to the upstream.
-    #[default]
+    /// Straight to the upstream, whatever the environment says.
     None,
     /// As the environment's `*_PROXY` variables say for the upstream's address.
     FromEnv,

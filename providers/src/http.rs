@@ -3,14 +3,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use http::HeaderMap;
-use http::Uri;
 use http::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use http::uri::Scheme;
+use http::{HeaderMap, Uri};
 use http_body_util::BodyExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::client::{HttpClient, Response};
 use crate::error::parse_retry_after;
