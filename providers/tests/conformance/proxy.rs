@@ -1,5 +1,6 @@
 //! An upstream behind an HTTP proxy: the adapter reaches it through the proxy's `CONNECT` tunnel,
-//! with the proxy's credentials, and never around a proxy that is down.
+//! with the proxy's credentials, and never around a proxy that is down or refuses. Once with a
+//! minimal tunnel written here (to see the exact `CONNECT` head), once with Debian's tinyproxy.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -130,5 +131,115 @@ async fn a_proxy_that_is_down_is_a_connect_error_and_never_bypassed() {
         upstream.hits(),
         0,
         "the upstream was reached around the proxy"
+    );
+}
+
+/// Debian's tinyproxy in the foreground, Basic auth on, `CONNECT` allowed to `port` only.
+/// `None` when it is not installed, which only a run outside CI may skip: `.ci/run` installs it.
+struct Tinyproxy {
+    child: std::process::Child,
+    addr: SocketAddr,
+    dir: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Tinyproxy {
+    async fn start(connect_port: u16) -> Option<Self> {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("tollgate-tinyproxy-{}", addr.port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("tinyproxy.log");
+        let config = dir.join("tinyproxy.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Connect\n\
+                 MaxClients 10\nAllow 127.0.0.1\nConnectPort {connect_port}\nBasicAuth ops pr0xy\n",
+                addr.port(),
+                log.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run tinyproxy: apt-get install tinyproxy-bin"
+            );
+            eprintln!("skipping: tinyproxy is not installed (apt-get install tinyproxy-bin)");
+            return None;
+        };
+        for _ in 0..100 {
+            if TcpStream::connect(addr).await.is_ok() {
+                return Some(Self {
+                    child,
+                    addr,
+                    dir,
+                    log,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("tinyproxy did not start on {addr}");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_real_proxy_tunnels_to_the_upstream_and_its_refusal_is_a_connect_error() {
+    let upstream = Upstream::replying(Reply::json(&tollgate_testkit::anthropic::message(
+        &Answer::hello(UPSTREAM_MODEL),
+    )))
+    .await;
+    let Some(proxy) = Tinyproxy::start(upstream.addr().port()).await else {
+        return;
+    };
+    let through = |password: &str| {
+        let url = format!("http://ops:{password}@{}", proxy.addr);
+        provider(ProviderKind::Anthropic, &upstream.root_url(), |settings| {
+            settings.proxy = Proxy::Url(url);
+        })
+    };
+    let refused = through("wrong")
+        .chat(&request(false), UPSTREAM_MODEL)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, ProviderError::Connect(_)), "{refused:?}");
+    assert_eq!(
+        upstream.hits(),
+        0,
+        "the upstream was reached around the proxy"
+    );
+    let answer = through("pr0xy")
+        .chat(&request(false), UPSTREAM_MODEL)
+        .await
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(doc["object"], "chat.completion", "{doc}");
+    assert_eq!(upstream.hits(), 1);
+    let log = proxy.log();
+    assert!(
+        log.contains(&format!("CONNECT {} HTTP/1.1", upstream.addr())),
+        "{log}"
     );
 }
